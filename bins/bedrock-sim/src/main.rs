@@ -1,0 +1,119 @@
+//! `bedrock-sim`: a local AWS Bedrock Runtime emulator that speaks the real AWS wire protocol.
+//!
+//! Point an AWS SDK at it (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://127.0.0.1:8001`, any static
+//! credentials) and it answers Converse, ConverseStream, InvokeModel(-WithResponseStream),
+//! CountTokens, ListFoundationModels and ListInferenceProfiles with deterministic, scriptable replies.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+const AFTER_HELP: &str = "\
+SCRIPTING
+  Directives script a reply: `key` or `key=value` words. Sources, later overriding earlier:
+  --defaults, per-model [[rule]] tables in --config, the `x-bedrock-sim` request header, and a
+  marker `[sim ...]` in the last user message (the one that reaches the emulator through a proxy).
+
+  reply='text'        reply with this text       words=N          reply with N words
+  tool | tool=NAME    call the first/named tool  tools=N          N parallel tool calls
+  input='{...}'       tool input JSON            thinking         a signed reasoning block first
+  redacted            a redacted reasoning block stop=REASON      force the stop reason
+  cache_read=N        cache read tokens          cache_write=N    cache write tokens
+  error=KIND          fail with an HTTP error    stream_error=KIND after=N   exception after N events
+  ttfb_ms=N           delay before the response  delay_ms=N       delay between stream events
+
+  KIND: validation access_denied not_found throttling quota not_ready timeout model_error internal
+        unavailable model_stream_error
+
+  Example: curl ... -d '{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"hi [sim tool thinking]\"}]}]}'
+
+CONTROL ENDPOINTS
+  GET /_sim/requests   what was received (operation, model id, headers, body, status)
+  POST /_sim/reset     forget it
+  GET /_sim/health     200
+
+CONFIG FILE (TOML)
+  region = \"us-east-1\"
+  defaults = \"delay_ms=2\"
+  record_limit = 1000
+  [[rule]]
+  model = \"qwen.*\"
+  directives = \"words=200 delay_ms=5\"
+  [[model]]
+  id = \"acme.model-v1:0\"
+  name = \"Acme Model\"
+  provider = \"Acme\"
+  on_demand = true
+  geos = [\"us\"]
+";
+
+/// A local AWS Bedrock Runtime emulator that speaks the real AWS wire protocol.
+#[derive(Debug, Parser)]
+#[command(name = "bedrock-sim", version, after_help = AFTER_HELP)]
+struct Args {
+    /// Address to listen on (port 0 picks a free one; the address served is printed).
+    #[arg(long, env = "BEDROCK_SIM_LISTEN", default_value = "127.0.0.1:8001")]
+    listen: String,
+    /// TOML config file: region, defaults, per-model rules, extra models, record limit.
+    #[arg(long, env = "BEDROCK_SIM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directives applied to every request (e.g. "words=200 delay_ms=5").
+    #[arg(long, env = "BEDROCK_SIM_DEFAULTS")]
+    defaults: Option<String>,
+    /// Region used in ARNs.
+    #[arg(long, env = "BEDROCK_SIM_REGION")]
+    region: Option<String>,
+    /// How many received requests /_sim/requests keeps (0 keeps none, for benchmarks).
+    #[arg(long, env = "BEDROCK_SIM_RECORD_LIMIT")]
+    record_limit: Option<usize>,
+    /// Log filter (error, warn, info, debug, trace).
+    #[arg(long, env = "LOG_LEVEL", default_value = "warn")]
+    log_level: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level).context("--log-level / LOG_LEVEL")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("--config: cannot read {}", path.display()))?;
+            bedrock_sim::Config::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?
+        }
+        None => bedrock_sim::Config::default(),
+    };
+    if let Some(d) = args.defaults {
+        config.defaults = d;
+    }
+    if let Some(r) = args.region {
+        config.region = r;
+    }
+    if let Some(n) = args.record_limit {
+        config.record_limit = n;
+    }
+    config.check().map_err(|e| anyhow::anyhow!("--defaults / --config: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("--listen: cannot bind {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "bedrock-sim listening on http://{addr}")?;
+        out.flush()?;
+    }
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+    };
+    bedrock_sim::run(listener, bedrock_sim::Sim::new(config), shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `bedrock-sim`: a local stand-in for AWS Bedrock Runtime (and the two control-plane listings the
+//! gateway needs) that speaks the real AWS wire protocol, so that the official AWS SDKs cannot tell it
+//! from the real service.
+//!
+//! It serves our tests, our benchmarks, the README demo, and anyone who wants to try an Anthropic
+//! client against Bedrock without an AWS bill. It is not a model: every answer is deterministic and
+//! scripted (see [Behaviour](#behaviour)).
+//!
+//! # Operations
+//!
+//! | Operation | Request |
+//! |---|---|
+//! | Converse | `POST /model/{modelId}/converse` |
+//! | ConverseStream | `POST /model/{modelId}/converse-stream` (binary `application/vnd.amazon.eventstream`) |
+//! | InvokeModel | `POST /model/{modelId}/invoke` (native Anthropic body, Claude ids only) |
+//! | InvokeModelWithResponseStream | `POST /model/{modelId}/invoke-with-response-stream` (`chunk` events) |
+//! | CountTokens | `POST /model/{modelId}/count-tokens` (`input.converse` or `input.invokeModel`) |
+//! | ListFoundationModels | `GET /foundation-models` (`byProvider`, `byOutputModality`, `byInferenceType`) |
+//! | GetFoundationModel | `GET /foundation-models/{modelId}` |
+//! | ListInferenceProfiles | `GET /inference-profiles` (`maxResults`, `nextToken`, `type`) |
+//! | GetInferenceProfile | `GET /inference-profiles/{profileId}` |
+//!
+//! `modelId` arrives percent-encoded (`%3A` for `:`, `%2F` inside ARNs) and may be a foundation-model
+//! id, a cross-region inference profile id (`us.`, `eu.`, `apac.`, `jp.`, `global.`, ...) or an ARN of
+//! either. As on Bedrock, Claude 4 models are served only through an inference profile (a bare id gets
+//! the "on-demand throughput isn't supported" ValidationException), and CountTokens takes only a bare
+//! foundation-model id.
+//!
+//! Every request must carry SigV4 (`Authorization: AWS4-HMAC-SHA256 Credential=.../bedrock/aws4_request,
+//! SignedHeaders=..., Signature=...` with `x-amz-date`) or a Bedrock API key (`Authorization: Bearer ...`);
+//! otherwise it gets a 403 `MissingAuthenticationTokenException`. The signature itself is not
+//! verified: the emulator knows no secret keys.
+//!
+//! # Validation
+//!
+//! Requests are checked against the Bedrock request shapes and rejected with a 400
+//! `ValidationException` (message in the style of Bedrock's own) where Bedrock rejects them: unknown or
+//! missing fields, wrong types, out-of-range values, unions with not exactly one member, blank text
+//! blocks, `toolUse`/`toolResult` blocks without a `toolConfig`, a `cachePoint` inside a `toolResult`,
+//! more than 4 cache points, tool results that answer no tool use of the previous turn, a conversation
+//! that does not start with a user turn or does not alternate, and, for Claude, thinking blocks whose
+//! signature was not issued by this emulator for exactly that text (so a proxy that edits or drops a
+//! signature is caught). A native Claude body must have `anthropic_version`, must not carry `model` or
+//! `stream`, top-level `cache_control` or unknown keys, and may only name known `anthropic_beta` flags.
+//!
+//! # Behaviour
+//!
+//! By default the reply is one text block, `Hello from bedrock-sim. You said: <the last user text>`,
+//! with `end_turn`. Everything else is asked for with *directives*, `key` or `key=value` words (values
+//! may be quoted with `'` or `"`), which come from four places, later ones overriding earlier ones:
+//!
+//! 1. `--defaults "words=200 delay_ms=5"`: for every request;
+//! 2. the config file (`--config sim.toml`), per model: `[[rule]]` tables with `model` (an exact id or a
+//!    prefix ending in `*`) and `directives`;
+//! 3. the request header `x-bedrock-sim: tool thinking`;
+//! 4. a marker `[sim tool thinking]` in any text of the last user message (the marker is removed from
+//!    the echoed text). This is the one that reaches the emulator through a proxy.
+//!
+//! | directive | effect |
+//! |---|---|
+//! | `reply='text'` | reply with this text instead of the echo |
+//! | `words=N` | reply with N deterministic words (the output length knob) |
+//! | `tool` / `tool=NAME` | call the first offered tool (or NAME) with an input built from its schema |
+//! | `tools=N` | N parallel tool calls, cycling over the offered tools |
+//! | `input='{"k":1}'` | the input of the tool calls, instead of the built one |
+//! | `thinking` | a reasoning block first (with a signature for Claude) |
+//! | `redacted` | a redacted reasoning block first |
+//! | `stop=REASON` | the stop reason (`end_turn`, `max_tokens`, `stop_sequence`, `tool_use`, `guardrail_intervened`, `content_filtered`, `model_context_window_exceeded`, ...) |
+//! | `cache_read=N`, `cache_write=N` | cache token usage (taken out of the uncached input count) |
+//! | `error=KIND` | fail the call with an HTTP error, see below |
+//! | `stream_error=KIND` `after=N` | streams only: an exception frame after N events (default 2) |
+//! | `ttfb_ms=N` | wait N ms before the response (before the first event of a stream) |
+//! | `delay_ms=N` | wait N ms between stream events |
+//!
+//! A reply longer than `maxTokens` / `max_tokens` words is cut there with `max_tokens`; a reply that
+//! contains one of the request's stop sequences is cut before it with `stop_sequence` (and Converse
+//! returns the sequence in `additionalModelResponseFields.stop_sequence` when the request asked for the
+//! path `/stop_sequence`). Input tokens are estimated as one per 4 bytes of the request's text and JSON
+//! (the same figure CountTokens returns); output tokens are one per streamed piece.
+//!
+//! Error kinds (`error=` and `stream_error=`): `validation` (400 ValidationException), `access_denied`
+//! (403), `not_found` (404 ResourceNotFoundException), `throttling` (429 ThrottlingException),
+//! `quota` (400 ServiceQuotaExceededException), `not_ready` (429 ModelNotReadyException), `timeout`
+//! (408 ModelTimeoutException), `model_error` (424 ModelErrorException), `internal` (500
+//! InternalServerException), `unavailable` (503 ServiceUnavailableException), and for streams also
+//! `model_stream_error` (modelStreamErrorException). Error responses carry `x-amzn-ErrorType`,
+//! `x-amzn-RequestId` and a JSON `message`, as AWS sends them.
+//!
+//! # Control endpoints
+//!
+//! Outside the AWS paths, under `/_sim/`: `GET /_sim/requests` lists what the emulator received
+//! (operation, decoded model id, headers, JSON body, status), oldest first, bounded by
+//! `--record-limit`; `POST /_sim/reset` forgets them; `GET /_sim/health` answers 200.
+//!
+//! # Throughput
+//!
+//! Measured with `wrk` (2 threads, 64 connections, loopback, 2-core machine) on a small Converse
+//! request: see `docs/BENCHMARKS.md` for the figure and how it was taken.
+
+#![doc(html_no_source)]
+
+pub mod catalog;
+pub mod directives;
+pub mod eventstream;
+mod generate;
+mod server;
+pub mod validate;
+
+pub use server::{Config, ModelRule, Sim, run};

@@ -1,0 +1,701 @@
+//! The HTTP side: routing AWS paths to operations, auth, errors as AWS sends them, event streams,
+//! request recording and the control endpoints.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::catalog::{Catalog, Model, ResolveError};
+use crate::directives::{Directives, ErrorKind, extract_markers};
+use crate::eventstream::{event_frame, exception_frame};
+use crate::generate::{Format, Plan, Request as PlanRequest, b64, estimate_input_tokens, last_user_texts, unique_hex};
+use crate::validate::{self, CountInput};
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Largest request body accepted (Bedrock's InvokeModel limit is 25,000,000 bytes).
+const MAX_BODY: usize = 25_000_000;
+
+/// A per-model rule of the config file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelRule {
+    /// An exact model id, or a prefix ending in `*`.
+    pub model: String,
+    /// Directives applied to requests for matching models.
+    pub directives: String,
+}
+
+impl ModelRule {
+    fn matches(&self, model_id: &str) -> bool {
+        match self.model.strip_suffix('*') {
+            Some(prefix) => model_id.starts_with(prefix),
+            None => self.model == model_id,
+        }
+    }
+}
+
+/// The emulator's settings (flags, or the TOML config file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Region used in ARNs.
+    pub region: String,
+    /// Directives for every request.
+    pub defaults: String,
+    /// Per-model directives.
+    #[serde(rename = "rule")]
+    pub rules: Vec<ModelRule>,
+    /// Models added to (or replacing) the built-in catalog.
+    #[serde(rename = "model")]
+    pub models: Vec<Model>,
+    /// How many received requests `/_sim/requests` keeps (oldest dropped first); 0 keeps none.
+    pub record_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            region: "us-east-1".into(),
+            defaults: String::new(),
+            rules: Vec::new(),
+            models: Vec::new(),
+            record_limit: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML config file's text.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks that every directive in the config parses.
+    pub fn check(&self) -> Result<(), String> {
+        let mut d = Directives::default();
+        d.apply(&self.defaults).map_err(|e| format!("defaults: {e}"))?;
+        for r in &self.rules {
+            d.apply(&r.directives).map_err(|e| format!("rule for {}: {e}", r.model))?;
+        }
+        Ok(())
+    }
+}
+
+/// A running emulator's shared state.
+#[derive(Debug)]
+pub struct Sim {
+    config: Config,
+    catalog: Catalog,
+    recorded: Mutex<VecDeque<Value>>,
+}
+
+impl Sim {
+    /// Builds the emulator state from a checked config.
+    pub fn new(config: Config) -> Arc<Sim> {
+        let catalog = Catalog::new(config.models.clone(), &config.region);
+        Arc::new(Sim { config, catalog, recorded: Mutex::new(VecDeque::new()) })
+    }
+
+    fn record(&self, entry: Value) {
+        if self.config.record_limit == 0 {
+            return;
+        }
+        let mut rec = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        while rec.len() >= self.config.record_limit {
+            rec.pop_front();
+        }
+        rec.push_back(entry);
+    }
+}
+
+/// Serves the emulator on `listener` until `shutdown` completes, then drains open connections.
+pub async fn run(listener: TcpListener, sim: Arc<Sim>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let sim = sim.clone();
+                let service = service_fn(move |req| {
+                    let sim = sim.clone();
+                    async move { Ok::<_, Infallible>(handle(sim, req).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+    }
+    Ok(())
+}
+
+fn full(body: impl Into<Bytes>) -> Body {
+    BodyExt::boxed_unsync(Full::new(body.into()))
+}
+
+fn request_id() -> String {
+    let h = unique_hex(32);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+fn json_response(status: u16, body: &Value, rid: &str) -> Response<Body> {
+    let mut resp = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// An error as AWS rest-json services send it.
+#[derive(Debug)]
+struct AwsError {
+    status: u16,
+    code: &'static str,
+    message: String,
+    extra: Option<Value>,
+}
+
+impl AwsError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        AwsError { status, code, message: message.into(), extra: None }
+    }
+    fn validation(message: impl Into<String>) -> Self {
+        Self::new(400, "ValidationException", message)
+    }
+    fn from_kind(kind: ErrorKind) -> Self {
+        let mut e = Self::new(kind.status(), kind.code(), kind.message());
+        if matches!(kind, ErrorKind::ModelError | ErrorKind::ModelStreamError) {
+            e.extra = Some(json!({ "originalStatusCode": 500, "originalMessage": "bedrock-sim: model failure requested by directive", "resourceName": "bedrock-sim" }));
+        }
+        e
+    }
+    fn into_response(self, rid: &str) -> Response<Body> {
+        let mut body = json!({ "message": self.message });
+        if let Some(Value::Object(extra)) = self.extra {
+            for (k, v) in extra {
+                body[k] = v;
+            }
+        }
+        let mut resp = json_response(self.status, &body, rid);
+        let value = format!("{}:http://internal.amazon.com/coral/com.amazon.bedrock/", self.code);
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert("x-amzn-errortype", v);
+        }
+        resp
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+    q.unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                percent_decode(k).unwrap_or_else(|| k.to_owned()),
+                percent_decode(&v.replace('+', " ")).unwrap_or_else(|| v.to_owned()),
+            )
+        })
+        .collect()
+}
+
+/// SigV4 or Bearer must be present and well-formed; the signature is not verified.
+fn check_auth(headers: &http::HeaderMap) -> Result<(), AwsError> {
+    let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Err(AwsError::new(403, "MissingAuthenticationTokenException", "Missing Authentication Token"));
+    };
+    if let Some(token) = auth.strip_prefix("Bearer ") {
+        if token.trim().is_empty() {
+            return Err(AwsError::new(403, "UnrecognizedClientException", "The security token included in the request is invalid."));
+        }
+        return Ok(());
+    }
+    let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else {
+        return Err(AwsError::new(403, "IncompleteSignatureException", "Unsupported Authorization Type"));
+    };
+    let part = |name: &str| {
+        rest.split(',').map(str::trim).find_map(|p| p.strip_prefix(name)).map(str::to_owned)
+    };
+    let (Some(credential), Some(_), Some(_)) = (part("Credential="), part("SignedHeaders="), part("Signature=")) else {
+        return Err(AwsError::new(403, "IncompleteSignatureException", format!("Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters. Authorization={auth}")));
+    };
+    if headers.get("x-amz-date").is_none() && headers.get(header::DATE).is_none() {
+        return Err(AwsError::new(403, "IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."));
+    }
+    // Credential=AKID/yyyymmdd/region/service/aws4_request
+    let scope: Vec<&str> = credential.split('/').collect();
+    if scope.len() != 5 || scope[4] != "aws4_request" {
+        return Err(AwsError::new(403, "IncompleteSignatureException", format!("Credential is malformed: {credential}")));
+    }
+    if scope[3] != "bedrock" {
+        return Err(AwsError::new(403, "InvalidSignatureException", "Credential should be scoped to correct service: 'bedrock'. "));
+    }
+    Ok(())
+}
+
+fn headers_json(headers: &http::HeaderMap) -> Value {
+    let mut map = serde_json::Map::new();
+    for (name, value) in headers {
+        map.insert(name.as_str().to_owned(), Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()));
+    }
+    Value::Object(map)
+}
+
+/// What a request was, for the recording.
+struct Received {
+    operation: &'static str,
+    model_id: Option<String>,
+    method: String,
+    path: String,
+    query: String,
+    headers: Value,
+    body: Value,
+}
+
+async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let rid = request_id();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+
+    if let Some(control) = path.strip_prefix("/_sim/") {
+        return control_endpoint(&sim, &parts.method, control, &rid);
+    }
+
+    let raw = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return AwsError::validation(format!("Input is too long for requested model (more than {MAX_BODY} bytes)."))
+                .into_response(&rid);
+        }
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (operation, model_id) = match (&parts.method, segments.as_slice()) {
+        (&Method::POST, ["model", id, op]) => {
+            let op = match *op {
+                "converse" => "Converse",
+                "converse-stream" => "ConverseStream",
+                "invoke" => "InvokeModel",
+                "invoke-with-response-stream" => "InvokeModelWithResponseStream",
+                "count-tokens" => "CountTokens",
+                _ => "Unknown",
+            };
+            (op, percent_decode(id))
+        }
+        (&Method::GET, ["foundation-models"]) => ("ListFoundationModels", None),
+        (&Method::GET, ["foundation-models", id]) => ("GetFoundationModel", percent_decode(id)),
+        (&Method::GET, ["inference-profiles"]) => ("ListInferenceProfiles", None),
+        (&Method::GET, ["inference-profiles", id]) => ("GetInferenceProfile", percent_decode(id)),
+        _ => ("Unknown", None),
+    };
+    let body_json: Result<Value, _> = if raw.is_empty() { Ok(Value::Null) } else { serde_json::from_slice(&raw) };
+    let received = Received {
+        operation,
+        model_id: model_id.clone(),
+        method: parts.method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        headers: headers_json(&parts.headers),
+        body: match &body_json {
+            Ok(v) => v.clone(),
+            Err(_) => Value::String(String::from_utf8_lossy(&raw).into_owned()),
+        },
+    };
+
+    let result = match check_auth(&parts.headers) {
+        Err(e) => Err(e),
+        Ok(()) => {
+            dispatch(&sim, operation, model_id.as_deref(), &parts.headers, &parse_query(Some(&query)), body_json, &raw, started, &rid)
+                .await
+        }
+    };
+    let response = match result {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(&rid),
+    };
+    let error_code = response
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(':').next())
+        .map(str::to_owned);
+    sim.record(json!({
+        "request_id": rid,
+        "operation": received.operation,
+        "model_id": received.model_id,
+        "method": received.method,
+        "path": received.path,
+        "query": received.query,
+        "headers": received.headers,
+        "body": received.body,
+        "status": response.status().as_u16(),
+        "error": error_code,
+    }));
+    response
+}
+
+fn control_endpoint(sim: &Sim, method: &Method, what: &str, rid: &str) -> Response<Body> {
+    match (method, what) {
+        (&Method::GET, "requests") => {
+            let rec = sim.recorded.lock().unwrap_or_else(|e| e.into_inner());
+            json_response(200, &Value::Array(rec.iter().cloned().collect()), rid)
+        }
+        (&Method::POST, "reset") => {
+            sim.recorded.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            json_response(200, &json!({ "reset": true }), rid)
+        }
+        (&Method::GET, "health") => json_response(200, &json!({ "status": "ok" }), rid),
+        _ => json_response(404, &json!({ "message": format!("no control endpoint {method} /_sim/{what}") }), rid),
+    }
+}
+
+/// Directives for one request: defaults, per-model rules, the header, then markers in the text.
+fn directives_for(sim: &Sim, model_id: &str, headers: &http::HeaderMap, markers: &[String]) -> Result<Directives, AwsError> {
+    let mut d = Directives::default();
+    let bad = |e: crate::directives::BadDirective| AwsError::validation(e.to_string());
+    d.apply(&sim.config.defaults).map_err(bad)?;
+    for rule in sim.config.rules.iter().filter(|r| r.matches(model_id)) {
+        d.apply(&rule.directives).map_err(bad)?;
+    }
+    if let Some(h) = headers.get("x-bedrock-sim").and_then(|v| v.to_str().ok()) {
+        d.apply(h).map_err(bad)?;
+    }
+    for m in markers {
+        d.apply(m).map_err(bad)?;
+    }
+    Ok(d)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dispatch(
+    sim: &Sim,
+    operation: &'static str,
+    model_id: Option<&str>,
+    headers: &http::HeaderMap,
+    query: &[(String, String)],
+    body: Result<Value, serde_json::Error>,
+    raw: &Bytes,
+    started: Instant,
+    rid: &str,
+) -> Result<Response<Body>, AwsError> {
+    let catalog = &sim.catalog;
+    match operation {
+        "ListFoundationModels" => return Ok(json_response(200, &catalog.list_foundation_models(query), rid)),
+        "GetFoundationModel" => {
+            return catalog
+                .get_foundation_model(model_id.unwrap_or_default())
+                .map(|v| json_response(200, &v, rid))
+                .ok_or_else(|| AwsError::new(404, "ResourceNotFoundException", "The specified model identifier is not found."));
+        }
+        "ListInferenceProfiles" => {
+            return catalog
+                .list_inference_profiles(query)
+                .map(|v| json_response(200, &v, rid))
+                .map_err(AwsError::validation);
+        }
+        "GetInferenceProfile" => {
+            return catalog
+                .get_inference_profile(model_id.unwrap_or_default())
+                .map(|v| json_response(200, &v, rid))
+                .ok_or_else(|| AwsError::new(404, "ResourceNotFoundException", "Inference profile not found."));
+        }
+        "Unknown" => return Err(AwsError::new(404, "UnknownOperationException", "The requested operation is not recognized by the service.")),
+        _ => {}
+    }
+    let model_id = model_id.ok_or_else(|| AwsError::validation("The provided model identifier is invalid."))?;
+    let body = body.map_err(|e| {
+        AwsError::new(400, "SerializationException", format!("Malformed request body: {e} (at {} bytes)", raw.len()))
+    })?;
+    if operation == "CountTokens" {
+        return count_tokens(sim, model_id, &body, rid);
+    }
+    let model = match catalog.resolve(model_id) {
+        Ok(r) => r.model,
+        Err(ResolveError::Invalid) => return Err(AwsError::validation("The provided model identifier is invalid.")),
+        Err(ResolveError::OnDemandNotSupported(id)) => {
+            return Err(AwsError::validation(format!(
+                "Invocation of model ID {id} with on-demand throughput isn\u{2019}t supported. Retry your request with the ID or ARN of an inference profile that contains this model."
+            )));
+        }
+    };
+    let format = match operation {
+        "Converse" | "ConverseStream" => Format::Converse,
+        _ => Format::Native,
+    };
+    match format {
+        Format::Converse => validate::converse(&body, model),
+        Format::Native if !model.is_claude() => {
+            return Err(AwsError::validation(format!(
+                "bedrock-sim serves InvokeModel only with the Anthropic body of Claude models; use Converse for {}.",
+                model.id
+            )));
+        }
+        Format::Native => validate::native(&body, model),
+    }
+    .map_err(|e| AwsError::validation(e.0))?;
+
+    let (own, tool_results) = last_user_texts(&body, format);
+    let mut markers = Vec::new();
+    let mut said = Vec::new();
+    for text in &own {
+        let (found, cleaned) = extract_markers(text);
+        markers.extend(found);
+        if !cleaned.is_empty() {
+            said.push(cleaned);
+        }
+    }
+    for text in &tool_results {
+        markers.extend(extract_markers(text).0);
+    }
+    let directives = directives_for(sim, model_id, headers, &markers)?;
+    if let Some(kind) = directives.error {
+        if let Some(wait) = directives.ttfb {
+            tokio::time::sleep(wait).await;
+        }
+        return Err(AwsError::from_kind(kind));
+    }
+    let plan = Plan::new(&PlanRequest {
+        body: &body,
+        format,
+        model,
+        directives: &directives,
+        // The last text block is what the user typed; earlier ones are often injected context.
+        said: said.last().cloned().unwrap_or_default(),
+        tool_results: tool_results.iter().map(|t| extract_markers(t).1).collect(),
+    });
+    match operation {
+        "Converse" => {
+            if let Some(wait) = directives.ttfb {
+                tokio::time::sleep(wait).await;
+            }
+            Ok(json_response(200, &plan.converse_response(started.elapsed().as_millis() as u64), rid))
+        }
+        "InvokeModel" => {
+            if let Some(wait) = directives.ttfb {
+                tokio::time::sleep(wait).await;
+            }
+            let mut resp = json_response(200, &plan.native_response(), rid);
+            let h = resp.headers_mut();
+            let latency = started.elapsed().as_millis().to_string();
+            for (name, value) in [
+                ("x-amzn-bedrock-input-token-count", plan.input_tokens.to_string()),
+                ("x-amzn-bedrock-output-token-count", plan.output_tokens.to_string()),
+                ("x-amzn-bedrock-invocation-latency", latency),
+                ("x-amzn-bedrock-cache-read-input-token-count", plan.cache_read.to_string()),
+                ("x-amzn-bedrock-cache-write-input-token-count", plan.cache_write.to_string()),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    h.insert(name, v);
+                }
+            }
+            Ok(resp)
+        }
+        "ConverseStream" => Ok(stream_response(converse_frames(&plan), &directives, started, rid, false)),
+        _ => Ok(stream_response(native_frames(&plan), &directives, started, rid, true)),
+    }
+}
+
+fn count_tokens(sim: &Sim, model_id: &str, body: &Value, rid: &str) -> Result<Response<Body>, AwsError> {
+    let bare = model_id.rsplit_once("foundation-model/").map(|(_, id)| id).unwrap_or(model_id);
+    let Some(model) = sim.catalog.models().iter().find(|m| m.id == bare) else {
+        if sim.catalog.resolve(model_id).is_ok() {
+            return Err(AwsError::validation("The provided model doesn't support counting tokens."));
+        }
+        return Err(AwsError::validation("The provided model identifier is invalid."));
+    };
+    if !model.is_claude() {
+        return Err(AwsError::validation("The provided model doesn't support counting tokens."));
+    }
+    let input = validate::count_tokens(body, model).map_err(|e| AwsError::validation(e.0))?;
+    let tokens = match &input {
+        CountInput::Converse(conv) => estimate_input_tokens(conv, Format::Converse),
+        CountInput::Native(native) => estimate_input_tokens(native, Format::Native),
+    };
+    Ok(json_response(200, &json!({ "inputTokens": tokens }), rid))
+}
+
+/// A stream event before framing: the frame builder gets the measured latencies when it is sent.
+enum StreamEvent {
+    Converse(&'static str, Value),
+    Native(Value),
+}
+
+fn converse_frames(plan: &Plan) -> Vec<StreamEvent> {
+    plan.converse_events().into_iter().map(|(t, v)| StreamEvent::Converse(t, v)).collect()
+}
+
+fn native_frames(plan: &Plan) -> Vec<StreamEvent> {
+    plan.native_events().into_iter().map(StreamEvent::Native).collect()
+}
+
+/// Bedrock pads stream payloads with a `p` field of varying length so sizes leak nothing; clients
+/// must ignore it.
+fn padding(n: usize) -> &'static str {
+    const PAD: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    &PAD[..(n * 7) % PAD.len() + 1]
+}
+
+fn render(event: StreamEvent, n: usize, started: Instant, first_byte_ms: u64) -> Bytes {
+    match event {
+        StreamEvent::Converse(kind, mut payload) => {
+            if kind == "metadata" {
+                payload["metrics"]["latencyMs"] = json!(started.elapsed().as_millis() as u64);
+            }
+            payload["p"] = json!(padding(n));
+            event_frame(kind, &serde_json::to_vec(&payload).unwrap_or_default())
+        }
+        StreamEvent::Native(mut payload) => {
+            if let Some(m) = payload.get_mut("amazon-bedrock-invocationMetrics") {
+                m["invocationLatency"] = json!(started.elapsed().as_millis() as u64);
+                m["firstByteLatency"] = json!(first_byte_ms);
+            }
+            let inner = serde_json::to_string(&payload).unwrap_or_default();
+            let chunk = json!({ "bytes": b64(&inner), "p": padding(n) });
+            event_frame("chunk", &serde_json::to_vec(&chunk).unwrap_or_default())
+        }
+    }
+}
+
+fn stream_response(events: Vec<StreamEvent>, d: &Directives, started: Instant, rid: &str, native: bool) -> Response<Body> {
+    let ttfb = d.ttfb;
+    let delay = d.delay;
+    let failure = d.stream_error.map(|k| (k, d.after.unwrap_or(2)));
+    let frames = async_stream::stream! {
+        if let Some(wait) = ttfb {
+            tokio::time::sleep(wait).await;
+        }
+        let mut first_byte_ms = None;
+        for (n, event) in events.into_iter().enumerate() {
+            if let Some((kind, after)) = failure && n == after {
+                let mut payload = json!({ "message": kind.message() });
+                if kind == ErrorKind::ModelStreamError {
+                    payload["originalStatusCode"] = json!(500);
+                    payload["originalMessage"] = json!("bedrock-sim: stream failure requested by directive");
+                }
+                let frame = exception_frame(&kind.stream_member(), &serde_json::to_vec(&payload).unwrap_or_default());
+                yield Ok::<_, Infallible>(Frame::data(frame));
+                return;
+            }
+            if n > 0 && let Some(wait) = delay {
+                tokio::time::sleep(wait).await;
+            }
+            let fb = *first_byte_ms.get_or_insert(started.elapsed().as_millis() as u64);
+            yield Ok(Frame::data(render(event, n, started, fb)));
+        }
+    };
+    let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.amazon.eventstream"));
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        h.insert("x-amzn-requestid", v);
+    }
+    if native {
+        h.insert("x-amzn-bedrock-content-type", HeaderValue::from_static("application/json"));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_percent_encoded_model_ids() {
+        assert_eq!(percent_decode("anthropic.claude-3-haiku-20240307-v1%3A0").unwrap(), "anthropic.claude-3-haiku-20240307-v1:0");
+        assert_eq!(
+            percent_decode("arn%3Aaws%3Abedrock%3Aus-east-1%3A%3Afoundation-model%2Fx").unwrap(),
+            "arn:aws:bedrock:us-east-1::foundation-model/x"
+        );
+        assert!(percent_decode("bad%zz").is_none());
+    }
+
+    #[test]
+    fn auth_rules() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(check_auth(&h).unwrap_err().code, "MissingAuthenticationTokenException");
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert!(check_auth(&h).is_ok());
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"),
+        );
+        assert_eq!(check_auth(&h).unwrap_err().code, "IncompleteSignatureException");
+        h.insert("x-amz-date", HeaderValue::from_static("20260101T000000Z"));
+        assert!(check_auth(&h).is_ok());
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock-runtime/aws4_request, SignedHeaders=host, Signature=abc"),
+        );
+        assert_eq!(check_auth(&h).unwrap_err().code, "InvalidSignatureException");
+    }
+
+    #[test]
+    fn config_file_parses_and_checks_directives() {
+        let c = Config::from_toml(
+            "defaults = \"delay_ms=1\"\n[[rule]]\nmodel = \"qwen.*\"\ndirectives = \"words=5\"\n[[model]]\nid = \"acme.model-v1:0\"\nname = \"Acme\"\nprovider = \"Acme\"\non_demand = true\n",
+        )
+        .unwrap();
+        assert!(c.rules[0].matches("qwen.qwen3-32b-v1:0"));
+        assert!(!c.rules[0].matches("anthropic.x"));
+        assert_eq!(c.models[0].id, "acme.model-v1:0");
+        assert!(Config::from_toml("defaults = \"bogus\"").unwrap_err().contains("bogus"));
+        assert!(Config::from_toml("unknown = 1").is_err());
+    }
+}
