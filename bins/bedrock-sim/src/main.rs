@@ -77,12 +77,16 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level).context("--log-level / LOG_LEVEL")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .context("--log-level / LOG_LEVEL")?,
+        )
         .with_writer(std::io::stderr)
         .init();
     let mut config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("--config: cannot read {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--config: cannot read {}", path.display()))?;
             bedrock_sim::Config::from_toml(&text)
                 .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?
         }
@@ -97,7 +101,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(n) = args.record_limit {
         config.record_limit = n;
     }
-    config.check().map_err(|e| anyhow::anyhow!("--defaults / --config: {e}"))?;
+    config
+        .check()
+        .map_err(|e| anyhow::anyhow!("--defaults / --config: {e}"))?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("--listen: cannot bind {}", args.listen))?;
@@ -108,7 +114,8 @@ async fn main() -> anyhow::Result<()> {
         out.flush()?;
     }
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}

@@ -39,18 +39,32 @@ impl Model {
     pub fn anthropic_name(&self) -> String {
         let bare = self.id.trim_start_matches("anthropic.");
         let bare = bare.split(':').next().unwrap_or(bare);
-        bare.strip_suffix("-v1").or_else(|| bare.strip_suffix("-v2")).unwrap_or(bare).to_owned()
+        bare.strip_suffix("-v1")
+            .or_else(|| bare.strip_suffix("-v2"))
+            .unwrap_or(bare)
+            .to_owned()
     }
 }
 
-fn model(id: &str, name: &str, provider: &str, on_demand: bool, geos: &[&str], image: bool) -> Model {
+fn model(
+    id: &str,
+    name: &str,
+    provider: &str,
+    on_demand: bool,
+    geos: &[&str],
+    image: bool,
+) -> Model {
     Model {
         id: id.into(),
         name: name.into(),
         provider: provider.into(),
         on_demand,
         geos: geos.iter().map(|g| (*g).to_owned()).collect(),
-        input_modalities: if image { vec!["TEXT".into(), "IMAGE".into()] } else { text_only() },
+        input_modalities: if image {
+            vec!["TEXT".into(), "IMAGE".into()]
+        } else {
+            text_only()
+        },
     }
 }
 
@@ -58,29 +72,190 @@ fn model(id: &str, name: &str, provider: &str, on_demand: bool, geos: &[&str], i
 pub fn builtin_models() -> Vec<Model> {
     let all = &["us", "eu", "apac", "jp", "global"];
     vec![
-        model("anthropic.claude-opus-4-6-v1", "Claude Opus 4.6", "Anthropic", false, &["us", "eu", "global"], true),
-        model("anthropic.claude-sonnet-4-6", "Claude Sonnet 4.6", "Anthropic", false, all, true),
-        model("anthropic.claude-opus-4-5-20251101-v1:0", "Claude Opus 4.5", "Anthropic", false, &["us", "eu", "global"], true),
-        model("anthropic.claude-haiku-4-5-20251001-v1:0", "Claude Haiku 4.5", "Anthropic", false, all, true),
-        model("anthropic.claude-sonnet-4-5-20250929-v1:0", "Claude Sonnet 4.5", "Anthropic", false, all, true),
-        model("anthropic.claude-opus-4-1-20250805-v1:0", "Claude Opus 4.1", "Anthropic", false, &["us"], true),
-        model("anthropic.claude-sonnet-4-20250514-v1:0", "Claude Sonnet 4", "Anthropic", false, &["us", "eu", "apac", "global"], true),
-        model("anthropic.claude-3-7-sonnet-20250219-v1:0", "Claude 3.7 Sonnet", "Anthropic", false, &["us", "eu", "apac"], true),
-        model("anthropic.claude-3-5-haiku-20241022-v1:0", "Claude 3.5 Haiku", "Anthropic", true, &["us"], false),
-        model("anthropic.claude-3-haiku-20240307-v1:0", "Claude 3 Haiku", "Anthropic", true, &["us", "eu", "apac"], true),
-        model("qwen.qwen3-coder-480b-a35b-v1:0", "Qwen3 Coder 480B A35B Instruct", "Qwen", true, &[], false),
-        model("qwen.qwen3-coder-30b-a3b-v1:0", "Qwen3 Coder 30B A3B Instruct", "Qwen", true, &[], false),
-        model("qwen.qwen3-235b-a22b-2507-v1:0", "Qwen3 235B A22B 2507", "Qwen", true, &[], false),
-        model("qwen.qwen3-32b-v1:0", "Qwen3 32B (dense)", "Qwen", true, &[], false),
-        model("deepseek.r1-v1:0", "DeepSeek-R1", "DeepSeek", false, &["us"], false),
-        model("deepseek.v3-v1:0", "DeepSeek-V3.1", "DeepSeek", true, &[], false),
-        model("openai.gpt-oss-120b-1:0", "gpt-oss-120b", "OpenAI", true, &[], false),
-        model("openai.gpt-oss-20b-1:0", "gpt-oss-20b", "OpenAI", true, &[], false),
-        model("amazon.nova-pro-v1:0", "Nova Pro", "Amazon", true, &["us", "eu", "apac"], true),
-        model("amazon.nova-lite-v1:0", "Nova Lite", "Amazon", true, &["us", "eu", "apac"], true),
-        model("amazon.nova-micro-v1:0", "Nova Micro", "Amazon", true, &["us", "eu", "apac"], false),
-        model("meta.llama3-3-70b-instruct-v1:0", "Llama 3.3 70B Instruct", "Meta", false, &["us"], false),
-        model("mistral.mistral-large-2407-v1:0", "Mistral Large (24.07)", "Mistral AI", true, &[], false),
+        model(
+            "anthropic.claude-opus-4-6-v1",
+            "Claude Opus 4.6",
+            "Anthropic",
+            false,
+            &["us", "eu", "global"],
+            true,
+        ),
+        model(
+            "anthropic.claude-sonnet-4-6",
+            "Claude Sonnet 4.6",
+            "Anthropic",
+            false,
+            all,
+            true,
+        ),
+        model(
+            "anthropic.claude-opus-4-5-20251101-v1:0",
+            "Claude Opus 4.5",
+            "Anthropic",
+            false,
+            &["us", "eu", "global"],
+            true,
+        ),
+        model(
+            "anthropic.claude-haiku-4-5-20251001-v1:0",
+            "Claude Haiku 4.5",
+            "Anthropic",
+            false,
+            all,
+            true,
+        ),
+        model(
+            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "Claude Sonnet 4.5",
+            "Anthropic",
+            false,
+            all,
+            true,
+        ),
+        model(
+            "anthropic.claude-opus-4-1-20250805-v1:0",
+            "Claude Opus 4.1",
+            "Anthropic",
+            false,
+            &["us"],
+            true,
+        ),
+        model(
+            "anthropic.claude-sonnet-4-20250514-v1:0",
+            "Claude Sonnet 4",
+            "Anthropic",
+            false,
+            &["us", "eu", "apac", "global"],
+            true,
+        ),
+        model(
+            "anthropic.claude-3-7-sonnet-20250219-v1:0",
+            "Claude 3.7 Sonnet",
+            "Anthropic",
+            false,
+            &["us", "eu", "apac"],
+            true,
+        ),
+        model(
+            "anthropic.claude-3-5-haiku-20241022-v1:0",
+            "Claude 3.5 Haiku",
+            "Anthropic",
+            true,
+            &["us"],
+            false,
+        ),
+        model(
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "Claude 3 Haiku",
+            "Anthropic",
+            true,
+            &["us", "eu", "apac"],
+            true,
+        ),
+        model(
+            "qwen.qwen3-coder-480b-a35b-v1:0",
+            "Qwen3 Coder 480B A35B Instruct",
+            "Qwen",
+            true,
+            &[],
+            false,
+        ),
+        model(
+            "qwen.qwen3-coder-30b-a3b-v1:0",
+            "Qwen3 Coder 30B A3B Instruct",
+            "Qwen",
+            true,
+            &[],
+            false,
+        ),
+        model(
+            "qwen.qwen3-235b-a22b-2507-v1:0",
+            "Qwen3 235B A22B 2507",
+            "Qwen",
+            true,
+            &[],
+            false,
+        ),
+        model(
+            "qwen.qwen3-32b-v1:0",
+            "Qwen3 32B (dense)",
+            "Qwen",
+            true,
+            &[],
+            false,
+        ),
+        model(
+            "deepseek.r1-v1:0",
+            "DeepSeek-R1",
+            "DeepSeek",
+            false,
+            &["us"],
+            false,
+        ),
+        model(
+            "deepseek.v3-v1:0",
+            "DeepSeek-V3.1",
+            "DeepSeek",
+            true,
+            &[],
+            false,
+        ),
+        model(
+            "openai.gpt-oss-120b-1:0",
+            "gpt-oss-120b",
+            "OpenAI",
+            true,
+            &[],
+            false,
+        ),
+        model(
+            "openai.gpt-oss-20b-1:0",
+            "gpt-oss-20b",
+            "OpenAI",
+            true,
+            &[],
+            false,
+        ),
+        model(
+            "amazon.nova-pro-v1:0",
+            "Nova Pro",
+            "Amazon",
+            true,
+            &["us", "eu", "apac"],
+            true,
+        ),
+        model(
+            "amazon.nova-lite-v1:0",
+            "Nova Lite",
+            "Amazon",
+            true,
+            &["us", "eu", "apac"],
+            true,
+        ),
+        model(
+            "amazon.nova-micro-v1:0",
+            "Nova Micro",
+            "Amazon",
+            true,
+            &["us", "eu", "apac"],
+            false,
+        ),
+        model(
+            "meta.llama3-3-70b-instruct-v1:0",
+            "Llama 3.3 70B Instruct",
+            "Meta",
+            false,
+            &["us"],
+            false,
+        ),
+        model(
+            "mistral.mistral-large-2407-v1:0",
+            "Mistral Large (24.07)",
+            "Mistral AI",
+            true,
+            &[],
+            false,
+        ),
     ]
 }
 
@@ -118,7 +293,11 @@ impl Catalog {
             models.retain(|known| known.id != m.id);
             models.push(m);
         }
-        Catalog { models, region: region.to_owned(), account: "123456789012".to_owned() }
+        Catalog {
+            models,
+            region: region.to_owned(),
+            account: "123456789012".to_owned(),
+        }
     }
 
     /// All models.
@@ -147,7 +326,10 @@ impl Catalog {
             if !m.on_demand {
                 return Err(ResolveError::OnDemandNotSupported(m.id.clone()));
             }
-            return Ok(Resolved { model: m, via_profile: false });
+            return Ok(Resolved {
+                model: m,
+                via_profile: false,
+            });
         }
         if arn_kind.is_some_and(|k| k != "inference-profile") {
             return Err(ResolveError::Invalid);
@@ -156,7 +338,10 @@ impl Catalog {
         self.models
             .iter()
             .find(|m| m.id == base && m.geos.iter().any(|g| g == geo))
-            .map(|m| Resolved { model: m, via_profile: true })
+            .map(|m| Resolved {
+                model: m,
+                via_profile: true,
+            })
             .ok_or(ResolveError::Invalid)
     }
 
@@ -194,7 +379,8 @@ impl Catalog {
             .filter(|m| get("byProvider").is_none_or(|p| m.provider.eq_ignore_ascii_case(p)))
             .filter(|_| get("byOutputModality").is_none_or(|o| o == "TEXT"))
             .filter(|m| {
-                get("byInferenceType").is_none_or(|t| (t == "ON_DEMAND" && m.on_demand) || t == "PROVISIONED")
+                get("byInferenceType")
+                    .is_none_or(|t| (t == "ON_DEMAND" && m.on_demand) || t == "PROVISIONED")
             })
             .filter(|_| get("byCustomizationType").is_none())
             .map(|m| self.model_summary(m))
@@ -265,7 +451,9 @@ impl Catalog {
         };
         let start = match get("nextToken") {
             None => 0,
-            Some(t) => decode_token(t).ok_or_else(|| "The provided nextToken is invalid.".to_owned())?,
+            Some(t) => {
+                decode_token(t).ok_or_else(|| "The provided nextToken is invalid.".to_owned())?
+            }
         };
         let all: Vec<Value> = match get("type") {
             Some("APPLICATION") => Vec::new(),
@@ -282,7 +470,9 @@ impl Catalog {
     /// GetInferenceProfile (by id or ARN).
     pub fn get_inference_profile(&self, id: &str) -> Option<Value> {
         let id = id.rsplit('/').next().unwrap_or(id);
-        self.profiles().into_iter().find(|p| p["inferenceProfileId"] == id)
+        self.profiles()
+            .into_iter()
+            .find(|p| p["inferenceProfileId"] == id)
     }
 }
 
@@ -293,8 +483,14 @@ fn encode_token(offset: usize) -> String {
 
 fn decode_token(token: &str) -> Option<usize> {
     use base64::Engine;
-    let raw = base64::engine::general_purpose::STANDARD.decode(token).ok()?;
-    String::from_utf8(raw).ok()?.strip_prefix("bedrock-sim:")?.parse().ok()
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()?;
+    String::from_utf8(raw)
+        .ok()?
+        .strip_prefix("bedrock-sim:")?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -308,25 +504,52 @@ mod tests {
     #[test]
     fn resolves_ids_profiles_and_arns() {
         let c = catalog();
-        let r = c.resolve("us.anthropic.claude-sonnet-4-5-20250929-v1:0").unwrap();
+        let r = c
+            .resolve("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+            .unwrap();
         assert!(r.via_profile);
         assert_eq!(r.model.anthropic_name(), "claude-sonnet-4-5-20250929");
-        assert!(c.resolve("global.anthropic.claude-haiku-4-5-20251001-v1:0").is_ok());
+        assert!(
+            c.resolve("global.anthropic.claude-haiku-4-5-20251001-v1:0")
+                .is_ok()
+        );
         assert!(c.resolve("qwen.qwen3-coder-480b-a35b-v1:0").is_ok());
         assert_eq!(
-            c.resolve("anthropic.claude-sonnet-4-5-20250929-v1:0").unwrap_err(),
+            c.resolve("anthropic.claude-sonnet-4-5-20250929-v1:0")
+                .unwrap_err(),
             ResolveError::OnDemandNotSupported("anthropic.claude-sonnet-4-5-20250929-v1:0".into())
         );
-        assert!(c.resolve("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0").is_ok());
+        assert!(
+            c.resolve(
+                "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
+            )
+            .is_ok()
+        );
         assert!(
             c.resolve("arn:aws:bedrock:us-east-1:123456789012:inference-profile/eu.anthropic.claude-sonnet-4-20250514-v1:0")
                 .unwrap()
                 .via_profile
         );
-        assert_eq!(c.resolve("anthropic.claude-nope").unwrap_err(), ResolveError::Invalid);
-        assert_eq!(c.resolve("xx.anthropic.claude-3-haiku-20240307-v1:0").unwrap_err(), ResolveError::Invalid);
-        assert_eq!(c.resolve("anthropic.claude-opus-4-6-v1").unwrap_err(), ResolveError::OnDemandNotSupported("anthropic.claude-opus-4-6-v1".into()));
-        assert_eq!(c.resolve("us.anthropic.claude-opus-4-6-v1").unwrap().model.anthropic_name(), "claude-opus-4-6");
+        assert_eq!(
+            c.resolve("anthropic.claude-nope").unwrap_err(),
+            ResolveError::Invalid
+        );
+        assert_eq!(
+            c.resolve("xx.anthropic.claude-3-haiku-20240307-v1:0")
+                .unwrap_err(),
+            ResolveError::Invalid
+        );
+        assert_eq!(
+            c.resolve("anthropic.claude-opus-4-6-v1").unwrap_err(),
+            ResolveError::OnDemandNotSupported("anthropic.claude-opus-4-6-v1".into())
+        );
+        assert_eq!(
+            c.resolve("us.anthropic.claude-opus-4-6-v1")
+                .unwrap()
+                .model
+                .anthropic_name(),
+            "claude-opus-4-6"
+        );
     }
 
     #[test]
@@ -353,8 +576,14 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), total);
-        assert!(c.list_inference_profiles(&[("nextToken".into(), "garbage".into())]).is_err());
-        assert!(c.list_inference_profiles(&[("maxResults".into(), "0".into())]).is_err());
+        assert!(
+            c.list_inference_profiles(&[("nextToken".into(), "garbage".into())])
+                .is_err()
+        );
+        assert!(
+            c.list_inference_profiles(&[("maxResults".into(), "0".into())])
+                .is_err()
+        );
     }
 
     #[test]
@@ -363,6 +592,9 @@ mod tests {
         let list = c.list_foundation_models(&[("byProvider".into(), "anthropic".into())]);
         let list = list["modelSummaries"].as_array().unwrap();
         assert!(!list.is_empty());
-        assert!(list.iter().all(|m| m["modelId"].as_str().unwrap().starts_with("anthropic.")));
+        assert!(
+            list.iter()
+                .all(|m| m["modelId"].as_str().unwrap().starts_with("anthropic."))
+        );
     }
 }

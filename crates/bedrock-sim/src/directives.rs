@@ -32,7 +32,10 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Parses `throttling`, `ThrottlingException`, `throttlingException`, ...
     pub fn parse(s: &str) -> Option<Self> {
-        let k = s.trim_end_matches("Exception").to_ascii_lowercase().replace('_', "");
+        let k = s
+            .trim_end_matches("Exception")
+            .to_ascii_lowercase()
+            .replace('_', "");
         Some(match k.as_str() {
             "validation" => Self::Validation,
             "accessdenied" => Self::AccessDenied,
@@ -92,16 +95,18 @@ impl ErrorKind {
     pub fn message(self) -> &'static str {
         match self {
             Self::Validation => "bedrock-sim: validation error requested by directive",
-            Self::AccessDenied => {
-                "You don't have access to the model with the specified model ID."
+            Self::AccessDenied => "You don't have access to the model with the specified model ID.",
+            Self::NotFound => {
+                "Could not resolve the foundation model from the provided model identifier."
             }
-            Self::NotFound => "Could not resolve the foundation model from the provided model identifier.",
             Self::Throttling => "Too many requests, please wait before trying again.",
             Self::Quota => "Your request exceeded the service quota for this model.",
             Self::NotReady => "Model is not ready to serve inference requests.",
             Self::Timeout => "Model has timed out in processing the request.",
             Self::ModelError => "The model returned an error.",
-            Self::Internal => "The server encountered an internal error while processing the request.",
+            Self::Internal => {
+                "The server encountered an internal error while processing the request."
+            }
             Self::Unavailable => "The service is temporarily unavailable.",
             Self::ModelStreamError => "The model stream encountered an error.",
         }
@@ -175,11 +180,20 @@ impl Directives {
                 "cache_read" => self.cache_read = Some(num(&value)?),
                 "cache_write" => self.cache_write = Some(num(&value)?),
                 "error" => {
-                    self.error = Some(value.as_deref().and_then(ErrorKind::parse).ok_or_else(bad)?)
+                    self.error = Some(
+                        value
+                            .as_deref()
+                            .and_then(ErrorKind::parse)
+                            .ok_or_else(bad)?,
+                    )
                 }
                 "stream_error" => {
-                    self.stream_error =
-                        Some(value.as_deref().and_then(ErrorKind::parse).ok_or_else(bad)?)
+                    self.stream_error = Some(
+                        value
+                            .as_deref()
+                            .and_then(ErrorKind::parse)
+                            .ok_or_else(bad)?,
+                    )
                 }
                 "after" => self.after = Some(num(&value)? as usize),
                 "ttfb_ms" => self.ttfb = Some(Duration::from_millis(num(&value)?)),
@@ -292,7 +306,12 @@ mod tests {
 
     #[test]
     fn error_kinds_have_aws_names() {
-        for k in ["validation", "throttling", "model_stream_error", "access_denied"] {
+        for k in [
+            "validation",
+            "throttling",
+            "model_stream_error",
+            "access_denied",
+        ] {
             let kind = ErrorKind::parse(k).unwrap();
             assert_eq!(ErrorKind::parse(kind.code()), Some(kind));
         }

@@ -148,9 +148,18 @@ fn decode_headers(mut raw: &[u8]) -> Result<Vec<(String, String)>, DecodeError> 
             0 => "true".to_owned(),
             1 => "false".to_owned(),
             2 => format!("{}", take(&mut raw, 1)?[0] as i8),
-            3 => format!("{}", i16::from_be_bytes(take(&mut raw, 2)?.try_into().unwrap())),
-            4 => format!("{}", i32::from_be_bytes(take(&mut raw, 4)?.try_into().unwrap())),
-            5 | 8 => format!("{}", i64::from_be_bytes(take(&mut raw, 8)?.try_into().unwrap())),
+            3 => format!(
+                "{}",
+                i16::from_be_bytes(take(&mut raw, 2)?.try_into().unwrap())
+            ),
+            4 => format!(
+                "{}",
+                i32::from_be_bytes(take(&mut raw, 4)?.try_into().unwrap())
+            ),
+            5 | 8 => format!(
+                "{}",
+                i64::from_be_bytes(take(&mut raw, 8)?.try_into().unwrap())
+            ),
             6 | 7 => {
                 let len = u16::from_be_bytes(take(&mut raw, 2)?.try_into().unwrap()) as usize;
                 String::from_utf8_lossy(take(&mut raw, len)?).into_owned()

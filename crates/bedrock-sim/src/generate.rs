@@ -21,10 +21,17 @@ pub(crate) enum Format {
 /// One block of a reply.
 #[derive(Debug, Clone)]
 pub(crate) enum Block {
-    Reasoning { pieces: Vec<String>, signature: Option<String> },
+    Reasoning {
+        pieces: Vec<String>,
+        signature: Option<String>,
+    },
     Redacted(String),
     Text(Vec<String>),
-    ToolUse { id: String, name: String, input: Value },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
 }
 
 /// A reply: what the model "said", why it stopped, and what it cost.
@@ -48,7 +55,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A unique, URL-safe id body of 24 characters.
 pub(crate) fn unique_id() -> String {
-    unique_from(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 24)
+    unique_from(
+        b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+        24,
+    )
 }
 
 /// A unique string of `len` lowercase hex digits.
@@ -91,7 +101,12 @@ pub(crate) fn last_user_texts(body: &Value, format: Format) -> (Vec<String>, Vec
                 if let Some(t) = block["text"].as_str() {
                     own.push(t.to_owned());
                 }
-                for item in block.pointer("/toolResult/content").and_then(Value::as_array).into_iter().flatten() {
+                for item in block
+                    .pointer("/toolResult/content")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(t) = item["text"].as_str() {
                         results.push(t.to_owned());
                     } else if let Some(j) = item.get("json") {
@@ -108,9 +123,11 @@ pub(crate) fn last_user_texts(body: &Value, format: Format) -> (Vec<String>, Vec
                         Some("text") => own.extend(block["text"].as_str().map(str::to_owned)),
                         Some("tool_result") => match &block["content"] {
                             Value::String(s) => results.push(s.clone()),
-                            Value::Array(items) => {
-                                results.extend(items.iter().filter_map(|i| i["text"].as_str().map(str::to_owned)))
-                            }
+                            Value::Array(items) => results.extend(
+                                items
+                                    .iter()
+                                    .filter_map(|i| i["text"].as_str().map(str::to_owned)),
+                            ),
                             _ => {}
                         },
                         _ => {}
@@ -133,7 +150,11 @@ pub(crate) fn estimate_input_tokens(body: &Value, format: Format) -> u64 {
     let bytes: usize = keys
         .iter()
         .filter_map(|k| body.get(*k))
-        .map(|v| serde_json::to_string(v).map(|s| s.len()).unwrap_or_default())
+        .map(|v| {
+            serde_json::to_string(v)
+                .map(|s| s.len())
+                .unwrap_or_default()
+        })
         .sum();
     (bytes as u64).div_ceil(4).max(1)
 }
@@ -149,7 +170,11 @@ pub(crate) fn example_input(schema: &Value) -> Value {
         }
         let ty = match &schema["type"] {
             Value::String(s) => s.as_str(),
-            Value::Array(types) => types.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("string"),
+            Value::Array(types) => types
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|t| *t != "null")
+                .unwrap_or("string"),
             _ if schema.get("properties").is_some() => "object",
             _ => "string",
         };
@@ -161,8 +186,16 @@ pub(crate) fn example_input(schema: &Value) -> Value {
             "null" => Value::Null,
             "object" if depth < 4 => {
                 let mut out = serde_json::Map::new();
-                for name in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                    out.insert(name.to_owned(), value_for(&schema["properties"][name], depth + 1));
+                for name in schema["required"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    out.insert(
+                        name.to_owned(),
+                        value_for(&schema["properties"][name], depth + 1),
+                    );
                 }
                 Value::Object(out)
             }
@@ -174,8 +207,8 @@ pub(crate) fn example_input(schema: &Value) -> Value {
 }
 
 const VOCABULARY: &[&str] = &[
-    "the", "gateway", "streams", "tokens", "from", "bedrock", "to", "every", "client", "and", "counts",
-    "them", "exactly", "while", "keys", "stay", "hashed", "in", "store",
+    "the", "gateway", "streams", "tokens", "from", "bedrock", "to", "every", "client", "and",
+    "counts", "them", "exactly", "while", "keys", "stay", "hashed", "in", "store",
 ];
 
 fn pieces(text: &str) -> Vec<String> {
@@ -221,26 +254,40 @@ impl Request<'_> {
     /// (name, input schema) of each offered tool.
     fn tools(&self) -> Vec<(String, Value)> {
         match self.format {
-            Format::Converse => self.body
+            Format::Converse => self
+                .body
                 .pointer("/toolConfig/tools")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .filter_map(|t| t.get("toolSpec"))
-                .map(|s| (s["name"].as_str().unwrap_or_default().to_owned(), s["inputSchema"]["json"].clone()))
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap_or_default().to_owned(),
+                        s["inputSchema"]["json"].clone(),
+                    )
+                })
                 .collect(),
             Format::Native => self.body["tools"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|t| (t["name"].as_str().unwrap_or_default().to_owned(), t["input_schema"].clone()))
+                .map(|t| {
+                    (
+                        t["name"].as_str().unwrap_or_default().to_owned(),
+                        t["input_schema"].clone(),
+                    )
+                })
                 .collect(),
         }
     }
 
     fn max_tokens(&self) -> u64 {
         match self.format {
-            Format::Converse => self.body.pointer("/inferenceConfig/maxTokens").and_then(Value::as_u64),
+            Format::Converse => self
+                .body
+                .pointer("/inferenceConfig/maxTokens")
+                .and_then(Value::as_u64),
             Format::Native => self.body["max_tokens"].as_u64(),
         }
         .unwrap_or(4096)
@@ -284,17 +331,27 @@ impl Plan {
                 if tools.is_empty() {
                     Vec::new()
                 } else {
-                    (0..count).map(|i| tools[(start + i) % tools.len()].clone()).collect()
+                    (0..count)
+                        .map(|i| tools[(start + i) % tools.len()].clone())
+                        .collect()
                 }
             }
         };
         if d.thinking {
             let thought = match chosen.first() {
-                Some((name, _)) => format!("The user asked something that the {name} tool can answer, so I will call it."),
-                None => format!("The user said: {}. I will answer directly.", truncate_chars(&req.said, 80)),
+                Some((name, _)) => format!(
+                    "The user asked something that the {name} tool can answer, so I will call it."
+                ),
+                None => format!(
+                    "The user said: {}. I will answer directly.",
+                    truncate_chars(&req.said, 80)
+                ),
             };
             let signature = claude.then(|| signature_for(&thought));
-            blocks.push(Block::Reasoning { pieces: pieces(&thought), signature });
+            blocks.push(Block::Reasoning {
+                pieces: pieces(&thought),
+                signature,
+            });
         }
         let mut text = if let Some(reply) = &d.reply {
             reply.clone()
@@ -307,13 +364,24 @@ impl Plan {
         } else if !chosen.is_empty() {
             format!("I will call {}.", chosen[0].0)
         } else if !req.said.is_empty() {
-            format!("Hello from bedrock-sim. You said: {}", truncate_chars(&req.said, 300))
+            format!(
+                "Hello from bedrock-sim. You said: {}",
+                truncate_chars(&req.said, 300)
+            )
         } else if !req.tool_results.is_empty() {
-            format!("Tool result received: {}", truncate_chars(&req.tool_results.join(" | "), 300))
+            format!(
+                "Tool result received: {}",
+                truncate_chars(&req.tool_results.join(" | "), 300)
+            )
         } else {
             "Hello from bedrock-sim.".to_owned()
         };
-        let mut stop_reason = if chosen.is_empty() { "end_turn" } else { "tool_use" }.to_owned();
+        let mut stop_reason = if chosen.is_empty() {
+            "end_turn"
+        } else {
+            "tool_use"
+        }
+        .to_owned();
         let mut stop_sequence = None;
         let mut keep_tools = true;
         let sequences = req.stop_sequences();
@@ -346,10 +414,19 @@ impl Plan {
             blocks.push(Block::Text(text_pieces));
         }
         if keep_tools {
-            let input_override = d.input.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok());
+            let input_override = d
+                .input
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok());
             for (n, (name, schema)) in chosen.iter().enumerate() {
-                let input = input_override.clone().unwrap_or_else(|| example_input(schema));
-                blocks.push(Block::ToolUse { id: tool_id(n), name: name.clone(), input });
+                let input = input_override
+                    .clone()
+                    .unwrap_or_else(|| example_input(schema));
+                blocks.push(Block::ToolUse {
+                    id: tool_id(n),
+                    name: name.clone(),
+                    input,
+                });
             }
         }
         if let Some(stop) = &d.stop {
@@ -361,7 +438,9 @@ impl Plan {
         let output_tokens = blocks
             .iter()
             .map(|b| match b {
-                Block::Reasoning { pieces, signature } => pieces.len() + usize::from(signature.is_some()),
+                Block::Reasoning { pieces, signature } => {
+                    pieces.len() + usize::from(signature.is_some())
+                }
                 Block::Redacted(_) => 1,
                 Block::Text(p) => p.len(),
                 Block::ToolUse { input, .. } => json_fragments(&input.to_string()).len(),
@@ -404,7 +483,8 @@ impl Plan {
     }
 
     fn additional_fields(&self) -> Option<Value> {
-        self.wants_stop_sequence.then(|| json!({ "stop_sequence": self.stop_sequence }))
+        self.wants_stop_sequence
+            .then(|| json!({ "stop_sequence": self.stop_sequence }))
     }
 
     /// The Converse response body.
@@ -420,9 +500,13 @@ impl Plan {
                     }
                     json!({ "reasoningContent": { "reasoningText": rt } })
                 }
-                Block::Redacted(data) => json!({ "reasoningContent": { "redactedContent": b64(data) } }),
+                Block::Redacted(data) => {
+                    json!({ "reasoningContent": { "redactedContent": b64(data) } })
+                }
                 Block::Text(p) => json!({ "text": p.concat() }),
-                Block::ToolUse { id, name, input } => json!({ "toolUse": { "toolUseId": id, "name": name, "input": input } }),
+                Block::ToolUse { id, name, input } => {
+                    json!({ "toolUse": { "toolUseId": id, "name": name, "input": input } })
+                }
             })
             .collect();
         let mut out = json!({
@@ -442,22 +526,37 @@ impl Plan {
     pub(crate) fn converse_events(&self) -> Vec<(&'static str, Value)> {
         let mut ev = vec![("messageStart", json!({ "role": "assistant" }))];
         for (i, b) in self.blocks.iter().enumerate() {
-            let delta = |d: Value| ("contentBlockDelta", json!({ "contentBlockIndex": i, "delta": d }));
+            let delta = |d: Value| {
+                (
+                    "contentBlockDelta",
+                    json!({ "contentBlockIndex": i, "delta": d }),
+                )
+            };
             match b {
                 Block::Reasoning { pieces, signature } => {
-                    ev.extend(pieces.iter().map(|p| delta(json!({ "reasoningContent": { "text": p } }))));
+                    ev.extend(
+                        pieces
+                            .iter()
+                            .map(|p| delta(json!({ "reasoningContent": { "text": p } }))),
+                    );
                     if let Some(s) = signature {
                         ev.push(delta(json!({ "reasoningContent": { "signature": s } })));
                     }
                 }
-                Block::Redacted(data) => ev.push(delta(json!({ "reasoningContent": { "redactedContent": b64(data) } }))),
+                Block::Redacted(data) => ev.push(delta(
+                    json!({ "reasoningContent": { "redactedContent": b64(data) } }),
+                )),
                 Block::Text(p) => ev.extend(p.iter().map(|p| delta(json!({ "text": p })))),
                 Block::ToolUse { id, name, input } => {
                     ev.push((
                         "contentBlockStart",
                         json!({ "contentBlockIndex": i, "start": { "toolUse": { "toolUseId": id, "name": name } } }),
                     ));
-                    ev.extend(json_fragments(&input.to_string()).into_iter().map(|f| delta(json!({ "toolUse": { "input": f } }))));
+                    ev.extend(
+                        json_fragments(&input.to_string())
+                            .into_iter()
+                            .map(|f| delta(json!({ "toolUse": { "input": f } }))),
+                    );
                 }
             }
             ev.push(("contentBlockStop", json!({ "contentBlockIndex": i })));
@@ -467,7 +566,10 @@ impl Plan {
             stop["additionalModelResponseFields"] = fields;
         }
         ev.push(("messageStop", stop));
-        ev.push(("metadata", json!({ "usage": self.converse_usage(), "metrics": { "latencyMs": 0 } })));
+        ev.push((
+            "metadata",
+            json!({ "usage": self.converse_usage(), "metrics": { "latencyMs": 0 } }),
+        ));
         ev
     }
 
@@ -518,27 +620,43 @@ impl Plan {
         })];
         for (i, b) in self.blocks.iter().enumerate() {
             let delta = |d: Value| json!({ "type": "content_block_delta", "index": i, "delta": d });
-            let start = |c: Value| json!({ "type": "content_block_start", "index": i, "content_block": c });
+            let start =
+                |c: Value| json!({ "type": "content_block_start", "index": i, "content_block": c });
             match b {
                 Block::Reasoning { pieces, signature } => {
-                    ev.push(start(json!({ "type": "thinking", "thinking": "", "signature": "" })));
-                    ev.extend(pieces.iter().map(|p| delta(json!({ "type": "thinking_delta", "thinking": p }))));
+                    ev.push(start(
+                        json!({ "type": "thinking", "thinking": "", "signature": "" }),
+                    ));
+                    ev.extend(
+                        pieces
+                            .iter()
+                            .map(|p| delta(json!({ "type": "thinking_delta", "thinking": p }))),
+                    );
                     if let Some(s) = signature {
                         ev.push(delta(json!({ "type": "signature_delta", "signature": s })));
                     }
                 }
-                Block::Redacted(data) => ev.push(start(json!({ "type": "redacted_thinking", "data": data }))),
+                Block::Redacted(data) => {
+                    ev.push(start(json!({ "type": "redacted_thinking", "data": data })))
+                }
                 Block::Text(p) => {
                     ev.push(start(json!({ "type": "text", "text": "" })));
-                    ev.extend(p.iter().map(|p| delta(json!({ "type": "text_delta", "text": p }))));
+                    ev.extend(
+                        p.iter()
+                            .map(|p| delta(json!({ "type": "text_delta", "text": p }))),
+                    );
                 }
                 Block::ToolUse { id, name, input } => {
-                    ev.push(start(json!({ "type": "tool_use", "id": id, "name": name, "input": {} })));
-                    ev.push(delta(json!({ "type": "input_json_delta", "partial_json": "" })));
+                    ev.push(start(
+                        json!({ "type": "tool_use", "id": id, "name": name, "input": {} }),
+                    ));
+                    ev.push(delta(
+                        json!({ "type": "input_json_delta", "partial_json": "" }),
+                    ));
                     ev.extend(
-                        json_fragments(&input.to_string())
-                            .into_iter()
-                            .map(|f| delta(json!({ "type": "input_json_delta", "partial_json": f }))),
+                        json_fragments(&input.to_string()).into_iter().map(|f| {
+                            delta(json!({ "type": "input_json_delta", "partial_json": f }))
+                        }),
                     );
                 }
             }
@@ -575,11 +693,21 @@ mod tests {
 
     fn plan(body: Value, format: Format, directives: &str) -> Plan {
         let catalog = Catalog::new(Vec::new(), "us-east-1");
-        let model = catalog.resolve("us.anthropic.claude-sonnet-4-5-20250929-v1:0").unwrap().model;
+        let model = catalog
+            .resolve("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+            .unwrap()
+            .model;
         let mut d = Directives::default();
         d.apply(directives).unwrap();
         let (own, results) = last_user_texts(&body, format);
-        let req = Request { body: &body, format, model, directives: &d, said: own.join(" "), tool_results: results };
+        let req = Request {
+            body: &body,
+            format,
+            model,
+            directives: &d,
+            said: own.join(" "),
+            tool_results: results,
+        };
         Plan::new(&req)
     }
 
@@ -611,7 +739,10 @@ mod tests {
             .filter_map(|(_, e)| e.pointer("/delta/toolUse/input").and_then(Value::as_str))
             .collect();
         let input: Value = serde_json::from_str(&tool_json).unwrap();
-        assert_eq!(input, json!({"city": "bedrock-sim", "days": 1, "unit": "c"}));
+        assert_eq!(
+            input,
+            json!({"city": "bedrock-sim", "days": 1, "unit": "c"})
+        );
         assert_eq!(whole["stopReason"], "tool_use");
         assert_eq!(events.first().unwrap().0, "messageStart");
         assert_eq!(events.last().unwrap().0, "metadata");
@@ -630,7 +761,10 @@ mod tests {
         let p = plan(body, Format::Converse, "words=10");
         assert_eq!(p.stop_reason, "stop_sequence");
         let r = p.converse_response(1);
-        assert_eq!(r["additionalModelResponseFields"]["stop_sequence"], "bedrock");
+        assert_eq!(
+            r["additionalModelResponseFields"]["stop_sequence"],
+            "bedrock"
+        );
         assert!(!r.to_string().contains("bedrock to"));
     }
 
@@ -641,11 +775,20 @@ mod tests {
         let p = plan(body, Format::Native, "thinking cache_read=2");
         let msg = p.native_response();
         let events = p.native_events();
-        let text: String = events.iter().filter_map(|e| e.pointer("/delta/text").and_then(Value::as_str)).collect();
+        let text: String = events
+            .iter()
+            .filter_map(|e| e.pointer("/delta/text").and_then(Value::as_str))
+            .collect();
         assert_eq!(msg["content"][1]["text"], text);
-        let sig = events.iter().find_map(|e| e.pointer("/delta/signature")).unwrap();
+        let sig = events
+            .iter()
+            .find_map(|e| e.pointer("/delta/signature"))
+            .unwrap();
         assert_eq!(&msg["content"][0]["signature"], sig);
-        assert_eq!(events.last().unwrap()["amazon-bedrock-invocationMetrics"]["outputTokenCount"], msg["usage"]["output_tokens"]);
+        assert_eq!(
+            events.last().unwrap()["amazon-bedrock-invocationMetrics"]["outputTokenCount"],
+            msg["usage"]["output_tokens"]
+        );
         assert_eq!(msg["usage"]["cache_read_input_tokens"], 2);
     }
 

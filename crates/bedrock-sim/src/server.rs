@@ -22,7 +22,9 @@ use tokio::net::TcpListener;
 use crate::catalog::{Catalog, Model, ResolveError};
 use crate::directives::{Directives, ErrorKind, extract_markers};
 use crate::eventstream::{event_frame, exception_frame};
-use crate::generate::{Format, Plan, Request as PlanRequest, b64, estimate_input_tokens, last_user_texts, unique_hex};
+use crate::generate::{
+    Format, Plan, Request as PlanRequest, b64, estimate_input_tokens, last_user_texts, unique_hex,
+};
 use crate::validate::{self, CountInput};
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -89,9 +91,11 @@ impl Config {
     /// Checks that every directive in the config parses.
     pub fn check(&self) -> Result<(), String> {
         let mut d = Directives::default();
-        d.apply(&self.defaults).map_err(|e| format!("defaults: {e}"))?;
+        d.apply(&self.defaults)
+            .map_err(|e| format!("defaults: {e}"))?;
         for r in &self.rules {
-            d.apply(&r.directives).map_err(|e| format!("rule for {}: {e}", r.model))?;
+            d.apply(&r.directives)
+                .map_err(|e| format!("rule for {}: {e}", r.model))?;
         }
         Ok(())
     }
@@ -109,7 +113,11 @@ impl Sim {
     /// Builds the emulator state from a checked config.
     pub fn new(config: Config) -> Arc<Sim> {
         let catalog = Catalog::new(config.models.clone(), &config.region);
-        Arc::new(Sim { config, catalog, recorded: Mutex::new(VecDeque::new()) })
+        Arc::new(Sim {
+            config,
+            catalog,
+            recorded: Mutex::new(VecDeque::new()),
+        })
     }
 
     fn record(&self, entry: Value) {
@@ -125,7 +133,11 @@ impl Sim {
 }
 
 /// Serves the emulator on `listener` until `shutdown` completes, then drains open connections.
-pub async fn run(listener: TcpListener, sim: Arc<Sim>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    sim: Arc<Sim>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
@@ -171,14 +183,24 @@ fn full(body: impl Into<Bytes>) -> Body {
 
 fn request_id() -> String {
     let h = unique_hex(32);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn json_response(status: u16, body: &Value, rid: &str) -> Response<Body> {
     let mut resp = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(v) = HeaderValue::from_str(rid) {
         h.insert("x-amzn-requestid", v);
     }
@@ -196,7 +218,12 @@ struct AwsError {
 
 impl AwsError {
     fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        AwsError { status, code, message: message.into(), extra: None }
+        AwsError {
+            status,
+            code,
+            message: message.into(),
+            extra: None,
+        }
     }
     fn validation(message: impl Into<String>) -> Self {
         Self::new(400, "ValidationException", message)
@@ -204,7 +231,9 @@ impl AwsError {
     fn from_kind(kind: ErrorKind) -> Self {
         let mut e = Self::new(kind.status(), kind.code(), kind.message());
         if matches!(kind, ErrorKind::ModelError | ErrorKind::ModelStreamError) {
-            e.extra = Some(json!({ "originalStatusCode": 500, "originalMessage": "bedrock-sim: model failure requested by directive", "resourceName": "bedrock-sim" }));
+            e.extra = Some(
+                json!({ "originalStatusCode": 500, "originalMessage": "bedrock-sim: model failure requested by directive", "resourceName": "bedrock-sim" }),
+            );
         }
         e
     }
@@ -216,7 +245,10 @@ impl AwsError {
             }
         }
         let mut resp = json_response(self.status, &body, rid);
-        let value = format!("{}:http://internal.amazon.com/coral/com.amazon.bedrock/", self.code);
+        let value = format!(
+            "{}:http://internal.amazon.com/coral/com.amazon.bedrock/",
+            self.code
+        );
         if let Ok(v) = HeaderValue::from_str(&value) {
             resp.headers_mut().insert("x-amzn-errortype", v);
         }
@@ -257,34 +289,74 @@ fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
 
 /// SigV4 or Bearer must be present and well-formed; the signature is not verified.
 fn check_auth(headers: &http::HeaderMap) -> Result<(), AwsError> {
-    let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return Err(AwsError::new(403, "MissingAuthenticationTokenException", "Missing Authentication Token"));
+    let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Err(AwsError::new(
+            403,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ));
     };
     if let Some(token) = auth.strip_prefix("Bearer ") {
         if token.trim().is_empty() {
-            return Err(AwsError::new(403, "UnrecognizedClientException", "The security token included in the request is invalid."));
+            return Err(AwsError::new(
+                403,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ));
         }
         return Ok(());
     }
     let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else {
-        return Err(AwsError::new(403, "IncompleteSignatureException", "Unsupported Authorization Type"));
+        return Err(AwsError::new(
+            403,
+            "IncompleteSignatureException",
+            "Unsupported Authorization Type",
+        ));
     };
     let part = |name: &str| {
-        rest.split(',').map(str::trim).find_map(|p| p.strip_prefix(name)).map(str::to_owned)
+        rest.split(',')
+            .map(str::trim)
+            .find_map(|p| p.strip_prefix(name))
+            .map(str::to_owned)
     };
-    let (Some(credential), Some(_), Some(_)) = (part("Credential="), part("SignedHeaders="), part("Signature=")) else {
-        return Err(AwsError::new(403, "IncompleteSignatureException", format!("Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters. Authorization={auth}")));
+    let (Some(credential), Some(_), Some(_)) = (
+        part("Credential="),
+        part("SignedHeaders="),
+        part("Signature="),
+    ) else {
+        return Err(AwsError::new(
+            403,
+            "IncompleteSignatureException",
+            format!(
+                "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters. Authorization={auth}"
+            ),
+        ));
     };
     if headers.get("x-amz-date").is_none() && headers.get(header::DATE).is_none() {
-        return Err(AwsError::new(403, "IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."));
+        return Err(AwsError::new(
+            403,
+            "IncompleteSignatureException",
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        ));
     }
     // Credential=AKID/yyyymmdd/region/service/aws4_request
     let scope: Vec<&str> = credential.split('/').collect();
     if scope.len() != 5 || scope[4] != "aws4_request" {
-        return Err(AwsError::new(403, "IncompleteSignatureException", format!("Credential is malformed: {credential}")));
+        return Err(AwsError::new(
+            403,
+            "IncompleteSignatureException",
+            format!("Credential is malformed: {credential}"),
+        ));
     }
     if scope[3] != "bedrock" {
-        return Err(AwsError::new(403, "InvalidSignatureException", "Credential should be scoped to correct service: 'bedrock'. "));
+        return Err(AwsError::new(
+            403,
+            "InvalidSignatureException",
+            "Credential should be scoped to correct service: 'bedrock'. ",
+        ));
     }
     Ok(())
 }
@@ -292,7 +364,10 @@ fn check_auth(headers: &http::HeaderMap) -> Result<(), AwsError> {
 fn headers_json(headers: &http::HeaderMap) -> Value {
     let mut map = serde_json::Map::new();
     for (name, value) in headers {
-        map.insert(name.as_str().to_owned(), Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()));
+        map.insert(
+            name.as_str().to_owned(),
+            Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        );
     }
     Value::Object(map)
 }
@@ -322,8 +397,10 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
     let raw = match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
-            return AwsError::validation(format!("Input is too long for requested model (more than {MAX_BODY} bytes)."))
-                .into_response(&rid);
+            return AwsError::validation(format!(
+                "Input is too long for requested model (more than {MAX_BODY} bytes)."
+            ))
+            .into_response(&rid);
         }
     };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -345,7 +422,11 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["inference-profiles", id]) => ("GetInferenceProfile", percent_decode(id)),
         _ => ("Unknown", None),
     };
-    let body_json: Result<Value, _> = if raw.is_empty() { Ok(Value::Null) } else { serde_json::from_slice(&raw) };
+    let body_json: Result<Value, _> = if raw.is_empty() {
+        Ok(Value::Null)
+    } else {
+        serde_json::from_slice(&raw)
+    };
     let received = Received {
         operation,
         model_id: model_id.clone(),
@@ -362,8 +443,18 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
     let result = match check_auth(&parts.headers) {
         Err(e) => Err(e),
         Ok(()) => {
-            dispatch(&sim, operation, model_id.as_deref(), &parts.headers, &parse_query(Some(&query)), body_json, &raw, started, &rid)
-                .await
+            dispatch(
+                &sim,
+                operation,
+                model_id.as_deref(),
+                &parts.headers,
+                &parse_query(Some(&query)),
+                body_json,
+                &raw,
+                started,
+                &rid,
+            )
+            .await
         }
     };
     let response = match result {
@@ -398,16 +489,28 @@ fn control_endpoint(sim: &Sim, method: &Method, what: &str, rid: &str) -> Respon
             json_response(200, &Value::Array(rec.iter().cloned().collect()), rid)
         }
         (&Method::POST, "reset") => {
-            sim.recorded.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            sim.recorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             json_response(200, &json!({ "reset": true }), rid)
         }
         (&Method::GET, "health") => json_response(200, &json!({ "status": "ok" }), rid),
-        _ => json_response(404, &json!({ "message": format!("no control endpoint {method} /_sim/{what}") }), rid),
+        _ => json_response(
+            404,
+            &json!({ "message": format!("no control endpoint {method} /_sim/{what}") }),
+            rid,
+        ),
     }
 }
 
 /// Directives for one request: defaults, per-model rules, the header, then markers in the text.
-fn directives_for(sim: &Sim, model_id: &str, headers: &http::HeaderMap, markers: &[String]) -> Result<Directives, AwsError> {
+fn directives_for(
+    sim: &Sim,
+    model_id: &str,
+    headers: &http::HeaderMap,
+    markers: &[String],
+) -> Result<Directives, AwsError> {
     let mut d = Directives::default();
     let bad = |e: crate::directives::BadDirective| AwsError::validation(e.to_string());
     d.apply(&sim.config.defaults).map_err(bad)?;
@@ -437,12 +540,24 @@ async fn dispatch(
 ) -> Result<Response<Body>, AwsError> {
     let catalog = &sim.catalog;
     match operation {
-        "ListFoundationModels" => return Ok(json_response(200, &catalog.list_foundation_models(query), rid)),
+        "ListFoundationModels" => {
+            return Ok(json_response(
+                200,
+                &catalog.list_foundation_models(query),
+                rid,
+            ));
+        }
         "GetFoundationModel" => {
             return catalog
                 .get_foundation_model(model_id.unwrap_or_default())
                 .map(|v| json_response(200, &v, rid))
-                .ok_or_else(|| AwsError::new(404, "ResourceNotFoundException", "The specified model identifier is not found."));
+                .ok_or_else(|| {
+                    AwsError::new(
+                        404,
+                        "ResourceNotFoundException",
+                        "The specified model identifier is not found.",
+                    )
+                });
         }
         "ListInferenceProfiles" => {
             return catalog
@@ -454,21 +569,42 @@ async fn dispatch(
             return catalog
                 .get_inference_profile(model_id.unwrap_or_default())
                 .map(|v| json_response(200, &v, rid))
-                .ok_or_else(|| AwsError::new(404, "ResourceNotFoundException", "Inference profile not found."));
+                .ok_or_else(|| {
+                    AwsError::new(
+                        404,
+                        "ResourceNotFoundException",
+                        "Inference profile not found.",
+                    )
+                });
         }
-        "Unknown" => return Err(AwsError::new(404, "UnknownOperationException", "The requested operation is not recognized by the service.")),
+        "Unknown" => {
+            return Err(AwsError::new(
+                404,
+                "UnknownOperationException",
+                "The requested operation is not recognized by the service.",
+            ));
+        }
         _ => {}
     }
-    let model_id = model_id.ok_or_else(|| AwsError::validation("The provided model identifier is invalid."))?;
+    let model_id = model_id
+        .ok_or_else(|| AwsError::validation("The provided model identifier is invalid."))?;
     let body = body.map_err(|e| {
-        AwsError::new(400, "SerializationException", format!("Malformed request body: {e} (at {} bytes)", raw.len()))
+        AwsError::new(
+            400,
+            "SerializationException",
+            format!("Malformed request body: {e} (at {} bytes)", raw.len()),
+        )
     })?;
     if operation == "CountTokens" {
         return count_tokens(sim, model_id, &body, rid);
     }
     let model = match catalog.resolve(model_id) {
         Ok(r) => r.model,
-        Err(ResolveError::Invalid) => return Err(AwsError::validation("The provided model identifier is invalid.")),
+        Err(ResolveError::Invalid) => {
+            return Err(AwsError::validation(
+                "The provided model identifier is invalid.",
+            ));
+        }
         Err(ResolveError::OnDemandNotSupported(id)) => {
             return Err(AwsError::validation(format!(
                 "Invocation of model ID {id} with on-demand throughput isn\u{2019}t supported. Retry your request with the ID or ARN of an inference profile that contains this model."
@@ -525,7 +661,11 @@ async fn dispatch(
             if let Some(wait) = directives.ttfb {
                 tokio::time::sleep(wait).await;
             }
-            Ok(json_response(200, &plan.converse_response(started.elapsed().as_millis() as u64), rid))
+            Ok(json_response(
+                200,
+                &plan.converse_response(started.elapsed().as_millis() as u64),
+                rid,
+            ))
         }
         "InvokeModel" => {
             if let Some(wait) = directives.ttfb {
@@ -535,11 +675,23 @@ async fn dispatch(
             let h = resp.headers_mut();
             let latency = started.elapsed().as_millis().to_string();
             for (name, value) in [
-                ("x-amzn-bedrock-input-token-count", plan.input_tokens.to_string()),
-                ("x-amzn-bedrock-output-token-count", plan.output_tokens.to_string()),
+                (
+                    "x-amzn-bedrock-input-token-count",
+                    plan.input_tokens.to_string(),
+                ),
+                (
+                    "x-amzn-bedrock-output-token-count",
+                    plan.output_tokens.to_string(),
+                ),
                 ("x-amzn-bedrock-invocation-latency", latency),
-                ("x-amzn-bedrock-cache-read-input-token-count", plan.cache_read.to_string()),
-                ("x-amzn-bedrock-cache-write-input-token-count", plan.cache_write.to_string()),
+                (
+                    "x-amzn-bedrock-cache-read-input-token-count",
+                    plan.cache_read.to_string(),
+                ),
+                (
+                    "x-amzn-bedrock-cache-write-input-token-count",
+                    plan.cache_write.to_string(),
+                ),
             ] {
                 if let Ok(v) = HeaderValue::from_str(&value) {
                     h.insert(name, v);
@@ -547,21 +699,47 @@ async fn dispatch(
             }
             Ok(resp)
         }
-        "ConverseStream" => Ok(stream_response(converse_frames(&plan), &directives, started, rid, false)),
-        _ => Ok(stream_response(native_frames(&plan), &directives, started, rid, true)),
+        "ConverseStream" => Ok(stream_response(
+            converse_frames(&plan),
+            &directives,
+            started,
+            rid,
+            false,
+        )),
+        _ => Ok(stream_response(
+            native_frames(&plan),
+            &directives,
+            started,
+            rid,
+            true,
+        )),
     }
 }
 
-fn count_tokens(sim: &Sim, model_id: &str, body: &Value, rid: &str) -> Result<Response<Body>, AwsError> {
-    let bare = model_id.rsplit_once("foundation-model/").map(|(_, id)| id).unwrap_or(model_id);
+fn count_tokens(
+    sim: &Sim,
+    model_id: &str,
+    body: &Value,
+    rid: &str,
+) -> Result<Response<Body>, AwsError> {
+    let bare = model_id
+        .rsplit_once("foundation-model/")
+        .map(|(_, id)| id)
+        .unwrap_or(model_id);
     let Some(model) = sim.catalog.models().iter().find(|m| m.id == bare) else {
         if sim.catalog.resolve(model_id).is_ok() {
-            return Err(AwsError::validation("The provided model doesn't support counting tokens."));
+            return Err(AwsError::validation(
+                "The provided model doesn't support counting tokens.",
+            ));
         }
-        return Err(AwsError::validation("The provided model identifier is invalid."));
+        return Err(AwsError::validation(
+            "The provided model identifier is invalid.",
+        ));
     };
     if !model.is_claude() {
-        return Err(AwsError::validation("The provided model doesn't support counting tokens."));
+        return Err(AwsError::validation(
+            "The provided model doesn't support counting tokens.",
+        ));
     }
     let input = validate::count_tokens(body, model).map_err(|e| AwsError::validation(e.0))?;
     let tokens = match &input {
@@ -578,11 +756,17 @@ enum StreamEvent {
 }
 
 fn converse_frames(plan: &Plan) -> Vec<StreamEvent> {
-    plan.converse_events().into_iter().map(|(t, v)| StreamEvent::Converse(t, v)).collect()
+    plan.converse_events()
+        .into_iter()
+        .map(|(t, v)| StreamEvent::Converse(t, v))
+        .collect()
 }
 
 fn native_frames(plan: &Plan) -> Vec<StreamEvent> {
-    plan.native_events().into_iter().map(StreamEvent::Native).collect()
+    plan.native_events()
+        .into_iter()
+        .map(StreamEvent::Native)
+        .collect()
 }
 
 /// Bedrock pads stream payloads with a `p` field of varying length so sizes leak nothing; clients
@@ -613,7 +797,13 @@ fn render(event: StreamEvent, n: usize, started: Instant, first_byte_ms: u64) ->
     }
 }
 
-fn stream_response(events: Vec<StreamEvent>, d: &Directives, started: Instant, rid: &str, native: bool) -> Response<Body> {
+fn stream_response(
+    events: Vec<StreamEvent>,
+    d: &Directives,
+    started: Instant,
+    rid: &str,
+    native: bool,
+) -> Response<Body> {
     let ttfb = d.ttfb;
     let delay = d.delay;
     let failure = d.stream_error.map(|k| (k, d.after.unwrap_or(2)));
@@ -642,12 +832,18 @@ fn stream_response(events: Vec<StreamEvent>, d: &Directives, started: Instant, r
     };
     let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.amazon.eventstream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.amazon.eventstream"),
+    );
     if let Ok(v) = HeaderValue::from_str(rid) {
         h.insert("x-amzn-requestid", v);
     }
     if native {
-        h.insert("x-amzn-bedrock-content-type", HeaderValue::from_static("application/json"));
+        h.insert(
+            "x-amzn-bedrock-content-type",
+            HeaderValue::from_static("application/json"),
+        );
     }
     resp
 }
@@ -658,7 +854,10 @@ mod tests {
 
     #[test]
     fn decodes_percent_encoded_model_ids() {
-        assert_eq!(percent_decode("anthropic.claude-3-haiku-20240307-v1%3A0").unwrap(), "anthropic.claude-3-haiku-20240307-v1:0");
+        assert_eq!(
+            percent_decode("anthropic.claude-3-haiku-20240307-v1%3A0").unwrap(),
+            "anthropic.claude-3-haiku-20240307-v1:0"
+        );
         assert_eq!(
             percent_decode("arn%3Aaws%3Abedrock%3Aus-east-1%3A%3Afoundation-model%2Fx").unwrap(),
             "arn:aws:bedrock:us-east-1::foundation-model/x"
@@ -669,21 +868,33 @@ mod tests {
     #[test]
     fn auth_rules() {
         let mut h = http::HeaderMap::new();
-        assert_eq!(check_auth(&h).unwrap_err().code, "MissingAuthenticationTokenException");
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert_eq!(
+            check_auth(&h).unwrap_err().code,
+            "MissingAuthenticationTokenException"
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert!(check_auth(&h).is_ok());
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"),
         );
-        assert_eq!(check_auth(&h).unwrap_err().code, "IncompleteSignatureException");
+        assert_eq!(
+            check_auth(&h).unwrap_err().code,
+            "IncompleteSignatureException"
+        );
         h.insert("x-amz-date", HeaderValue::from_static("20260101T000000Z"));
         assert!(check_auth(&h).is_ok());
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock-runtime/aws4_request, SignedHeaders=host, Signature=abc"),
         );
-        assert_eq!(check_auth(&h).unwrap_err().code, "InvalidSignatureException");
+        assert_eq!(
+            check_auth(&h).unwrap_err().code,
+            "InvalidSignatureException"
+        );
     }
 
     #[test]
@@ -695,7 +906,11 @@ mod tests {
         assert!(c.rules[0].matches("qwen.qwen3-32b-v1:0"));
         assert!(!c.rules[0].matches("anthropic.x"));
         assert_eq!(c.models[0].id, "acme.model-v1:0");
-        assert!(Config::from_toml("defaults = \"bogus\"").unwrap_err().contains("bogus"));
+        assert!(
+            Config::from_toml("defaults = \"bogus\"")
+                .unwrap_err()
+                .contains("bogus")
+        );
         assert!(Config::from_toml("unknown = 1").is_err());
     }
 }

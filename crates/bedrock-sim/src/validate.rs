@@ -71,10 +71,18 @@ pub struct Field {
 }
 
 const fn req(name: &'static str, shape: &'static Shape) -> Field {
-    Field { name, shape, required: true }
+    Field {
+        name,
+        shape,
+        required: true,
+    }
 }
 const fn opt(name: &'static str, shape: &'static Shape) -> Field {
-    Field { name, shape, required: false }
+    Field {
+        name,
+        shape,
+        required: false,
+    }
 }
 
 static ANY_STR: Shape = Shape::Str(0, usize::MAX, Pattern::Any);
@@ -91,7 +99,9 @@ static IMAGE: Shape = Shape::Struct(&[req("format", &IMAGE_FORMAT), req("source"
 static DOC_FORMAT: Shape = Shape::Str(
     0,
     16,
-    Pattern::OneOf(&["pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"]),
+    Pattern::OneOf(&[
+        "pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md",
+    ]),
 );
 static DOC_NAME: Shape = Shape::Str(1, 200, Pattern::DocumentName);
 static TEXT_ONLY: Shape = Shape::Union(&[opt("text", &ANY_STR)]);
@@ -113,7 +123,9 @@ static DOCUMENT: Shape = Shape::Struct(&[
 static VIDEO_FORMAT: Shape = Shape::Str(
     0,
     16,
-    Pattern::OneOf(&["mkv", "mov", "mp4", "webm", "flv", "mpeg", "mpg", "wmv", "three_gp"]),
+    Pattern::OneOf(&[
+        "mkv", "mov", "mp4", "webm", "flv", "mpeg", "mpg", "wmv", "three_gp",
+    ]),
 );
 static VIDEO: Shape = Shape::Struct(&[req("format", &VIDEO_FORMAT), req("source", &BYTES_OR_S3)]);
 static AUDIO_FORMAT: Shape = Shape::Str(
@@ -159,13 +171,20 @@ static TOOL_RESULT: Shape = Shape::Struct(&[
     opt("type", &ANY_STR),
 ]);
 static QUALIFIERS: Shape = Shape::List(
-    &Shape::Str(0, 32, Pattern::OneOf(&["grounding_source", "query", "guard_content"])),
+    &Shape::Str(
+        0,
+        32,
+        Pattern::OneOf(&["grounding_source", "query", "guard_content"]),
+    ),
     0,
     usize::MAX,
 );
 static GUARD_TEXT: Shape = Shape::Struct(&[req("text", &ANY_STR), opt("qualifiers", &QUALIFIERS)]);
 static GUARD_IMAGE: Shape = Shape::Struct(&[
-    req("format", &Shape::Str(0, 8, Pattern::OneOf(&["png", "jpeg"]))),
+    req(
+        "format",
+        &Shape::Str(0, 8, Pattern::OneOf(&["png", "jpeg"])),
+    ),
     req("source", &Shape::Union(&[opt("bytes", &BLOB)])),
 ]);
 static GUARD_CONTENT: Shape = Shape::Union(&[opt("text", &GUARD_TEXT), opt("image", &GUARD_IMAGE)]);
@@ -174,8 +193,10 @@ static CACHE_POINT: Shape = Shape::Struct(&[
     opt("ttl", &Shape::Str(0, 8, Pattern::OneOf(&["5m", "1h"]))),
 ]);
 static REASONING_TEXT: Shape = Shape::Struct(&[req("text", &ANY_STR), opt("signature", &ANY_STR)]);
-static REASONING: Shape =
-    Shape::Union(&[opt("reasoningText", &REASONING_TEXT), opt("redactedContent", &BLOB)]);
+static REASONING: Shape = Shape::Union(&[
+    opt("reasoningText", &REASONING_TEXT),
+    opt("redactedContent", &BLOB),
+]);
 // Citation locations are a deep union that no proxy test needs checked member by member.
 static CITATIONS_CONTENT: Shape = Shape::Struct(&[
     opt("content", &TEXT_LIST),
@@ -238,8 +259,18 @@ static TOOL_CONFIG: Shape = Shape::Struct(&[
 static GUARDRAIL_CONFIG: Shape = Shape::Struct(&[
     req("guardrailIdentifier", &NON_EMPTY),
     req("guardrailVersion", &NON_EMPTY),
-    opt("trace", &Shape::Str(0, 16, Pattern::OneOf(&["enabled", "disabled", "enabled_full"]))),
-    opt("streamProcessingMode", &Shape::Str(0, 8, Pattern::OneOf(&["sync", "async"]))),
+    opt(
+        "trace",
+        &Shape::Str(
+            0,
+            16,
+            Pattern::OneOf(&["enabled", "disabled", "enabled_full"]),
+        ),
+    ),
+    opt(
+        "streamProcessingMode",
+        &Shape::Str(0, 8, Pattern::OneOf(&["sync", "async"])),
+    ),
 ]);
 static PROMPT_VARIABLES: Shape = Shape::Map(&TEXT_ONLY, 0, usize::MAX);
 static REQUEST_METADATA: Shape = Shape::Map(&Shape::Str(0, 256, Pattern::Any), 1, 16);
@@ -280,13 +311,20 @@ pub static CONVERSE_REQUEST: Shape = Shape::Struct(&[
     opt("requestMetadata", &REQUEST_METADATA),
     opt(
         "performanceConfig",
-        &Shape::Struct(&[opt("latency", &Shape::Str(0, 16, Pattern::OneOf(&["standard", "optimized"])))]),
+        &Shape::Struct(&[opt(
+            "latency",
+            &Shape::Str(0, 16, Pattern::OneOf(&["standard", "optimized"])),
+        )]),
     ),
     opt(
         "serviceTier",
         &Shape::Struct(&[req(
             "type",
-            &Shape::Str(0, 16, Pattern::OneOf(&["priority", "default", "flex", "reserved"])),
+            &Shape::Str(
+                0,
+                16,
+                Pattern::OneOf(&["priority", "default", "flex", "reserved"]),
+            ),
         )]),
     ),
     opt("outputConfig", &OUTPUT_CONFIG),
@@ -310,7 +348,11 @@ pub static COUNT_TOKENS_REQUEST: Shape = Shape::Struct(&[req(
 )]);
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -355,7 +397,11 @@ pub fn check(shape: &Shape, value: &Value, path: &str) -> Result<(), Invalid> {
                 }
             }
             if let Shape::Union(_) = shape {
-                let set: Vec<&String> = obj.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k).collect();
+                let set: Vec<&String> = obj
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, _)| k)
+                    .collect();
                 if set.len() != 1 {
                     return invalid(format!(
                         "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must have exactly one member set, found {}",
@@ -367,7 +413,11 @@ pub fn check(shape: &Shape, value: &Value, path: &str) -> Result<(), Invalid> {
             for f in fields.iter() {
                 match obj.get(f.name) {
                     None | Some(Value::Null) if f.required => {
-                        return Err(constraint(&join(path, f.name), &Value::Null, "Member must not be null"));
+                        return Err(constraint(
+                            &join(path, f.name),
+                            &Value::Null,
+                            "Member must not be null",
+                        ));
                     }
                     None | Some(Value::Null) => {}
                     Some(v) => check(f.shape, v, &join(path, f.name))?,
@@ -387,7 +437,11 @@ pub fn check(shape: &Shape, value: &Value, path: &str) -> Result<(), Invalid> {
                 ));
             }
             if items.len() > *max {
-                return Err(constraint(path, value, &format!("Member must have length less than or equal to {max}")));
+                return Err(constraint(
+                    path,
+                    value,
+                    &format!("Member must have length less than or equal to {max}"),
+                ));
             }
             for (i, v) in items.iter().enumerate() {
                 check(item, v, &join(path, &i.to_string()))?;
@@ -399,7 +453,11 @@ pub fn check(shape: &Shape, value: &Value, path: &str) -> Result<(), Invalid> {
                 return Err(constraint(path, value, "Member must be a map"));
             };
             if obj.len() < *min || obj.len() > *max {
-                return Err(constraint(path, value, &format!("Member must have between {min} and {max} entries")));
+                return Err(constraint(
+                    path,
+                    value,
+                    &format!("Member must have between {min} and {max} entries"),
+                ));
             }
             for (k, v) in obj {
                 check(item, v, &join(path, k))?;
@@ -412,15 +470,27 @@ pub fn check(shape: &Shape, value: &Value, path: &str) -> Result<(), Invalid> {
             };
             let len = s.chars().count();
             if len < *min {
-                return Err(constraint(path, value, &format!("Member must have length greater than or equal to {min}")));
+                return Err(constraint(
+                    path,
+                    value,
+                    &format!("Member must have length greater than or equal to {min}"),
+                ));
             }
             if len > *max {
-                return Err(constraint(path, value, &format!("Member must have length less than or equal to {max}")));
+                return Err(constraint(
+                    path,
+                    value,
+                    &format!("Member must have length less than or equal to {max}"),
+                ));
             }
             let ok = match pattern {
                 Pattern::Any => true,
-                Pattern::ToolName => s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
-                Pattern::ToolUseId => s.chars().all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c)),
+                Pattern::ToolName => s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+                Pattern::ToolUseId => s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c)),
                 Pattern::DocumentName => document_name_ok(s),
                 Pattern::OneOf(values) => values.contains(&s.as_str()),
             };
@@ -437,12 +507,20 @@ pub fn check(shape: &Shape, value: &Value, path: &str) -> Result<(), Invalid> {
         }
         Shape::Int(min, max) => match value.as_i64() {
             Some(n) if n >= *min && n <= *max => Ok(()),
-            Some(_) => Err(constraint(path, value, &format!("Member must have value between {min} and {max}"))),
+            Some(_) => Err(constraint(
+                path,
+                value,
+                &format!("Member must have value between {min} and {max}"),
+            )),
             None => Err(constraint(path, value, "Member must be an integer")),
         },
         Shape::Float(min, max) => match value.as_f64() {
             Some(n) if n >= *min && n <= *max => Ok(()),
-            Some(_) => Err(constraint(path, value, &format!("Member must have value between {min} and {max}"))),
+            Some(_) => Err(constraint(
+                path,
+                value,
+                &format!("Member must have value between {min} and {max}"),
+            )),
             None => Err(constraint(path, value, "Member must be a number")),
         },
         Shape::Bool => match value {
@@ -450,9 +528,16 @@ pub fn check(shape: &Shape, value: &Value, path: &str) -> Result<(), Invalid> {
             _ => Err(constraint(path, value, "Member must be a boolean")),
         },
         Shape::Document => Ok(()),
-        Shape::Blob => match value.as_str().map(|s| base64::engine::general_purpose::STANDARD.decode(s)) {
+        Shape::Blob => match value
+            .as_str()
+            .map(|s| base64::engine::general_purpose::STANDARD.decode(s))
+        {
             Some(Ok(_)) => Ok(()),
-            _ => Err(constraint(path, value, "Member must be base64-encoded binary data")),
+            _ => Err(constraint(
+                path,
+                value,
+                "Member must be base64-encoded binary data",
+            )),
         },
     }
 }
@@ -476,7 +561,9 @@ fn document_name_ok(s: &str) -> bool {
 }
 
 fn decode_b64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_default()
 }
 
 /// Whether `data` looks like an image of `format` (magic bytes). Bedrock and Anthropic both reject an
@@ -580,7 +667,9 @@ fn check_turns(turns: &[Turn], model: &Model, thinking_enabled: bool) -> Result<
         if turn.role != "assistant" || turn.tool_use_ids.is_empty() {
             continue;
         }
-        let Some(next) = turns.get(i + 1) else { continue };
+        let Some(next) = turns.get(i + 1) else {
+            continue;
+        };
         let missing: Vec<&String> = turn
             .tool_use_ids
             .iter()
@@ -590,7 +679,11 @@ fn check_turns(turns: &[Turn], model: &Model, thinking_enabled: bool) -> Result<
             return invalid(format!(
                 "{}: `tool_use` ids were found without `tool_result` blocks immediately after: {}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
                 next.path,
-                missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
@@ -598,7 +691,10 @@ fn check_turns(turns: &[Turn], model: &Model, thinking_enabled: bool) -> Result<
         // Claude: with thinking on, the last assistant turn of a tool loop must start with thinking.
         if let Some(last) = turns.iter().rev().find(|t| t.role == "assistant")
             && !last.tool_use_ids.is_empty()
-            && !matches!(last.kinds.first(), Some(&"thinking") | Some(&"redacted_thinking"))
+            && !matches!(
+                last.kinds.first(),
+                Some(&"thinking") | Some(&"redacted_thinking")
+            )
         {
             return invalid(format!(
                 "{}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`.",
@@ -610,7 +706,12 @@ fn check_turns(turns: &[Turn], model: &Model, thinking_enabled: bool) -> Result<
     Ok(())
 }
 
-fn check_signature(model: &Model, path: &str, text: &str, signature: Option<&str>) -> Result<(), Invalid> {
+fn check_signature(
+    model: &Model,
+    path: &str,
+    text: &str,
+    signature: Option<&str>,
+) -> Result<(), Invalid> {
     if !model.is_claude() {
         return Ok(());
     }
@@ -627,12 +728,20 @@ fn check_redacted(path: &str, data: &str) -> Result<(), Invalid> {
     if data.starts_with(REDACTED_PREFIX) {
         Ok(())
     } else {
-        invalid(format!("{path}: Invalid `data` in `redacted_thinking` block"))
+        invalid(format!(
+            "{path}: Invalid `data` in `redacted_thinking` block"
+        ))
     }
 }
 
-fn check_thinking_config(model: &Model, thinking: Option<&Value>, max_tokens: Option<i64>) -> Result<bool, Invalid> {
-    let Some(thinking) = thinking else { return Ok(false) };
+fn check_thinking_config(
+    model: &Model,
+    thinking: Option<&Value>,
+    max_tokens: Option<i64>,
+) -> Result<bool, Invalid> {
+    let Some(thinking) = thinking else {
+        return Ok(false);
+    };
     if !model.is_claude() {
         return Ok(false);
     }
@@ -641,7 +750,9 @@ fn check_thinking_config(model: &Model, thinking: Option<&Value>, max_tokens: Op
             let budget = thinking.get("budget_tokens").and_then(Value::as_i64);
             match budget {
                 None => invalid("thinking.enabled.budget_tokens: Field required"),
-                Some(b) if b < 1024 => invalid("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"),
+                Some(b) if b < 1024 => invalid(
+                    "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+                ),
                 Some(b) if max_tokens.is_some_and(|m| m <= b) => invalid(format!(
                     "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size (budget {b}, max_tokens {})",
                     max_tokens.unwrap_or_default()
@@ -673,7 +784,9 @@ fn check_betas(betas: &Value, path: &str) -> Result<(), Invalid> {
 
 fn too_many_cache_points(found: usize) -> Result<(), Invalid> {
     if found > 4 {
-        return invalid(format!("A maximum of 4 blocks with cache_control may be provided. Found {found}."));
+        return invalid(format!(
+            "A maximum of 4 blocks with cache_control may be provided. Found {found}."
+        ));
     }
     Ok(())
 }
@@ -687,10 +800,19 @@ pub fn converse(body: &Value, model: &Model) -> Result<(), Invalid> {
 /// Semantic rules of a Converse-shaped body (shared with CountTokens' `input.converse`).
 fn converse_semantics(body: &Value, model: &Model, needs_messages: bool) -> Result<(), Invalid> {
     let empty = Vec::new();
-    let messages = body.get("messages").and_then(Value::as_array).unwrap_or(&empty);
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
     let mut cache_points = 0;
     let mut doc_names = HashSet::new();
-    for (j, block) in body.get("system").and_then(Value::as_array).unwrap_or(&empty).iter().enumerate() {
+    for (j, block) in body
+        .get("system")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty)
+        .iter()
+        .enumerate()
+    {
         if let Some(text) = block.get("text").and_then(Value::as_str)
             && text.trim().is_empty()
         {
@@ -701,13 +823,18 @@ fn converse_semantics(body: &Value, model: &Model, needs_messages: bool) -> Resu
         cache_points += usize::from(block.get("cachePoint").is_some());
     }
     if let Some(tools) = body.pointer("/toolConfig/tools").and_then(Value::as_array) {
-        cache_points += tools.iter().filter(|t| t.get("cachePoint").is_some()).count();
+        cache_points += tools
+            .iter()
+            .filter(|t| t.get("cachePoint").is_some())
+            .count();
         let mut names = HashSet::new();
         for (i, t) in tools.iter().enumerate() {
             if let Some(name) = t.pointer("/toolSpec/name").and_then(Value::as_str)
                 && !names.insert(name)
             {
-                return invalid(format!("toolConfig.tools.{i}: Tool names must be unique. Duplicate name: {name}"));
+                return invalid(format!(
+                    "toolConfig.tools.{i}: Tool names must be unique. Duplicate name: {name}"
+                ));
             }
         }
     }
@@ -720,10 +847,22 @@ fn converse_semantics(body: &Value, model: &Model, needs_messages: bool) -> Resu
     let mut has_tool_blocks = false;
     for (i, msg) in messages.iter().enumerate() {
         let role = msg["role"].as_str().unwrap_or_default().to_owned();
-        let mut turn = Turn { role, path: format!("messages.{i}"), ..Turn::default() };
-        for (j, block) in msg["content"].as_array().unwrap_or(&empty).iter().enumerate() {
+        let mut turn = Turn {
+            role,
+            path: format!("messages.{i}"),
+            ..Turn::default()
+        };
+        for (j, block) in msg["content"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .enumerate()
+        {
             let path = format!("messages.{i}.content.{j}");
-            let Some((kind, inner)) = block.as_object().and_then(|o| o.iter().find(|(_, v)| !v.is_null())) else {
+            let Some((kind, inner)) = block
+                .as_object()
+                .and_then(|o| o.iter().find(|(_, v)| !v.is_null()))
+            else {
                 continue;
             };
             match kind.as_str() {
@@ -747,13 +886,22 @@ fn converse_semantics(body: &Value, model: &Model, needs_messages: bool) -> Resu
                 "toolUse" => {
                     has_tool_blocks = true;
                     turn.kinds.push("tool_use");
-                    turn.tool_use_ids.push(inner["toolUseId"].as_str().unwrap_or_default().to_owned());
+                    turn.tool_use_ids
+                        .push(inner["toolUseId"].as_str().unwrap_or_default().to_owned());
                 }
                 "toolResult" => {
                     has_tool_blocks = true;
                     turn.kinds.push("tool_result");
-                    turn.tool_results.push((path.clone(), inner["toolUseId"].as_str().unwrap_or_default().to_owned()));
-                    for (k, item) in inner["content"].as_array().unwrap_or(&empty).iter().enumerate() {
+                    turn.tool_results.push((
+                        path.clone(),
+                        inner["toolUseId"].as_str().unwrap_or_default().to_owned(),
+                    ));
+                    for (k, item) in inner["content"]
+                        .as_array()
+                        .unwrap_or(&empty)
+                        .iter()
+                        .enumerate()
+                    {
                         let ipath = format!("{path}.toolResult.content.{k}");
                         // ⚠ unverified (wire-formats open question 5): Bedrock's handling of blank text inside
                         // a toolResult. Claude rejects whitespace-only text blocks everywhere, so we do too.
@@ -776,12 +924,21 @@ fn converse_semantics(body: &Value, model: &Model, needs_messages: bool) -> Resu
                     if let Some(rt) = inner.get("reasoningText") {
                         turn.kinds.push("thinking");
                         let text = rt["text"].as_str().unwrap_or_default();
-                        check_signature(model, &format!("{path}.reasoningContent.reasoningText"), text, rt["signature"].as_str())?;
+                        check_signature(
+                            model,
+                            &format!("{path}.reasoningContent.reasoningText"),
+                            text,
+                            rt["signature"].as_str(),
+                        )?;
                     } else {
                         turn.kinds.push("redacted_thinking");
                         if model.is_claude() {
-                            let raw = decode_b64(inner["redactedContent"].as_str().unwrap_or_default());
-                            check_redacted(&format!("{path}.reasoningContent.redactedContent"), &String::from_utf8_lossy(&raw))?;
+                            let raw =
+                                decode_b64(inner["redactedContent"].as_str().unwrap_or_default());
+                            check_redacted(
+                                &format!("{path}.reasoningContent.redactedContent"),
+                                &String::from_utf8_lossy(&raw),
+                            )?;
                         }
                     }
                 }
@@ -791,7 +948,9 @@ fn converse_semantics(body: &Value, model: &Model, needs_messages: bool) -> Resu
         turns.push(turn);
     }
     if has_tool_blocks && body.get("toolConfig").is_none() {
-        return invalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.");
+        return invalid(
+            "The toolConfig field must be defined when using toolUse and toolResult content blocks.",
+        );
     }
     too_many_cache_points(cache_points)?;
     // Conversation shape (system-role messages do not take part in the alternation).
@@ -809,7 +968,9 @@ fn converse_semantics(body: &Value, model: &Model, needs_messages: bool) -> Resu
         }
     }
     let extra = body.get("additionalModelRequestFields");
-    let max_tokens = body.pointer("/inferenceConfig/maxTokens").and_then(Value::as_i64);
+    let max_tokens = body
+        .pointer("/inferenceConfig/maxTokens")
+        .and_then(Value::as_i64);
     let mut thinking_enabled = false;
     if model.is_claude()
         && let Some(extra) = extra
@@ -819,8 +980,12 @@ fn converse_semantics(body: &Value, model: &Model, needs_messages: bool) -> Resu
         };
         for key in fields.keys() {
             // Claude receives these fields in its native body, so the native key list applies.
-            if !NATIVE_KEYS.contains(&key.as_str()) || ["anthropic_version", "messages", "system", "max_tokens"].contains(&key.as_str()) {
-                return invalid(format!("The model returned the following errors: {key}: Extra inputs are not permitted"));
+            if !NATIVE_KEYS.contains(&key.as_str())
+                || ["anthropic_version", "messages", "system", "max_tokens"].contains(&key.as_str())
+            {
+                return invalid(format!(
+                    "The model returned the following errors: {key}: Extra inputs are not permitted"
+                ));
             }
         }
         if let Some(betas) = fields.get("anthropic_beta") {
@@ -833,17 +998,25 @@ fn converse_semantics(body: &Value, model: &Model, needs_messages: bool) -> Resu
 }
 
 fn check_image(image: &Value, path: &str) -> Result<(), Invalid> {
-    if let (Some(format), Some(bytes)) = (image["format"].as_str(), image.pointer("/source/bytes").and_then(Value::as_str))
-        && !image_matches(format, &decode_b64(bytes))
+    if let (Some(format), Some(bytes)) = (
+        image["format"].as_str(),
+        image.pointer("/source/bytes").and_then(Value::as_str),
+    ) && !image_matches(format, &decode_b64(bytes))
     {
-        return invalid(format!("{path}: The provided image does not match the specified image format ({format})."));
+        return invalid(format!(
+            "{path}: The provided image does not match the specified image format ({format})."
+        ));
     }
     Ok(())
 }
 
 /// Document names must be unique within a request. ⚠ Known from peers' issue trackers (documents all
 /// named "document" are rejected), not from the AWS model.
-fn check_document<'a>(doc: &'a Value, path: &str, names: &mut HashSet<&'a str>) -> Result<(), Invalid> {
+fn check_document<'a>(
+    doc: &'a Value,
+    path: &str,
+    names: &mut HashSet<&'a str>,
+) -> Result<(), Invalid> {
     let name = doc["name"].as_str().unwrap_or_default();
     if !names.insert(name) {
         return invalid(format!(
@@ -854,7 +1027,9 @@ fn check_document<'a>(doc: &'a Value, path: &str, names: &mut HashSet<&'a str>) 
         && let Some(bytes) = doc.pointer("/source/bytes").and_then(Value::as_str)
         && !decode_b64(bytes).starts_with(b"%PDF")
     {
-        return invalid(format!("{path}: The provided document is not a valid pdf file."));
+        return invalid(format!(
+            "{path}: The provided document is not a valid pdf file."
+        ));
     }
     Ok(())
 }
@@ -866,9 +1041,16 @@ pub fn count_tokens(body: &Value, model: &Model) -> Result<CountInput, Invalid> 
         converse_semantics(conv, model, true)?;
         return Ok(CountInput::Converse(conv.clone()));
     }
-    let raw = decode_b64(body.pointer("/input/invokeModel/body").and_then(Value::as_str).unwrap_or_default());
-    let native: Value = serde_json::from_slice(&raw)
-        .map_err(|e| Invalid(format!("Malformed input request: input.invokeModel.body is not valid JSON: {e}")))?;
+    let raw = decode_b64(
+        body.pointer("/input/invokeModel/body")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
+    let native: Value = serde_json::from_slice(&raw).map_err(|e| {
+        Invalid(format!(
+            "Malformed input request: input.invokeModel.body is not valid JSON: {e}"
+        ))
+    })?;
     self::native(&native, model)?;
     Ok(CountInput::Native(native))
 }
@@ -882,7 +1064,10 @@ pub enum CountInput {
     Native(Value),
 }
 
-fn native_blocks<'a>(content: &'a Value, path: &str) -> Result<Vec<(String, &'a Map<String, Value>)>, Invalid> {
+/// A content block with its path, e.g. `messages.2.content.0`.
+type PathedBlock<'a> = (String, &'a Map<String, Value>);
+
+fn native_blocks<'a>(content: &'a Value, path: &str) -> Result<Vec<PathedBlock<'a>>, Invalid> {
     match content {
         Value::String(s) => {
             if s.is_empty() {
@@ -895,10 +1080,16 @@ fn native_blocks<'a>(content: &'a Value, path: &str) -> Result<Vec<(String, &'a 
             .enumerate()
             .map(|(j, b)| match b {
                 Value::Object(o) => Ok((format!("{path}.{j}"), o)),
-                other => invalid(format!("{path}.{j}: Input should be a valid dictionary, found {}", type_name(other))),
+                other => invalid(format!(
+                    "{path}.{j}: Input should be a valid dictionary, found {}",
+                    type_name(other)
+                )),
             })
             .collect(),
-        other => invalid(format!("{path}: Input should be a valid string or list, found {}", type_name(other))),
+        other => invalid(format!(
+            "{path}: Input should be a valid string or list, found {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -906,10 +1097,30 @@ fn native_block_keys(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "text" => &["type", "text", "citations", "cache_control"],
         "image" => &["type", "source", "cache_control"],
-        "document" => &["type", "source", "title", "context", "citations", "cache_control"],
-        "search_result" => &["type", "source", "title", "content", "citations", "cache_control"],
+        "document" => &[
+            "type",
+            "source",
+            "title",
+            "context",
+            "citations",
+            "cache_control",
+        ],
+        "search_result" => &[
+            "type",
+            "source",
+            "title",
+            "content",
+            "citations",
+            "cache_control",
+        ],
         "tool_use" => &["type", "id", "name", "input", "cache_control"],
-        "tool_result" => &["type", "tool_use_id", "content", "is_error", "cache_control"],
+        "tool_result" => &[
+            "type",
+            "tool_use_id",
+            "content",
+            "is_error",
+            "cache_control",
+        ],
         "thinking" => &["type", "thinking", "signature"],
         "redacted_thinking" => &["type", "data"],
         _ => return None,
@@ -924,7 +1135,10 @@ fn native_block(
     cache_points: &mut usize,
     turn: &mut Turn,
 ) -> Result<(), Invalid> {
-    let kind = block.get("type").and_then(Value::as_str).unwrap_or_default();
+    let kind = block
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let Some(keys) = native_block_keys(kind) else {
         return invalid(format!(
             "{path}: Input tag '{kind}' found using 'type' does not match any of the expected tags: 'text', 'image', 'document', 'search_result', 'tool_use', 'tool_result', 'thinking', 'redacted_thinking'"
@@ -932,7 +1146,9 @@ fn native_block(
     };
     for key in block.keys() {
         if !keys.contains(&key.as_str()) {
-            return invalid(format!("{path}.{kind}.{key}: Extra inputs are not permitted"));
+            return invalid(format!(
+                "{path}.{kind}.{key}: Extra inputs are not permitted"
+            ));
         }
     }
     *cache_points += usize::from(block.get("cache_control").is_some_and(|c| !c.is_null()));
@@ -949,20 +1165,31 @@ fn native_block(
                 return invalid(format!("{path}: text content blocks must be non-empty"));
             }
             if text.trim().is_empty() {
-                return invalid(format!("{path}: text content blocks must contain non-whitespace text"));
+                return invalid(format!(
+                    "{path}: text content blocks must contain non-whitespace text"
+                ));
             }
             turn.kinds.push("text");
         }
         "image" => {
-            let source = block.get("source").ok_or_else(|| Invalid(format!("{path}.image.source: Field required")))?;
+            let source = block
+                .get("source")
+                .ok_or_else(|| Invalid(format!("{path}.image.source: Field required")))?;
             if source["type"] == "base64" {
                 let media = source["media_type"].as_str().unwrap_or_default();
                 let format = media.strip_prefix("image/").unwrap_or_default();
                 if !["png", "jpeg", "gif", "webp"].contains(&format) {
-                    return invalid(format!("{path}.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"));
+                    return invalid(format!(
+                        "{path}.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
+                    ));
                 }
-                if !image_matches(format, &decode_b64(source["data"].as_str().unwrap_or_default())) {
-                    return invalid(format!("{path}: Image does not match the provided media type {media}"));
+                if !image_matches(
+                    format,
+                    &decode_b64(source["data"].as_str().unwrap_or_default()),
+                ) {
+                    return invalid(format!(
+                        "{path}: Image does not match the provided media type {media}"
+                    ));
                 }
             }
             turn.kinds.push("image");
@@ -975,7 +1202,8 @@ fn native_block(
         }
         "tool_result" => {
             turn.kinds.push("tool_result");
-            turn.tool_results.push((path.to_owned(), str_field("tool_use_id")?.to_owned()));
+            turn.tool_results
+                .push((path.to_owned(), str_field("tool_use_id")?.to_owned()));
             if let Some(content) = block.get("content") {
                 for (ipath, inner) in native_blocks(content, &format!("{path}.content"))? {
                     if inner.get("type").and_then(Value::as_str) == Some("tool_result") {
@@ -989,11 +1217,19 @@ fn native_block(
         "thinking" => {
             turn.kinds.push("thinking");
             let thinking = str_field("thinking")?;
-            check_signature(model, &format!("{path}.thinking"), thinking, block.get("signature").and_then(Value::as_str))?;
+            check_signature(
+                model,
+                &format!("{path}.thinking"),
+                thinking,
+                block.get("signature").and_then(Value::as_str),
+            )?;
         }
         "redacted_thinking" => {
             turn.kinds.push("redacted_thinking");
-            check_redacted(&format!("{path}.redacted_thinking.data"), str_field("data")?)?;
+            check_redacted(
+                &format!("{path}.redacted_thinking.data"),
+                str_field("data")?,
+            )?;
         }
         _ => turn.kinds.push("other"),
     }
@@ -1003,7 +1239,9 @@ fn native_block(
 /// Validates a native Anthropic body for InvokeModel on a Claude `model`.
 pub fn native(body: &Value, model: &Model) -> Result<(), Invalid> {
     let Value::Object(obj) = body else {
-        return invalid("Malformed input request: #: expected type: JSONObject, please reformat your input and try again.");
+        return invalid(
+            "Malformed input request: #: expected type: JSONObject, please reformat your input and try again.",
+        );
     };
     for key in obj.keys() {
         if !NATIVE_KEYS.contains(&key.as_str()) {
@@ -1020,7 +1258,10 @@ pub fn native(body: &Value, model: &Model) -> Result<(), Invalid> {
         }
     }
     if obj["anthropic_version"] != "bedrock-2023-05-31" {
-        return invalid(format!("Invalid API version: {}. Use bedrock-2023-05-31.", obj["anthropic_version"]));
+        return invalid(format!(
+            "Invalid API version: {}. Use bedrock-2023-05-31.",
+            obj["anthropic_version"]
+        ));
     }
     let max_tokens = obj["max_tokens"].as_i64();
     if max_tokens.is_none_or(|m| m < 1) {
@@ -1055,20 +1296,42 @@ pub fn native(body: &Value, model: &Model) -> Result<(), Invalid> {
             match tool.get("type").and_then(Value::as_str) {
                 None | Some("custom") => {
                     for key in tool.keys() {
-                        if !["type", "name", "description", "input_schema", "cache_control", "strict", "input_examples"].contains(&key.as_str()) {
-                            return invalid(format!("tools.{i}.custom.{key}: Extra inputs are not permitted"));
+                        if ![
+                            "type",
+                            "name",
+                            "description",
+                            "input_schema",
+                            "cache_control",
+                            "strict",
+                            "input_examples",
+                        ]
+                        .contains(&key.as_str())
+                        {
+                            return invalid(format!(
+                                "tools.{i}.custom.{key}: Extra inputs are not permitted"
+                            ));
                         }
                     }
                     if !tool.contains_key("input_schema") {
                         return invalid(format!("tools.{i}.custom.input_schema: Field required"));
                     }
                     let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-                    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                        return invalid(format!("tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"));
+                    if name.is_empty()
+                        || name.len() > 64
+                        || !name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        return invalid(format!(
+                            "tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+                        ));
                     }
                 }
                 // Anthropic-defined client tools that Bedrock serves; server tools (web search, ...) are not.
-                Some(t) if ["bash_", "text_editor_", "computer_", "memory_"].iter().any(|p| t.starts_with(p)) => {}
+                Some(t)
+                    if ["bash_", "text_editor_", "computer_", "memory_"]
+                        .iter()
+                        .any(|p| t.starts_with(p)) => {}
                 Some(t) => {
                     return invalid(format!(
                         "tools.{i}: Input tag '{t}' found using 'type' does not match any of the expected tags"
@@ -1089,20 +1352,36 @@ pub fn native(body: &Value, model: &Model) -> Result<(), Invalid> {
     for (i, msg) in messages.iter().enumerate() {
         let role = msg["role"].as_str().unwrap_or_default();
         if role != "user" && role != "assistant" {
-            return invalid(format!("messages.{i}.role: Input should be 'user' or 'assistant'"));
+            return invalid(format!(
+                "messages.{i}.role: Input should be 'user' or 'assistant'"
+            ));
         }
-        if let Some(key) = msg.as_object().and_then(|m| m.keys().find(|k| *k != "role" && *k != "content")) {
-            return invalid(format!("messages.{i}.{key}: Extra inputs are not permitted"));
+        if let Some(key) = msg
+            .as_object()
+            .and_then(|m| m.keys().find(|k| *k != "role" && *k != "content"))
+        {
+            return invalid(format!(
+                "messages.{i}.{key}: Extra inputs are not permitted"
+            ));
         }
-        let content = msg.get("content").ok_or_else(|| Invalid(format!("messages.{i}.content: Field required")))?;
-        let mut turn = Turn { role: role.to_owned(), path: format!("messages.{i}"), ..Turn::default() };
+        let content = msg
+            .get("content")
+            .ok_or_else(|| Invalid(format!("messages.{i}.content: Field required")))?;
+        let mut turn = Turn {
+            role: role.to_owned(),
+            path: format!("messages.{i}"),
+            ..Turn::default()
+        };
         if content.is_string() {
             turn.kinds.push("text");
         }
         for (path, block) in native_blocks(content, &format!("messages.{i}.content"))? {
             native_block(&path, block, model, &mut cache_points, &mut turn)?;
             if block.get("type").and_then(Value::as_str) == Some("document") {
-                let title = block.get("title").and_then(Value::as_str).unwrap_or_default();
+                let title = block
+                    .get("title")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 if !title.is_empty() && !doc_names.insert(title.to_owned()) {
                     // Native Claude bodies allow repeated titles; nothing to reject.
                 }
@@ -1133,7 +1412,11 @@ mod tests {
     }
 
     fn qwen() -> Model {
-        Catalog::new(Vec::new(), "us-east-1").resolve("qwen.qwen3-32b-v1:0").unwrap().model.clone()
+        Catalog::new(Vec::new(), "us-east-1")
+            .resolve("qwen.qwen3-32b-v1:0")
+            .unwrap()
+            .model
+            .clone()
     }
 
     fn err(r: Result<(), Invalid>) -> String {
@@ -1146,25 +1429,62 @@ mod tests {
 
     #[test]
     fn accepts_a_plain_converse_request() {
-        converse(&json!({"messages": [user("hi")], "inferenceConfig": {"maxTokens": 10}}), &claude()).unwrap();
+        converse(
+            &json!({"messages": [user("hi")], "inferenceConfig": {"maxTokens": 10}}),
+            &claude(),
+        )
+        .unwrap();
     }
 
     #[test]
     fn rejects_unknown_fields_missing_fields_and_bad_unions() {
         let m = claude();
-        assert!(err(converse(&json!({"messages": [user("hi")], "foo": 1}), &m)).contains("extraneous key [foo]"));
-        assert!(err(converse(&json!({"messages": [{"role": "user"}]}), &m)).contains("messages.0.content"));
+        assert!(
+            err(converse(&json!({"messages": [user("hi")], "foo": 1}), &m))
+                .contains("extraneous key [foo]")
+        );
+        assert!(
+            err(converse(&json!({"messages": [{"role": "user"}]}), &m))
+                .contains("messages.0.content")
+        );
         assert!(err(converse(&json!({"messages": [{"role": "user", "content": [{"text": "a", "image": null, "toolUse": {}}]}]}), &m)).contains("exactly one member"));
-        assert!(err(converse(&json!({"messages": [user("hi")], "inferenceConfig": {"maxTokens": 0}}), &m)).contains("inferenceConfig.maxTokens"));
-        assert!(err(converse(&json!({"messages": [user("hi")], "inferenceConfig": {"temperature": 1.5}}), &m)).contains("temperature"));
-        assert!(err(converse(&json!({"messages": [{"role": "robot", "content": [{"text": "a"}]}]}), &m)).contains("enum"));
+        assert!(
+            err(converse(
+                &json!({"messages": [user("hi")], "inferenceConfig": {"maxTokens": 0}}),
+                &m
+            ))
+            .contains("inferenceConfig.maxTokens")
+        );
+        assert!(
+            err(converse(
+                &json!({"messages": [user("hi")], "inferenceConfig": {"temperature": 1.5}}),
+                &m
+            ))
+            .contains("temperature")
+        );
+        assert!(
+            err(converse(
+                &json!({"messages": [{"role": "robot", "content": [{"text": "a"}]}]}),
+                &m
+            ))
+            .contains("enum")
+        );
     }
 
     #[test]
     fn rejects_blank_text_everywhere() {
         let m = claude();
-        assert!(err(converse(&json!({"messages": [user("  ")]}), &m)).contains("messages.0.content.0 is blank"));
-        assert!(err(converse(&json!({"messages": [user("hi")], "system": [{"text": ""}]}), &m)).contains("system.0 is blank"));
+        assert!(
+            err(converse(&json!({"messages": [user("  ")]}), &m))
+                .contains("messages.0.content.0 is blank")
+        );
+        assert!(
+            err(converse(
+                &json!({"messages": [user("hi")], "system": [{"text": ""}]}),
+                &m
+            ))
+            .contains("system.0 is blank")
+        );
     }
 
     fn tool_config() -> Value {
@@ -1182,12 +1502,34 @@ mod tests {
     #[test]
     fn tool_blocks_need_tool_config_and_matching_ids() {
         let m = qwen();
-        assert!(err(converse(&json!({"messages": tool_history("tooluse_1")}), &m)).contains("toolConfig field must be defined"));
-        converse(&json!({"messages": tool_history("tooluse_1"), "toolConfig": tool_config()}), &m).unwrap();
-        assert!(err(converse(&json!({"messages": tool_history("tooluse_2"), "toolConfig": tool_config()}), &m)).contains("unexpected `tool_use_id`"));
+        assert!(
+            err(converse(
+                &json!({"messages": tool_history("tooluse_1")}),
+                &m
+            ))
+            .contains("toolConfig field must be defined")
+        );
+        converse(
+            &json!({"messages": tool_history("tooluse_1"), "toolConfig": tool_config()}),
+            &m,
+        )
+        .unwrap();
+        assert!(
+            err(converse(
+                &json!({"messages": tool_history("tooluse_2"), "toolConfig": tool_config()}),
+                &m
+            ))
+            .contains("unexpected `tool_use_id`")
+        );
         let mut history = tool_history("tooluse_1");
         history[2] = user("never mind");
-        assert!(err(converse(&json!({"messages": history, "toolConfig": tool_config()}), &m)).contains("without `tool_result`"));
+        assert!(
+            err(converse(
+                &json!({"messages": history, "toolConfig": tool_config()}),
+                &m
+            ))
+            .contains("without `tool_result`")
+        );
     }
 
     #[test]
@@ -1198,7 +1540,13 @@ mod tests {
         assert!(err(converse(&body, &m)).contains("Found 5"));
         let mut history = tool_history("tooluse_1");
         history[2]["content"][0]["toolResult"]["content"] = json!([{"text": "x"}, cp]);
-        assert!(err(converse(&json!({"messages": history, "toolConfig": tool_config()}), &m)).contains("extraneous key [cachePoint]"));
+        assert!(
+            err(converse(
+                &json!({"messages": history, "toolConfig": tool_config()}),
+                &m
+            ))
+            .contains("extraneous key [cachePoint]")
+        );
     }
 
     #[test]
@@ -1206,7 +1554,9 @@ mod tests {
         let m = qwen();
         let a = json!({"role": "assistant", "content": [{"text": "x"}]});
         assert!(err(converse(&json!({"messages": [a]}), &m)).contains("start with a user message"));
-        assert!(err(converse(&json!({"messages": [user("a"), user("b")]}), &m)).contains("alternate"));
+        assert!(
+            err(converse(&json!({"messages": [user("a"), user("b")]}), &m)).contains("alternate")
+        );
         let sys = json!({"role": "system", "content": [{"text": "be brief"}]});
         converse(&json!({"messages": [sys, user("a")]}), &m).unwrap();
     }
@@ -1227,7 +1577,13 @@ mod tests {
             ]})
         };
         converse(&history(thought, Some(signature_for(thought))), &m).unwrap();
-        assert!(err(converse(&history("Let me think!", Some(signature_for(thought))), &m)).contains("Invalid `signature`"));
+        assert!(
+            err(converse(
+                &history("Let me think!", Some(signature_for(thought))),
+                &m
+            ))
+            .contains("Invalid `signature`")
+        );
         assert!(err(converse(&history(thought, None), &m)).contains("signature: Field required"));
         // Other families do not sign reasoning.
         converse(&history(thought, None), &qwen()).unwrap();
@@ -1251,9 +1607,20 @@ mod tests {
     #[test]
     fn claude_extra_fields_and_betas_are_checked() {
         let m = claude();
-        let body = |extra: Value| json!({"messages": [user("hi")], "additionalModelRequestFields": extra});
-        converse(&body(json!({"top_k": 5, "anthropic_beta": ["context-1m-2025-08-07"]})), &m).unwrap();
-        assert!(err(converse(&body(json!({"anthropic_beta": ["claude-code-20250219"]})), &m)).contains("invalid beta flag"));
+        let body =
+            |extra: Value| json!({"messages": [user("hi")], "additionalModelRequestFields": extra});
+        converse(
+            &body(json!({"top_k": 5, "anthropic_beta": ["context-1m-2025-08-07"]})),
+            &m,
+        )
+        .unwrap();
+        assert!(
+            err(converse(
+                &body(json!({"anthropic_beta": ["claude-code-20250219"]})),
+                &m
+            ))
+            .contains("invalid beta flag")
+        );
         assert!(err(converse(&body(json!({"frobnicate": true})), &m)).contains("frobnicate"));
         converse(&body(json!({"frobnicate": true})), &qwen()).unwrap();
     }
@@ -1289,8 +1656,12 @@ mod tests {
         b["anthropic_beta"] = json!(["oauth-2025-04-20"]);
         assert!(err(native(&b, &m)).contains("invalid beta flag"));
         let mut b = ok.clone();
-        b["tools"] = json!([{"name": "t", "input_schema": {"type": "object"}, "defer_loading": true}]);
-        assert_eq!(err(native(&b, &m)), "tools.0.custom.defer_loading: Extra inputs are not permitted");
+        b["tools"] =
+            json!([{"name": "t", "input_schema": {"type": "object"}, "defer_loading": true}]);
+        assert_eq!(
+            err(native(&b, &m)),
+            "tools.0.custom.defer_loading: Extra inputs are not permitted"
+        );
         let mut b = ok.clone();
         b["messages"] = json!([{"role": "user", "content": [{"type": "text", "text": " "}]}]);
         assert!(err(native(&b, &m)).contains("non-whitespace"));
@@ -1304,10 +1675,17 @@ mod tests {
     #[test]
     fn count_tokens_accepts_both_inputs() {
         let m = claude();
-        count_tokens(&json!({"input": {"converse": {"messages": [user("hi")]}}}), &m).unwrap();
+        count_tokens(
+            &json!({"input": {"converse": {"messages": [user("hi")]}}}),
+            &m,
+        )
+        .unwrap();
         let body = base64::engine::general_purpose::STANDARD
             .encode(br#"{"anthropic_version":"bedrock-2023-05-31","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#);
-        assert!(matches!(count_tokens(&json!({"input": {"invokeModel": {"body": body}}}), &m), Ok(CountInput::Native(_))));
+        assert!(matches!(
+            count_tokens(&json!({"input": {"invokeModel": {"body": body}}}), &m),
+            Ok(CountInput::Native(_))
+        ));
         assert!(count_tokens(&json!({"input": {}}), &m).is_err());
     }
 }
