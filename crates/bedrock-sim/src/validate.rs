@@ -760,7 +760,9 @@ fn check_thinking_config(
                 Some(_) => Ok(true),
             }
         }
-        Some("adaptive") => Ok(true),
+        // With adaptive thinking the model may answer a turn without thinking, so an assistant turn
+        // without a thinking block is legitimate (Claude Code's captured tool turns look like that).
+        Some("adaptive") => Ok(false),
         Some("disabled") => Ok(false),
         other => invalid(format!(
             "thinking: Input tag '{}' found using 'type' does not match any of the expected tags: 'enabled', 'disabled', 'adaptive'",

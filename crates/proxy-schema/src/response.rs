@@ -1,0 +1,334 @@
+//! Responses: the message object, usage, stream events, errors, and the Models API.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::content::ContentBlock;
+
+/// Per-TTL breakdown of cache writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheCreation {
+    /// Tokens written with the 5-minute TTL.
+    pub ephemeral_5m_input_tokens: u64,
+    /// Tokens written with the 1-hour TTL.
+    pub ephemeral_1h_input_tokens: u64,
+}
+
+/// Token usage. `input_tokens` counts uncached input only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Tokens written to the cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_input_tokens: Option<u64>,
+    /// Tokens read from the cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_input_tokens: Option<u64>,
+    /// Cache writes by TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation: Option<CacheCreation>,
+    /// Other fields (`server_tool_use`, `service_tier`, ...).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A message from the model (the non-streaming response, and `message_start.message`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// `msg_...`
+    pub id: String,
+    /// Always `message`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Always `assistant`.
+    pub role: String,
+    /// The model name the client asked for.
+    pub model: String,
+    /// The content.
+    pub content: Vec<ContentBlock>,
+    /// Why it stopped (`end_turn`, `max_tokens`, `stop_sequence`, `tool_use`, `pause_turn`, `refusal`,
+    /// `model_context_window_exceeded`); null only in `message_start`.
+    pub stop_reason: Option<String>,
+    /// The matched stop sequence.
+    pub stop_sequence: Option<String>,
+    /// Usage.
+    pub usage: Usage,
+    /// Other fields (`container`, `stop_details`, ...).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Message {
+    /// An empty assistant message, as `message_start` carries it.
+    pub fn start(id: impl Into<String>, model: impl Into<String>, usage: Usage) -> Self {
+        Message {
+            id: id.into(),
+            kind: "message".into(),
+            role: "assistant".into(),
+            model: model.into(),
+            content: Vec::new(),
+            stop_reason: None,
+            stop_sequence: None,
+            usage,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// A delta inside `content_block_delta`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Delta {
+    /// Append to a text block.
+    TextDelta {
+        /// Text.
+        text: String,
+    },
+    /// Append to a tool input's JSON text.
+    InputJsonDelta {
+        /// A fragment of JSON.
+        partial_json: String,
+    },
+    /// Append to a thinking block.
+    ThinkingDelta {
+        /// Thinking text.
+        thinking: String,
+    },
+    /// Set a thinking block's signature.
+    SignatureDelta {
+        /// The signature.
+        signature: String,
+    },
+    /// Add a citation to a text block.
+    CitationsDelta {
+        /// The citation object.
+        citation: Value,
+    },
+}
+
+/// `message_delta.delta`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageDeltaBody {
+    /// Why it stopped.
+    pub stop_reason: Option<String>,
+    /// The matched stop sequence.
+    pub stop_sequence: Option<String>,
+}
+
+/// `message_delta.usage`: cumulative; fields present overwrite those of `message_start`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeltaUsage {
+    /// Output tokens so far.
+    pub output_tokens: u64,
+    /// Uncached input tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Cache writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_input_tokens: Option<u64>,
+    /// Cache reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_input_tokens: Option<u64>,
+}
+
+/// The `error` object of the envelope and of the SSE `error` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error type.
+    #[serde(rename = "type")]
+    pub kind: ErrorType,
+    /// A message for people.
+    pub message: String,
+}
+
+/// A server-sent event of a streamed message. The SSE event name is [`StreamEvent::name`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent {
+    /// First: the message with empty content.
+    MessageStart {
+        /// The message so far.
+        message: Message,
+    },
+    /// A block begins at `index`.
+    ContentBlockStart {
+        /// Position in the final content.
+        index: usize,
+        /// The block's initial shape.
+        content_block: ContentBlock,
+    },
+    /// A piece of the block at `index`.
+    ContentBlockDelta {
+        /// Position in the final content.
+        index: usize,
+        /// The piece.
+        delta: Delta,
+    },
+    /// The block at `index` is complete.
+    ContentBlockStop {
+        /// Position in the final content.
+        index: usize,
+    },
+    /// Stop reason and cumulative usage.
+    MessageDelta {
+        /// Stop reason and sequence.
+        delta: MessageDeltaBody,
+        /// Cumulative usage.
+        usage: DeltaUsage,
+    },
+    /// Last.
+    MessageStop,
+    /// Keep-alive.
+    Ping,
+    /// A failure after the stream started.
+    Error {
+        /// What went wrong.
+        error: ErrorBody,
+    },
+}
+
+impl StreamEvent {
+    /// The SSE `event:` name (always equal to the JSON `type`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            StreamEvent::MessageStart { .. } => "message_start",
+            StreamEvent::ContentBlockStart { .. } => "content_block_start",
+            StreamEvent::ContentBlockDelta { .. } => "content_block_delta",
+            StreamEvent::ContentBlockStop { .. } => "content_block_stop",
+            StreamEvent::MessageDelta { .. } => "message_delta",
+            StreamEvent::MessageStop => "message_stop",
+            StreamEvent::Ping => "ping",
+            StreamEvent::Error { .. } => "error",
+        }
+    }
+
+    /// The event as SSE text: `event: NAME\ndata: JSON\n\n`.
+    pub fn to_sse(&self) -> String {
+        let data = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
+        format!("event: {}\ndata: {data}\n\n", self.name())
+    }
+}
+
+/// The error types of the Anthropic API, with their HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    /// 400
+    InvalidRequestError,
+    /// 401
+    AuthenticationError,
+    /// 402
+    BillingError,
+    /// 403
+    PermissionError,
+    /// 404
+    NotFoundError,
+    /// 413
+    RequestTooLarge,
+    /// 429
+    RateLimitError,
+    /// 500
+    ApiError,
+    /// 504
+    TimeoutError,
+    /// 529
+    OverloadedError,
+}
+
+impl ErrorType {
+    /// The HTTP status Anthropic uses for it.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorType::InvalidRequestError => 400,
+            ErrorType::AuthenticationError => 401,
+            ErrorType::BillingError => 402,
+            ErrorType::PermissionError => 403,
+            ErrorType::NotFoundError => 404,
+            ErrorType::RequestTooLarge => 413,
+            ErrorType::RateLimitError => 429,
+            ErrorType::ApiError => 500,
+            ErrorType::TimeoutError => 504,
+            ErrorType::OverloadedError => 529,
+        }
+    }
+
+    /// The wire name, e.g. `rate_limit_error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::InvalidRequestError => "invalid_request_error",
+            ErrorType::AuthenticationError => "authentication_error",
+            ErrorType::BillingError => "billing_error",
+            ErrorType::PermissionError => "permission_error",
+            ErrorType::NotFoundError => "not_found_error",
+            ErrorType::RequestTooLarge => "request_too_large",
+            ErrorType::RateLimitError => "rate_limit_error",
+            ErrorType::ApiError => "api_error",
+            ErrorType::TimeoutError => "timeout_error",
+            ErrorType::OverloadedError => "overloaded_error",
+        }
+    }
+}
+
+/// The error envelope: `{"type":"error","error":{"type","message"},"request_id"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// Always `error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What went wrong.
+    pub error: ErrorBody,
+    /// The request id (`req_...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ErrorResponse {
+    /// An envelope for `kind` with `message`.
+    pub fn new(kind: ErrorType, message: impl Into<String>, request_id: Option<String>) -> Self {
+        ErrorResponse {
+            kind: "error".into(),
+            error: ErrorBody {
+                kind,
+                message: message.into(),
+            },
+            request_id,
+        }
+    }
+}
+
+/// `POST /v1/messages/count_tokens` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountTokensResponse {
+    /// Input tokens of the request.
+    pub input_tokens: u64,
+}
+
+/// One model of `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Always `model`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The id clients send.
+    pub id: String,
+    /// A name for people.
+    pub display_name: String,
+    /// RFC 3339 release time (epoch when unknown).
+    pub created_at: String,
+}
+
+/// A page of `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelList {
+    /// The models, newest first.
+    pub data: Vec<ModelInfo>,
+    /// Whether more pages follow.
+    pub has_more: bool,
+    /// Id of the first model of the page.
+    pub first_id: Option<String>,
+    /// Id of the last model of the page.
+    pub last_id: Option<String>,
+}
