@@ -1,5 +1,98 @@
-//! `proxy-convert`: pure conversion between the Anthropic Messages API and Bedrock (Converse and the
-//! native InvokeModel body), streaming included.
+//! `proxy-convert`: pure conversion between the Anthropic Messages API and AWS Bedrock, streaming
+//! included, for any Rust service that wants to serve Anthropic clients from Bedrock.
 //!
-//! Not yet filled: the conversion arrives with its own issue. It will depend on `proxy-schema` and the
-//! data types of `aws-sdk-bedrockruntime`, and never on I/O or async code, so other services can embed it.
+//! No I/O and no async code: plain functions and a state machine fed events. Requests come in as
+//! [`proxy_schema::MessagesRequest`]; what goes to Bedrock is `aws-sdk-bedrockruntime`'s own input
+//! types, so an embedding service hands the result straight to the SDK.
+//!
+//! Two routes, chosen per model by the caller:
+//! 1. **Converse** (any Bedrock model): [`to_converse`] builds the request; [`from_converse`] turns
+//!    the response into an Anthropic message; [`StreamConverter`] turns ConverseStream events into
+//!    Anthropic SSE events.
+//! 2. **Native** (Claude through InvokeModel): [`to_native_body`] rewrites the Anthropic body for
+//!    Bedrock; [`restore_model`] and [`native_chunk`] hand responses and stream chunks back with the
+//!    client's model name.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! # async fn demo(client: aws_sdk_bedrockruntime::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! let body = br#"{"model":"claude-sonnet-4-5","max_tokens":256,
+//!                 "messages":[{"role":"user","content":"Hello"}]}"#;
+//! let request = proxy_schema::parse_messages_request(body)?;
+//! let bedrock_id = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+//! let input = proxy_convert::to_converse(&request, &proxy_convert::ConverseOptions::new(bedrock_id))?
+//!     .into_converse_input(bedrock_id);
+//! let output = client
+//!     .converse()
+//!     .set_model_id(input.model_id)
+//!     .set_messages(input.messages)
+//!     .set_system(input.system)
+//!     .set_inference_config(input.inference_config)
+//!     .set_tool_config(input.tool_config)
+//!     .set_additional_model_request_fields(input.additional_model_request_fields)
+//!     .set_additional_model_response_field_paths(input.additional_model_response_field_paths)
+//!     .send()
+//!     .await?;
+//! let message = proxy_convert::from_converse(&output, "msg_01", &request.model);
+//! println!("{}", serde_json::to_string(&message)?);
+//! # Ok(()) }
+//! ```
+//!
+//! # Fields Converse has no slot for
+//!
+//! | Anthropic field | Claude | Nova | gpt-oss | others |
+//! |---|---|---|---|---|
+//! | `top_k` | `additionalModelRequestFields.top_k` | dropped | dropped | dropped |
+//! | `thinking` (any type) | `additionalModelRequestFields.thinking`, as sent | `reasoningConfig.maxReasoningEffort` | `reasoning_effort` | dropped |
+//! | `anthropic-beta` header | `anthropic_beta`, filtered per model | dropped | dropped | dropped |
+//! | `context_management` | passed when its beta is kept | dropped | dropped | dropped |
+//! | `output_config` | `outputConfig` (`effort`, `textFormat`) | same | same | same |
+//! | `stop_sequences` match | `additionalModelResponseFieldPaths: ["/stop_sequence"]` | — | — | — |
+//! | `tool_choice: none` | no tools offered (tools kept if the history has tool blocks) | same | same | same |
+//! | `tool_choice: any/tool` | `toolChoice.any/tool` | same | auto | auto |
+//! | `disable_parallel_tool_use`, `metadata`, `service_tier`, `container`, `mcp_servers`, `speed`, `inference_geo`, server tools | dropped | dropped | dropped | dropped |
+//!
+//! Dropped fields are logged at debug level. Thinking effort for Nova and gpt-oss: budget < 4096
+//! `low`, < 16384 `medium`, else `high`; adaptive `medium`.
+//!
+//! Errors are only those Anthropic itself gives (more than 4 `cache_control` breakpoints), and the
+//! sources Bedrock cannot take: images and documents by URL or file id (send them as base64).
+
+mod document;
+mod errors;
+mod family;
+mod native;
+mod request;
+mod response;
+mod stream;
+
+pub use document::{to_document, to_json};
+pub use errors::{converse_stream_error_type, error_type};
+pub use family::{ModelFamily, bedrock_betas};
+pub use native::{
+    BEDROCK_ANTHROPIC_VERSION, NativeChunk, native_chunk, restore_model, to_native_body,
+};
+pub use request::{ConverseOptions, ConverseRequest, to_converse};
+pub use response::{content_block, from_converse, stop_reason, stop_sequence, usage};
+pub use stream::StreamConverter;
+
+/// A request that cannot be converted: the field path and why. A 400 `invalid_request_error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", if path.is_empty() { message.clone() } else { format!("{path}: {message}") })]
+pub struct ConvertError {
+    /// Where, e.g. `messages.0.content.1.source.type`.
+    pub path: String,
+    /// What.
+    pub message: String,
+}
+
+impl ConvertError {
+    /// An error at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConvertError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

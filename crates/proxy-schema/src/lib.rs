@@ -26,10 +26,12 @@
 //! assert!(err.to_string().starts_with("messages.0.content.0.source.media_type: unknown variant `image/bmp`"));
 //! ```
 
+mod accumulate;
 mod content;
 mod request;
 mod response;
 
+pub use accumulate::Accumulator;
 pub use content::{
     CacheControl, CitationsConfig, ContentBlock, DocumentBlock, DocumentContent, DocumentSource,
     ImageBlock, ImageMediaType, ImageSource, KNOWN_BLOCK_TYPES, RedactedThinkingBlock,
