@@ -19,10 +19,10 @@ fn main() -> Result<()> {
         Some("test") => test(&root, &args[1..]),
         Some("demo") => demo(&root),
         Some("bench") => bench(&root, &args[1..]),
-        Some("venv") => venv(&root).map(|_| ()),
+        Some("venv") => venvs(&root).map(|_| ()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim on 127.0.0.1:8001 and print a request\n  bench [SECONDS]                   bedrock-sim throughput with wrk (default 10 s per case)\n  venv                              create/update the Python venv (.venv) the tests use"
+                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim on 127.0.0.1:8001 and print a request\n  bench [SECONDS]                   bedrock-sim throughput with wrk (default 10 s per case)\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use"
             );
             std::process::exit(2);
         }
@@ -90,28 +90,54 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     }
     if !rust_only {
         run(cargo().args(["build", "--bins"]))?;
-        let python = venv(root)?;
-        run(Command::new(&python)
+        run(cargo().args(["build", "-p", "proxy-convert", "--examples"]))?;
+        let scenarios = root.join("target/debug/examples/sse_scenarios");
+        let sim = root.join("target/debug/bedrock-sim");
+        let (current, legacy) = venvs(root)?;
+        // The current SDK generation (2.x) and boto3 in one venv; the 0.x SDK in its own.
+        run(Command::new(&current)
             .args([
                 "-m",
                 "pytest",
                 "tests/boto3",
+                "tests/anthropic_sdk",
                 "-q",
                 "-p",
                 "no:cacheprovider",
             ])
-            .env("BEDROCK_SIM_BIN", root.join("target/debug/bedrock-sim")))?;
+            .env("BEDROCK_SIM_BIN", &sim)
+            .env("SSE_SCENARIOS_BIN", &scenarios))?;
+        run(Command::new(&legacy)
+            .args([
+                "-m",
+                "pytest",
+                "tests/anthropic_sdk",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+            ])
+            .env("SSE_SCENARIOS_BIN", &scenarios))?;
     }
     Ok(())
 }
 
-/// Creates `.venv` and installs `tests/requirements.txt` into it when that file changed; returns the
+/// Both test venvs: `.venv` (tests/requirements.txt: boto3, pytest, the 2.x Anthropic SDK) and
+/// `.venv-sdk0` (tests/requirements-sdk0.txt: the 0.x Anthropic SDK); returns their pythons.
+fn venvs(root: &Path) -> Result<(PathBuf, PathBuf)> {
+    Ok((
+        venv(root, ".venv", "tests/requirements.txt")?,
+        venv(root, ".venv-sdk0", "tests/requirements-sdk0.txt")?,
+    ))
+}
+
+/// Creates the venv `name` and installs `requirements` into it when that file changed; returns the
 /// venv's python.
-fn venv(root: &Path) -> Result<PathBuf> {
-    let dir = root.join(".venv");
+fn venv(root: &Path, name: &str, requirements: &str) -> Result<PathBuf> {
+    let dir = root.join(name);
     let python = dir.join("bin/python");
-    let requirements = root.join("tests/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements).context("tests/requirements.txt")?;
+    let requirements = root.join(requirements);
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| requirements.display().to_string())?;
     let stamp = dir.join(".requirements-installed");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && python.exists() {
         return Ok(python);

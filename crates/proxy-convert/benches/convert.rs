@@ -1,0 +1,77 @@
+//! Conversion cost of a typical request (the Claude Code first-turn fixture: 24 tools, ~25 KB) on
+//! both routes, and of one stream event through the state machine.
+
+use std::hint::black_box;
+
+use aws_sdk_bedrockruntime::types::{
+    ContentBlockDelta, ContentBlockDeltaEvent, ConverseStreamOutput, MessageStartEvent,
+};
+use criterion::{Criterion, criterion_group, criterion_main};
+use proxy_convert::{ConverseOptions, StreamConverter, to_converse, to_native_body};
+
+const CLAUDE: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+
+fn fixture() -> (Vec<u8>, String) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/claude-code/01-first-turn-stream.json"
+    );
+    let fixture: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("shared fixtures")).unwrap();
+    let beta = fixture["headers"]["anthropic-beta"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (serde_json::to_vec(&fixture["body"]).unwrap(), beta)
+}
+
+fn requests(c: &mut Criterion) {
+    let (body, beta) = fixture();
+    let opts = ConverseOptions {
+        bedrock_model_id: CLAUDE,
+        anthropic_beta: Some(&beta),
+        prompt_caching: true,
+    };
+    c.bench_function("parse claude-code request", |b| {
+        b.iter(|| proxy_schema::parse_messages_request(black_box(&body)).unwrap())
+    });
+    let req = proxy_schema::parse_messages_request(&body).unwrap();
+    c.bench_function("to_converse (parsed claude-code request)", |b| {
+        b.iter(|| {
+            to_converse(black_box(&req), &opts)
+                .unwrap()
+                .into_converse_stream_input(CLAUDE)
+        })
+    });
+    let raw: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    c.bench_function("to_native_body (claude-code request)", |b| {
+        b.iter(|| to_native_body(black_box(&raw), CLAUDE, Some(&beta)).unwrap())
+    });
+}
+
+fn stream_event(c: &mut Criterion) {
+    let start = ConverseStreamOutput::MessageStart(
+        MessageStartEvent::builder()
+            .role("assistant".into())
+            .build()
+            .unwrap(),
+    );
+    let delta = ConverseStreamOutput::ContentBlockDelta(
+        ContentBlockDeltaEvent::builder()
+            .content_block_index(0)
+            .delta(ContentBlockDelta::Text("Hello, streaming world ".into()))
+            .build()
+            .unwrap(),
+    );
+    let mut conv = StreamConverter::new("msg_1", "claude-sonnet-4-5");
+    conv.on_event(&start);
+    c.bench_function("stream text delta -> SSE bytes", |b| {
+        b.iter(|| {
+            let events = conv.on_event(black_box(&delta));
+            events.iter().map(|e| e.to_sse().len()).sum::<usize>()
+        })
+    });
+}
+
+criterion_group!(benches, requests, stream_event);
+criterion_main!(benches);
