@@ -99,7 +99,7 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             .args([
                 "-m",
                 "pytest",
-                "tests/boto3",
+                "tests/aws_python",
                 "tests/anthropic_sdk",
                 "-q",
                 "-p",

@@ -1,6 +1,9 @@
 //! Conversion cost of a typical request (the Claude Code first-turn fixture: 24 tools, ~25 KB) on
 //! both routes, and of one stream event through the state machine.
 
+// criterion_group! generates undocumented public functions.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use aws_sdk_bedrockruntime::types::{

@@ -237,7 +237,7 @@ proptest! {
         let back: Vec<ContentBlock> = conv.messages[1].content().iter().filter_map(content_block).collect();
         let original: Vec<ContentBlock> = req.messages[1].content.blocks().into_owned();
         prop_assert_eq!(serde_json::to_value(&back).unwrap(), serde_json::to_value(&original).unwrap());
-        prop_assert!(conv.tool_config.is_some() == !results.is_empty());
+        prop_assert_eq!(conv.tool_config.is_some(), !results.is_empty());
     }
 
     #[test]
@@ -262,11 +262,11 @@ proptest! {
         let mut acc = Accumulator::new();
         for ev in stream_events(&generated, &cuts, base, &usage) {
             for out in conv.on_event(&ev) {
-                acc.push(&out).map_err(|e| TestCaseError::fail(e))?;
+                acc.push(&out).map_err(TestCaseError::fail)?;
             }
         }
         for out in conv.finish() {
-            acc.push(&out).map_err(|e| TestCaseError::fail(e))?;
+            acc.push(&out).map_err(TestCaseError::fail)?;
         }
         let streamed = acc.into_message().unwrap();
         prop_assert_eq!(serde_json::to_value(&streamed).unwrap(), serde_json::to_value(&expected).unwrap());
