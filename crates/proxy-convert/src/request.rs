@@ -826,3 +826,160 @@ pub fn to_converse(
         output_config,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::to_json;
+
+    fn convert(body: Value, model: &str) -> ConverseRequest {
+        let req =
+            proxy_schema::parse_messages_request(&serde_json::to_vec(&body).unwrap()).unwrap();
+        to_converse(&req, &ConverseOptions::new(model)).unwrap()
+    }
+
+    fn base() -> Value {
+        json!({"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]})
+    }
+
+    const CLAUDE: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+
+    #[test]
+    fn thinking_goes_where_each_family_takes_it() {
+        let mut body = base();
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": 8000});
+        let extra = |body: &Value, model: &str| {
+            convert(body.clone(), model).additional_model_request_fields
+        };
+        assert_eq!(
+            extra(&body, CLAUDE).unwrap()["thinking"],
+            json!({"type": "enabled", "budget_tokens": 8000})
+        );
+        assert_eq!(
+            extra(&body, "us.amazon.nova-pro-v1:0").unwrap()["reasoningConfig"],
+            json!({"type": "enabled", "maxReasoningEffort": "medium"})
+        );
+        assert_eq!(
+            extra(&body, "openai.gpt-oss-120b-1:0").unwrap()["reasoning_effort"],
+            "medium"
+        );
+        assert_eq!(extra(&body, "qwen.qwen3-32b-v1:0"), None);
+        assert_eq!(extra(&body, "deepseek.r1-v1:0"), None);
+        body["thinking"] = json!({"type": "adaptive"});
+        assert_eq!(
+            extra(&body, CLAUDE).unwrap()["thinking"],
+            json!({"type": "adaptive"})
+        );
+        body["thinking"] = json!({"type": "between_tools", "x": 1});
+        assert_eq!(
+            extra(&body, CLAUDE).unwrap()["thinking"],
+            json!({"type": "between_tools", "x": 1})
+        );
+    }
+
+    #[test]
+    fn output_config_maps_to_converse_output_config() {
+        let mut body = base();
+        body["output_config"] = json!({"effort": "high", "format": {"type": "json_schema", "schema": {"type": "object"}}});
+        let oc = convert(body, CLAUDE).output_config.unwrap();
+        assert_eq!(oc.effort(), Some("high"));
+        let tf = oc.text_format().unwrap();
+        assert_eq!(tf.r#type(), &OutputFormatType::JsonSchema);
+        let OutputFormatStructure::JsonSchema(schema) = tf.structure().unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(schema.schema()).unwrap(),
+            json!({"type": "object"})
+        );
+    }
+
+    #[test]
+    fn tools_keep_cache_points_and_drop_server_tools() {
+        let mut body = base();
+        body["tools"] = json!([
+            {"name": "a", "description": "", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}, "defer_loading": true},
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+            {"type": "custom", "name": "b", "input_schema": {"type": "object"}, "strict": true}
+        ]);
+        let tc = convert(body, CLAUDE).tool_config.unwrap();
+        let tools = tc.tools();
+        assert_eq!(tools.len(), 3);
+        let bedrock::Tool::ToolSpec(a) = &tools[0] else {
+            panic!()
+        };
+        assert_eq!(a.name(), "a");
+        assert_eq!(
+            a.description(),
+            None,
+            "an empty description is omitted (Converse needs non-empty)"
+        );
+        assert!(matches!(tools[1], bedrock::Tool::CachePoint(_)));
+        let bedrock::Tool::ToolSpec(b) = &tools[2] else {
+            panic!()
+        };
+        assert_eq!((b.name(), b.strict()), ("b", Some(true)));
+        assert!(tc.tool_choice().is_none());
+    }
+
+    #[test]
+    fn search_results_and_unslotted_fields() {
+        let mut body = base();
+        body["metadata"] = json!({"user_id": "u"});
+        body["service_tier"] = json!("auto");
+        body["container"] = json!("c1");
+        body["messages"] = json!([{"role": "user", "content": [
+            {"type": "search_result", "source": "https://s", "title": "T", "content": [{"type": "text", "text": "r"}], "citations": {"enabled": true}},
+            {"type": "text", "text": "q"}]}]);
+        let conv = convert(body, CLAUDE);
+        let bedrock::ContentBlock::SearchResult(sr) = &conv.messages[0].content()[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (sr.source(), sr.title(), sr.content()[0].text()),
+            ("https://s", "T", "r")
+        );
+        assert_eq!(sr.citations().map(|c| c.enabled()), Some(true));
+        assert!(
+            conv.additional_model_request_fields.is_none(),
+            "metadata, service_tier, container have no slot"
+        );
+    }
+
+    #[test]
+    fn tool_inputs_and_schemas_survive_as_documents() {
+        let mut body = base();
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer", "minimum": -5}, "f": {"type": "number"}}});
+        body["tools"] = json!([{"name": "t", "input_schema": schema}]);
+        body["messages"] = json!([
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "t", "input": {"n": -3, "f": 2.5, "s": "x", "l": [1, null]}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1"}]}]);
+        let conv = convert(body, "qwen.qwen3-32b-v1:0");
+        let bedrock::Tool::ToolSpec(spec) = &conv.tool_config.as_ref().unwrap().tools()[0] else {
+            panic!()
+        };
+        let ToolInputSchema::Json(doc) = spec.input_schema().unwrap() else {
+            panic!()
+        };
+        assert_eq!(to_json(doc), schema);
+        let bedrock::ContentBlock::ToolUse(tu) = &conv.messages[1].content()[0] else {
+            panic!()
+        };
+        assert_eq!(
+            to_json(tu.input()),
+            json!({"n": -3, "f": 2.5, "s": "x", "l": [1, null]})
+        );
+        let bedrock::ContentBlock::ToolResult(tr) = &conv.messages[2].content()[0] else {
+            panic!()
+        };
+        assert!(tr.content().is_empty() && tr.status().is_none());
+    }
+
+    #[test]
+    fn max_tokens_zero_becomes_one() {
+        let mut body = base();
+        body["max_tokens"] = json!(0);
+        assert_eq!(convert(body, CLAUDE).inference_config.max_tokens(), Some(1));
+    }
+}

@@ -175,3 +175,134 @@ pub fn from_converse(output: &ConverseOutput, id: &str, model: &str) -> Message 
     message.stop_sequence = stop_sequence(output.additional_model_response_fields());
     message
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_bedrockruntime::types::{
+        CacheDetail, Citation, CitationGeneratedContent, CitationSourceContent,
+        CitationsContentBlock, DocumentCharLocation, DocumentPageLocation,
+    };
+
+    #[test]
+    fn stop_reasons() {
+        let table = [
+            (StopReason::EndTurn, "end_turn"),
+            (StopReason::ToolUse, "tool_use"),
+            (StopReason::MaxTokens, "max_tokens"),
+            (StopReason::StopSequence, "stop_sequence"),
+            (
+                StopReason::ModelContextWindowExceeded,
+                "model_context_window_exceeded",
+            ),
+            (StopReason::GuardrailIntervened, "refusal"),
+            (StopReason::ContentFiltered, "refusal"),
+            (StopReason::MalformedModelOutput, "end_turn"),
+            (StopReason::MalformedToolUse, "end_turn"),
+            (StopReason::from("pause_turn"), "pause_turn"),
+        ];
+        for (converse, anthropic) in table {
+            assert_eq!(stop_reason(&converse), anthropic);
+        }
+    }
+
+    #[test]
+    fn usage_with_cache_details() {
+        let u = TokenUsage::builder()
+            .input_tokens(10)
+            .output_tokens(20)
+            .total_tokens(60)
+            .cache_read_input_tokens(5)
+            .cache_write_input_tokens(25)
+            .cache_details(
+                CacheDetail::builder()
+                    .ttl(CacheTtl::OneHour)
+                    .input_tokens(15)
+                    .build()
+                    .unwrap(),
+            )
+            .cache_details(
+                CacheDetail::builder()
+                    .ttl(CacheTtl::FiveMinutes)
+                    .input_tokens(10)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let a = usage(Some(&u));
+        assert_eq!((a.input_tokens, a.output_tokens), (10, 20));
+        assert_eq!(
+            (a.cache_read_input_tokens, a.cache_creation_input_tokens),
+            (Some(5), Some(25))
+        );
+        assert_eq!(
+            a.cache_creation,
+            Some(CacheCreation {
+                ephemeral_5m_input_tokens: 10,
+                ephemeral_1h_input_tokens: 15
+            })
+        );
+    }
+
+    #[test]
+    fn citations_become_text_citations() {
+        let block = bedrock::ContentBlock::CitationsContent(
+            CitationsContentBlock::builder()
+                .content(CitationGeneratedContent::Text("Revenue grew.".into()))
+                .citations(
+                    Citation::builder()
+                        .title("Q3")
+                        .source_content(CitationSourceContent::Text("grew 12%".into()))
+                        .location(CitationLocation::DocumentPage(
+                            DocumentPageLocation::builder()
+                                .document_index(0)
+                                .start(2)
+                                .end(3)
+                                .build(),
+                        ))
+                        .build(),
+                )
+                .citations(
+                    Citation::builder()
+                        .location(CitationLocation::DocumentChar(
+                            DocumentCharLocation::builder()
+                                .document_index(1)
+                                .start(5)
+                                .end(9)
+                                .build(),
+                        ))
+                        .build(),
+                )
+                .build(),
+        );
+        let Some(ContentBlock::Text(t)) = content_block(&block) else {
+            panic!()
+        };
+        assert_eq!(t.text, "Revenue grew.");
+        let c = t.citations.unwrap();
+        assert_eq!(
+            c[0],
+            json!({"type": "page_location", "cited_text": "grew 12%", "document_index": 0, "document_title": "Q3", "start_page_number": 2, "end_page_number": 3})
+        );
+        assert_eq!(c[1]["type"], "char_location");
+        assert_eq!(
+            (
+                c[1]["start_char_index"].as_i64(),
+                c[1]["end_char_index"].as_i64()
+            ),
+            (Some(5), Some(9))
+        );
+    }
+
+    #[test]
+    fn stop_sequence_comes_from_additional_fields() {
+        let doc = crate::to_document(&json!({"stop_sequence": "END"}));
+        assert_eq!(stop_sequence(Some(&doc)).as_deref(), Some("END"));
+        assert_eq!(
+            stop_sequence(Some(&crate::to_document(&json!({"stop_sequence": null})))),
+            None
+        );
+        assert_eq!(stop_sequence(None), None);
+    }
+}
