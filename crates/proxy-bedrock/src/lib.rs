@@ -1,5 +1,272 @@
-//! `proxy-bedrock`: the gateway's Bedrock client, one shared `aws-sdk-bedrockruntime` client with
-//! connection reuse, model routing and the error mapping of Bedrock exceptions.
+//! `proxy-bedrock`: the gateway's Bedrock side. One shared `aws-sdk-bedrockruntime` client (connection
+//! reuse, the standard credential chain including Bedrock API keys, the standard endpoint overrides),
+//! model routing ([`Router`]), and the mapping of every upstream failure to an Anthropic error type
+//! ([`UpstreamError`]).
 //!
-//! Not yet filled: arrives with the end-to-end server issue. It may depend on `proxy-convert` and
-//! `proxy-schema`.
+//! It does no conversion itself (that is `proxy-convert`) and knows nothing of HTTP serving.
+
+mod routing;
+
+use std::time::Duration;
+
+use aws_sdk_bedrockruntime::Client;
+use aws_sdk_bedrockruntime::config::retry::RetryConfig;
+use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
+use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrockruntime::operation::converse::ConverseOutput;
+use aws_sdk_bedrockruntime::operation::converse::builders::ConverseFluentBuilder;
+use aws_sdk_bedrockruntime::operation::converse_stream::builders::ConverseStreamFluentBuilder;
+use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
+use aws_sdk_bedrockruntime::types::error::{ConverseStreamOutputError, ResponseStreamError};
+use aws_sdk_bedrockruntime::types::{ConverseStreamOutput, CountTokensInput, ResponseStream};
+use proxy_schema::ErrorType;
+
+pub use routing::{
+    Api, ListedModel, ModelRoute, Route, RouteError, Router, RoutingConfig, geography,
+};
+
+/// An upstream failure, as the client will see it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct UpstreamError {
+    /// The Anthropic error type (decides the HTTP status).
+    pub kind: ErrorType,
+    /// A message for people (Bedrock's own where it has one).
+    pub message: String,
+    /// Seconds the client should wait before retrying, for throttling and overload.
+    pub retry_after: Option<u64>,
+}
+
+impl UpstreamError {
+    fn new(kind: ErrorType, message: impl Into<String>) -> Self {
+        let retry_after =
+            matches!(kind, ErrorType::RateLimitError | ErrorType::OverloadedError).then_some(1);
+        UpstreamError {
+            kind,
+            message: message.into(),
+            retry_after,
+        }
+    }
+}
+
+/// Maps an SDK error of any operation.
+pub fn upstream_error<E, R>(err: SdkError<E, R>) -> UpstreamError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(ctx) => {
+            let e = ctx.err();
+            let code = e.code().unwrap_or("InternalServerException");
+            let message = e
+                .message()
+                .unwrap_or("Bedrock returned an error")
+                .to_owned();
+            UpstreamError::new(proxy_convert::error_type(code, &message), message)
+        }
+        SdkError::TimeoutError(_) => {
+            UpstreamError::new(ErrorType::TimeoutError, "Bedrock did not answer in time")
+        }
+        SdkError::DispatchFailure(d) => {
+            tracing::warn!(error = ?d, "Bedrock unreachable");
+            UpstreamError::new(
+                ErrorType::OverloadedError,
+                "Bedrock is unreachable from the gateway",
+            )
+        }
+        SdkError::ConstructionFailure(c) => {
+            tracing::error!(error = ?c, "cannot build the Bedrock request (credentials or configuration)");
+            UpstreamError::new(
+                ErrorType::ApiError,
+                "the gateway cannot call Bedrock (credentials or configuration)",
+            )
+        }
+        other => {
+            tracing::warn!(error = ?other, "unexpected Bedrock response");
+            UpstreamError::new(ErrorType::ApiError, "unexpected response from Bedrock")
+        }
+    }
+}
+
+/// The Anthropic error type of an exception inside an InvokeModelWithResponseStream.
+pub fn response_stream_error_type(e: &ResponseStreamError) -> ErrorType {
+    match e {
+        ResponseStreamError::ThrottlingException(_) => ErrorType::RateLimitError,
+        ResponseStreamError::ServiceUnavailableException(_) => ErrorType::OverloadedError,
+        ResponseStreamError::ValidationException(_) => ErrorType::InvalidRequestError,
+        ResponseStreamError::ModelTimeoutException(_) => ErrorType::TimeoutError,
+        other => proxy_convert::error_type(
+            other.code().unwrap_or_default(),
+            other.message().unwrap_or_default(),
+        ),
+    }
+}
+
+/// The shared Bedrock client.
+#[derive(Debug, Clone)]
+pub struct Bedrock {
+    client: Client,
+    credentials: Option<aws_sdk_bedrockruntime::config::SharedCredentialsProvider>,
+    bearer: bool,
+    timeout: Duration,
+}
+
+impl Bedrock {
+    /// Builds the client from the standard AWS configuration chain (env, profile, web identity, ECS,
+    /// IMDS; `AWS_BEARER_TOKEN_BEDROCK`; `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`), with `region` when the
+    /// chain has none. The gateway does not retry: clients see throttling at once and apply their own
+    /// policy (the Anthropic SDKs retry 429 and 529 with backoff).
+    pub async fn from_env(region: Option<String>, timeout: Duration) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(r) = region {
+            loader = loader.region(aws_config::Region::new(r));
+        }
+        let shared = loader.load().await;
+        let credentials = shared.credentials_provider();
+        let bearer = std::env::var_os("AWS_BEARER_TOKEN_BEDROCK").is_some();
+        let conf = aws_sdk_bedrockruntime::config::Builder::from(&shared)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .build(),
+            )
+            .build();
+        Bedrock {
+            client: Client::from_conf(conf),
+            credentials,
+            bearer,
+            timeout,
+        }
+    }
+
+    /// The region in use.
+    pub fn region(&self) -> Option<String> {
+        self.client.config().region().map(|r| r.to_string())
+    }
+
+    /// Whether credentials resolve (readiness).
+    pub async fn credentials_ok(&self) -> bool {
+        use aws_sdk_bedrockruntime::config::ProvideCredentials;
+        if self.bearer {
+            return true;
+        }
+        match &self.credentials {
+            Some(p) => p.provide_credentials().await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// The underlying SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn timed<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, UpstreamError> {
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .unwrap_or_else(|_| {
+                Err(UpstreamError::new(
+                    ErrorType::TimeoutError,
+                    "Bedrock did not answer within BEDROCK_TIMEOUT",
+                ))
+            })
+    }
+
+    /// Converse.
+    pub async fn converse(
+        &self,
+        input: aws_sdk_bedrockruntime::operation::converse::ConverseInput,
+    ) -> Result<ConverseOutput, UpstreamError> {
+        let call: ConverseFluentBuilder = self
+            .client
+            .converse()
+            .set_model_id(input.model_id)
+            .set_messages(input.messages)
+            .set_system(input.system)
+            .set_inference_config(input.inference_config)
+            .set_tool_config(input.tool_config)
+            .set_additional_model_request_fields(input.additional_model_request_fields)
+            .set_additional_model_response_field_paths(input.additional_model_response_field_paths)
+            .set_output_config(input.output_config);
+        self.timed(async { call.send().await.map_err(upstream_error) })
+            .await
+    }
+
+    /// ConverseStream: resolves when Bedrock accepted the request (HTTP errors come back here);
+    /// events then arrive on the receiver. Dropping the receiver cancels the call.
+    pub async fn converse_stream(
+        &self,
+        input: aws_sdk_bedrockruntime::operation::converse_stream::ConverseStreamInput,
+    ) -> Result<EventReceiver<ConverseStreamOutput, ConverseStreamOutputError>, UpstreamError> {
+        let call: ConverseStreamFluentBuilder = self
+            .client
+            .converse_stream()
+            .set_model_id(input.model_id)
+            .set_messages(input.messages)
+            .set_system(input.system)
+            .set_inference_config(input.inference_config)
+            .set_tool_config(input.tool_config)
+            .set_additional_model_request_fields(input.additional_model_request_fields)
+            .set_additional_model_response_field_paths(input.additional_model_response_field_paths)
+            .set_output_config(input.output_config);
+        self.timed(async { call.send().await.map(|o| o.stream).map_err(upstream_error) })
+            .await
+    }
+
+    /// InvokeModel with a native body; returns the response body.
+    pub async fn invoke(&self, model_id: &str, body: Vec<u8>) -> Result<Vec<u8>, UpstreamError> {
+        let call = self
+            .client
+            .invoke_model()
+            .model_id(model_id)
+            .content_type("application/json")
+            .accept("application/json")
+            .body(Blob::new(body));
+        self.timed(async {
+            call.send()
+                .await
+                .map(|o| o.body.into_inner())
+                .map_err(upstream_error)
+        })
+        .await
+    }
+
+    /// InvokeModelWithResponseStream with a native body.
+    pub async fn invoke_stream(
+        &self,
+        model_id: &str,
+        body: Vec<u8>,
+    ) -> Result<EventReceiver<ResponseStream, ResponseStreamError>, UpstreamError> {
+        let call = self
+            .client
+            .invoke_model_with_response_stream()
+            .model_id(model_id)
+            .content_type("application/json")
+            .accept("application/json")
+            .body(Blob::new(body));
+        self.timed(async { call.send().await.map(|o| o.body).map_err(upstream_error) })
+            .await
+    }
+
+    /// CountTokens on a foundation-model id.
+    pub async fn count_tokens(
+        &self,
+        model_id: &str,
+        input: CountTokensInput,
+    ) -> Result<u64, UpstreamError> {
+        let call = self.client.count_tokens().model_id(model_id).input(input);
+        self.timed(async {
+            call.send()
+                .await
+                .map(|o| o.input_tokens().max(0) as u64)
+                .map_err(upstream_error)
+        })
+        .await
+    }
+}

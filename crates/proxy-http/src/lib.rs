@@ -1,5 +1,156 @@
-//! `proxy-http`: the raw `hyper` 1 server of the gateway: routing, middleware (auth, request ids,
-//! limits), the Anthropic error envelope and SSE streaming.
+//! `proxy-http`: the gateway's raw `hyper` 1 server. It serves the Anthropic API surface
+//! (`/v1/messages`, `/v1/messages/count_tokens`, `/v1/models`), health, readiness and metrics, with
+//! auth, request ids, the Anthropic error envelope and SSE streaming, over `proxy-convert` and
+//! `proxy-bedrock`.
 //!
-//! Not yet filled: arrives with the end-to-end server issue. It composes `proxy-bedrock`,
-//! `proxy-convert`, `proxy-schema`, `proxy-auth` and `proxy-store`.
+//! Performance by design: no blocking call on the request path, no per-request control-plane or
+//! store round trip, one shared Bedrock client, SSE frames written as they arrive (the body is a
+//! pull-based stream: a slow client slows its own upstream, a gone client cancels it).
+
+mod error;
+mod metrics;
+mod service;
+mod sse;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+/// Settings of the HTTP layer (the binary builds them from flags and environment variables).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Whether `/v1/*` needs a key.
+    pub require_api_key: bool,
+    /// The one key accepted until the key store lands.
+    pub master_api_key: Option<String>,
+    /// The key header (lowercase), besides `Authorization: Bearer`.
+    pub api_key_header: String,
+    /// Accept `tools` (otherwise a request with tools is a 400).
+    pub enable_tool_use: bool,
+    /// Pass `thinking` on (otherwise it is removed and the model answers without thinking).
+    pub enable_extended_thinking: bool,
+    /// Accept `document` blocks (otherwise a 400).
+    pub enable_document_support: bool,
+    /// Turn `cache_control` into Bedrock cache points (otherwise it is removed).
+    pub prompt_caching: bool,
+    /// Largest request body (bytes); more is a 413.
+    pub max_body_bytes: usize,
+    /// SSE `ping` after this much upstream silence.
+    pub ping_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            require_api_key: true,
+            master_api_key: None,
+            api_key_header: "x-api-key".into(),
+            enable_tool_use: true,
+            enable_extended_thinking: true,
+            enable_document_support: true,
+            prompt_caching: true,
+            max_body_bytes: 32 * 1024 * 1024,
+            ping_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The gateway's shared state, built once at start.
+#[derive(Debug)]
+pub struct Gateway {
+    settings: Settings,
+    router: proxy_bedrock::Router,
+    bedrock: proxy_bedrock::Bedrock,
+    metrics: Metrics,
+    ready: tokio::sync::Mutex<Option<(Instant, bool)>>,
+}
+
+impl Gateway {
+    /// The gateway over a router and a Bedrock client.
+    pub fn new(
+        settings: Settings,
+        router: proxy_bedrock::Router,
+        bedrock: proxy_bedrock::Bedrock,
+    ) -> Arc<Self> {
+        Arc::new(Gateway {
+            settings,
+            router,
+            bedrock,
+            metrics: Metrics::new(),
+            ready: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Readiness: Bedrock credentials resolve (checked at most every 10 s).
+    pub async fn is_ready(&self) -> bool {
+        let mut cached = self.ready.lock().await;
+        if let Some((at, ok)) = *cached
+            && at.elapsed() < Duration::from_secs(10)
+        {
+            return ok;
+        }
+        let ok = self.bedrock.credentials_ok().await;
+        *cached = Some((Instant::now(), ok));
+        ok
+    }
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then lets open requests (streams
+/// included) finish for up to `drain`.
+pub async fn run(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let gateway = gateway.clone();
+                let service = service_fn(move |req| {
+                    let gateway = gateway.clone();
+                    async move { Ok::<_, Infallible>(service::handle(gateway, req).await) }
+                });
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(drain) => tracing::warn!("shutdown: open connections did not finish in time"),
+    }
+    Ok(())
+}

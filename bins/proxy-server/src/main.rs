@@ -1,0 +1,187 @@
+//! `proxy-server`: the Anthropic Messages API on AWS Bedrock.
+//!
+//! Every setting is a flag and an environment variable (names kept from the Python proxy users
+//! migrate from); a bad setting stops start-up with a message that names it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{ArgAction, Parser};
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        other => Err(format!("expected true or false, got `{other}`")),
+    }
+}
+
+/// The Anthropic Messages API on AWS Bedrock.
+#[derive(Debug, Parser)]
+#[command(name = "proxy-server", version)]
+struct Args {
+    /// Address to listen on (port 0 picks a free one; the address served is printed).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
+    listen: String,
+    /// TOML config file: [[models]] routes (name, bedrock_id, api), fallback_model, profile_prefix.
+    #[arg(long, env = "PROXY_CONFIG")]
+    config: Option<PathBuf>,
+    /// AWS region (otherwise the standard AWS configuration chain decides).
+    #[arg(long, env = "AWS_REGION")]
+    region: Option<String>,
+    /// Whether /v1/* needs an API key.
+    #[arg(long, env = "REQUIRE_API_KEY", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    require_api_key: bool,
+    /// The API key clients present (x-api-key or Authorization: Bearer).
+    #[arg(long, env = "MASTER_API_KEY", hide_env_values = true)]
+    master_api_key: Option<String>,
+    /// Header that carries the API key (Authorization: Bearer is always accepted too).
+    #[arg(long, env = "API_KEY_HEADER", default_value = "x-api-key")]
+    api_key_header: String,
+    /// Accept requests with tools.
+    #[arg(long, env = "ENABLE_TOOL_USE", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    enable_tool_use: bool,
+    /// Pass extended thinking settings on (otherwise they are removed).
+    #[arg(long, env = "ENABLE_EXTENDED_THINKING", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    enable_extended_thinking: bool,
+    /// Accept document blocks.
+    #[arg(long, env = "ENABLE_DOCUMENT_SUPPORT", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    enable_document_support: bool,
+    /// Turn cache_control into Bedrock cache points (otherwise they are removed).
+    #[arg(long, env = "PROMPT_CACHING_ENABLED", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    prompt_caching_enabled: bool,
+    /// Where unknown claude-* model names go (a name that routes).
+    #[arg(long, env = "FALLBACK_MODEL")]
+    fallback_model: Option<String>,
+    /// Seconds to wait for Bedrock to answer (streams: to start).
+    #[arg(long, env = "BEDROCK_TIMEOUT", default_value = "600")]
+    bedrock_timeout: u64,
+    /// Largest request body in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value = "33554432")]
+    max_body_bytes: usize,
+    /// Seconds open requests get to finish after SIGTERM.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30")]
+    shutdown_grace: u64,
+    /// Log filter (error, warn, info, debug, trace, or a tracing filter).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .context("LOG_LEVEL / --log-level is not a valid filter")?;
+    if args.log_format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        use std::io::IsTerminal;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    if args.require_api_key && args.master_api_key.as_deref().is_none_or(str::is_empty) {
+        bail!(
+            "REQUIRE_API_KEY is true but MASTER_API_KEY is not set: set MASTER_API_KEY, or REQUIRE_API_KEY=false"
+        );
+    }
+    if args.bedrock_timeout == 0 {
+        bail!("BEDROCK_TIMEOUT must be at least 1 second");
+    }
+    if args.api_key_header.trim().is_empty() || http_header_invalid(&args.api_key_header) {
+        bail!(
+            "API_KEY_HEADER `{}` is not a valid header name",
+            args.api_key_header
+        );
+    }
+    let mut routing: proxy_bedrock::RoutingConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("PROXY_CONFIG / --config: cannot read {}", path.display())
+            })?;
+            toml::from_str(&text).with_context(|| {
+                format!(
+                    "PROXY_CONFIG / --config: {} is not a valid config",
+                    path.display()
+                )
+            })?
+        }
+        None => proxy_bedrock::RoutingConfig::default(),
+    };
+    if let Some(f) = args.fallback_model {
+        routing.fallback_model = Some(f);
+    }
+    let bedrock =
+        proxy_bedrock::Bedrock::from_env(args.region, Duration::from_secs(args.bedrock_timeout))
+            .await;
+    let Some(region) = bedrock.region() else {
+        bail!("AWS_REGION is not set and the AWS configuration names no region");
+    };
+    let router = proxy_bedrock::Router::new(routing, &region);
+    if let Some(f) = router_fallback_error(&router) {
+        bail!("fallback_model / FALLBACK_MODEL: {f}");
+    }
+    let settings = proxy_http::Settings {
+        require_api_key: args.require_api_key,
+        master_api_key: args.master_api_key,
+        api_key_header: args.api_key_header.to_ascii_lowercase(),
+        enable_tool_use: args.enable_tool_use,
+        enable_extended_thinking: args.enable_extended_thinking,
+        enable_document_support: args.enable_document_support,
+        prompt_caching: args.prompt_caching_enabled,
+        max_body_bytes: args.max_body_bytes,
+        ..proxy_http::Settings::default()
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("LISTEN_ADDR / --listen: cannot bind {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "proxy-server listening on http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, %region, "serving");
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        tracing::info!("shutting down: draining open requests");
+    };
+    let gateway = proxy_http::Gateway::new(settings, router, bedrock);
+    proxy_http::run(
+        listener,
+        gateway,
+        shutdown,
+        Duration::from_secs(args.shutdown_grace),
+    )
+    .await?;
+    Ok(())
+}
+
+fn http_header_invalid(name: &str) -> bool {
+    !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+}
+
+/// A fallback that does not itself route is a configuration error, found at start rather than on
+/// the first request.
+fn router_fallback_error(router: &proxy_bedrock::Router) -> Option<String> {
+    router.fallback_error()
+}

@@ -1,0 +1,124 @@
+//! Prometheus metrics of the gateway (text format at `GET /metrics`).
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// The gateway's metrics.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by path and status.
+    pub requests: IntCounterVec,
+    /// Request latency by path (whole response, streams included).
+    pub latency: HistogramVec,
+    /// Bedrock call latency by operation (until Bedrock answered / the stream started).
+    pub bedrock_latency: HistogramVec,
+    /// Time to the first content event of a stream, by model.
+    pub ttft: HistogramVec,
+    /// Tokens by model and kind (input, output, cache_read, cache_write).
+    pub tokens: IntCounterVec,
+    /// Errors by Anthropic error type.
+    pub errors: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let buckets = vec![
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+        ];
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "gateway_requests_total",
+                "Requests served, by path and status",
+            ),
+            &["path", "status"],
+        )
+        .unwrap();
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "gateway_request_duration_seconds",
+                "Time to the end of the response, by path",
+            )
+            .buckets(buckets.clone()),
+            &["path"],
+        )
+        .unwrap();
+        let bedrock_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "gateway_bedrock_duration_seconds",
+                "Time until Bedrock answered (streams: until the stream started), by operation",
+            )
+            .buckets(buckets.clone()),
+            &["operation"],
+        )
+        .unwrap();
+        let ttft = HistogramVec::new(
+            HistogramOpts::new(
+                "gateway_time_to_first_token_seconds",
+                "Time to the first content event of a stream, by model",
+            )
+            .buckets(buckets),
+            &["model"],
+        )
+        .unwrap();
+        let tokens = IntCounterVec::new(
+            Opts::new("gateway_tokens_total", "Tokens by model and kind"),
+            &["model", "kind"],
+        )
+        .unwrap();
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "gateway_errors_total",
+                "Errors returned, by Anthropic error type",
+            ),
+            &["type"],
+        )
+        .unwrap();
+        for c in [&requests, &tokens, &errors] {
+            registry.register(Box::new(c.clone())).unwrap();
+        }
+        for h in [&latency, &bedrock_latency, &ttft] {
+            registry.register(Box::new(h.clone())).unwrap();
+        }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            bedrock_latency,
+            ttft,
+            tokens,
+            errors,
+        }
+    }
+
+    /// Adds a usage record's tokens.
+    pub fn add_usage(&self, model: &str, usage: &proxy_schema::Usage) {
+        for (kind, n) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_read", usage.cache_read_input_tokens.unwrap_or(0)),
+            (
+                "cache_write",
+                usage.cache_creation_input_tokens.unwrap_or(0),
+            ),
+        ] {
+            self.tokens.with_label_values(&[model, kind]).inc_by(n);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

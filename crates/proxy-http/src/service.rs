@@ -1,0 +1,686 @@
+//! Request handling: routing, auth, request ids, the endpoints, and responses.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_sdk_bedrockruntime::types::{
+    ConverseTokensRequest, CountTokensInput, InvokeModelTokensRequest,
+};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use proxy_bedrock::Api;
+use proxy_convert::ConverseOptions;
+use proxy_schema::{
+    ApiVersion, CountTokensResponse, ErrorResponse, ErrorType, MessagesRequest, ModelInfo,
+    ModelList,
+};
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use crate::{ApiError, Gateway};
+
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique id body of `len` base62 characters.
+pub(crate) fn unique_id(len: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    let mut x = seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (std::process::id() as u64) << 32;
+    (0..len as u64)
+        .map(|i| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            ALPHABET[(x.wrapping_mul(0x2545_f491_4f6c_dd1d).wrapping_add(i) % 62) as usize] as char
+        })
+        .collect()
+}
+
+pub(crate) fn full(body: impl Into<Bytes>) -> Body {
+    BodyExt::boxed_unsync(Full::new(body.into()))
+}
+
+pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
+    let mut resp = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+pub(crate) fn error_response(err: &ApiError, request_id: &str) -> Response<Body> {
+    let status =
+        StatusCode::from_u16(err.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = json_response(
+        status,
+        &ErrorResponse::new(err.kind, err.message.clone(), Some(request_id.to_owned())),
+    );
+    let h = resp.headers_mut();
+    if let Some(secs) = err.retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    // Clients' retry policy follows the status; say so explicitly for the ones worth retrying.
+    let retry = matches!(
+        err.kind,
+        ErrorType::RateLimitError
+            | ErrorType::OverloadedError
+            | ErrorType::ApiError
+            | ErrorType::TimeoutError
+    );
+    h.insert(
+        "x-should-retry",
+        HeaderValue::from_static(if retry { "true" } else { "false" }),
+    );
+    resp
+}
+
+/// `sk-ant-...` -> `sk-ant...7f3a`: enough to tell keys apart in logs, never the key.
+pub(crate) fn mask(key: &str) -> String {
+    let n = key.chars().count();
+    if n <= 10 {
+        return "***".into();
+    }
+    let head: String = key.chars().take(6).collect();
+    let tail: String = key.chars().skip(n - 4).collect();
+    format!("{head}...{tail}")
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // Length is not secret (keys have a fixed format); the content comparison does not stop early.
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The key a request carries (the configured header, or `Authorization: Bearer`).
+fn presented_key<'a>(headers: &'a HeaderMap, header_name: &str) -> Option<&'a str> {
+    headers
+        .get(header_name)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+fn authenticate(g: &Gateway, headers: &HeaderMap) -> Result<String, ApiError> {
+    let key = presented_key(headers, &g.settings.api_key_header);
+    if !g.settings.require_api_key {
+        return Ok(key.map(mask).unwrap_or_else(|| "-".into()));
+    }
+    let Some(key) = key else {
+        return Err(ApiError::new(
+            ErrorType::AuthenticationError,
+            format!(
+                "missing API key: send it in the `{}` header or as `Authorization: Bearer`",
+                g.settings.api_key_header
+            ),
+        ));
+    };
+    match &g.settings.master_api_key {
+        Some(master) if constant_time_eq(master.as_bytes(), key.as_bytes()) => Ok(mask(key)),
+        _ => Err(ApiError::new(
+            ErrorType::AuthenticationError,
+            "invalid x-api-key",
+        )),
+    }
+}
+
+fn api_version(headers: &HeaderMap) -> Result<ApiVersion, ApiError> {
+    match headers
+        .get("anthropic-version")
+        .and_then(|v| v.to_str().ok())
+    {
+        // Lenient: a client that sends no version gets 2023-06-01, the version most clients speak.
+        None => Ok(ApiVersion::V2023_06_01),
+        Some(v) => ApiVersion::parse(v).map_err(ApiError::from),
+    }
+}
+
+async fn read_body(g: &Gateway, headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
+    let limit = g.settings.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            ErrorType::RequestTooLarge,
+            format!("request body exceeds the {limit}-byte limit"),
+        )
+    };
+    if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(ApiError::invalid(format!(
+            "could not read the request body: {e}"
+        ))),
+    }
+}
+
+/// Entry point of every request.
+pub(crate) async fn handle(g: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = format!("req_{}", unique_id(24));
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", request_id = %request_id, %method, %path, key = tracing::field::Empty, model = tracing::field::Empty);
+    let mut resp = route(&g, req, &request_id, started)
+        .instrument(span.clone())
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("request-id", v);
+    }
+    let status = resp.status().as_u16();
+    let label = match path.as_str() {
+        "/v1/messages"
+        | "/v1/messages/count_tokens"
+        | "/v1/models"
+        | "/health"
+        | "/ready"
+        | "/metrics"
+        | "/" => path.as_str(),
+        p if p.starts_with("/v1/models/") => "/v1/models/{id}",
+        _ => "other",
+    };
+    g.metrics
+        .requests
+        .with_label_values(&[label, &status.to_string()])
+        .inc();
+    // Streams log and time themselves when they end; this is the time to the response head.
+    g.metrics
+        .latency
+        .with_label_values(&[label])
+        .observe(started.elapsed().as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = started.elapsed().as_millis() as u64,
+            "response"
+        )
+    });
+    resp
+}
+
+async fn route(
+    g: &Arc<Gateway>,
+    req: Request<Incoming>,
+    request_id: &str,
+    started: Instant,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let result = match (&parts.method, path) {
+        (&Method::HEAD, "/") | (&Method::GET, "/") => {
+            Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
+        }
+        (&Method::GET, "/health") => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+        (&Method::GET, "/ready") => Ok(if g.is_ready().await {
+            json_response(StatusCode::OK, &json!({"status": "ready"}))
+        } else {
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"status": "not ready", "reason": "Bedrock credentials do not resolve"}),
+            )
+        }),
+        (&Method::GET, "/metrics") => {
+            let mut resp = Response::new(full(g.metrics.render()));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            Ok(resp)
+        }
+        (_, p) if p.starts_with("/v1/") => match authenticate(g, &parts.headers) {
+            Err(e) => Err(e),
+            Ok(key) => {
+                tracing::Span::current().record("key", key.as_str());
+                api(
+                    g,
+                    &parts.method,
+                    p,
+                    &parts.headers,
+                    parts.uri.query(),
+                    body,
+                    request_id,
+                    started,
+                )
+                .await
+            }
+        },
+        _ => Err(ApiError::new(
+            ErrorType::NotFoundError,
+            format!("no route for {} {path}", parts.method),
+        )),
+    };
+    result.unwrap_or_else(|e| {
+        g.metrics.errors.with_label_values(&[e.kind.as_str()]).inc();
+        if e.kind.status() >= 500 {
+            tracing::warn!(error_type = e.kind.as_str(), message = %e.message, "request failed");
+        } else {
+            tracing::debug!(error_type = e.kind.as_str(), message = %e.message, "request rejected");
+        }
+        error_response(&e, request_id)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn api(
+    g: &Arc<Gateway>,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Incoming,
+    request_id: &str,
+    started: Instant,
+) -> Result<Response<Body>, ApiError> {
+    match (method, path) {
+        (&Method::POST, "/v1/messages") => {
+            let raw = read_body(g, headers, body).await?;
+            messages(g, headers, raw, started).await
+        }
+        (&Method::POST, "/v1/messages/count_tokens") => {
+            let raw = read_body(g, headers, body).await?;
+            count_tokens(g, headers, raw).await
+        }
+        (&Method::GET, "/v1/models") => list_models(g, query),
+        (&Method::GET, p) if p.starts_with("/v1/models/") => {
+            get_model(g, &p["/v1/models/".len()..])
+        }
+        _ => {
+            let _ = request_id;
+            Err(ApiError::new(
+                ErrorType::NotFoundError,
+                format!("no route for {method} {path}"),
+            ))
+        }
+    }
+}
+
+/// Applies the gateway's feature switches to a parsed request (and its raw JSON, for the native route).
+fn apply_switches(g: &Gateway, req: &mut MessagesRequest, raw: &mut Value) -> Result<(), ApiError> {
+    let s = &g.settings;
+    if !s.enable_tool_use && req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::invalid(
+            "tools: tool use is disabled on this gateway (ENABLE_TOOL_USE=false)",
+        ));
+    }
+    if !s.enable_document_support
+        && req.messages.iter().any(|m| {
+            m.content
+                .blocks()
+                .iter()
+                .any(|b| matches!(b, proxy_schema::ContentBlock::Document(_)))
+        })
+    {
+        return Err(ApiError::invalid(
+            "document blocks are disabled on this gateway (ENABLE_DOCUMENT_SUPPORT=false)",
+        ));
+    }
+    if !s.enable_extended_thinking && req.thinking.is_some() {
+        req.thinking = None;
+        if let Some(o) = raw.as_object_mut() {
+            o.remove("thinking");
+        }
+    }
+    if !s.prompt_caching {
+        strip_cache_control(raw);
+    }
+    Ok(())
+}
+
+fn strip_cache_control(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.remove("cache_control");
+            o.iter_mut()
+                .filter(|(k, _)| k.as_str() != "input_schema")
+                .for_each(|(_, v)| strip_cache_control(v));
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_cache_control),
+        _ => {}
+    }
+}
+
+async fn messages(
+    g: &Arc<Gateway>,
+    headers: &HeaderMap,
+    raw: Bytes,
+    started: Instant,
+) -> Result<Response<Body>, ApiError> {
+    let version = api_version(headers)?;
+    let mut req = proxy_schema::parse_messages_request(&raw)?;
+    version.check(&req)?;
+    let mut raw_json: Value =
+        serde_json::from_slice(&raw).map_err(|e| ApiError::invalid(e.to_string()))?;
+    apply_switches(g, &mut req, &mut raw_json)?;
+    if !g.settings.prompt_caching {
+        // Re-read the request without its cache_control markers.
+        req = proxy_schema::parse_messages_request(
+            &serde_json::to_vec(&raw_json).unwrap_or_default(),
+        )?;
+    }
+    tracing::Span::current().record("model", req.model.as_str());
+    let route = g.router.resolve(&req.model)?;
+    let beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok());
+    let stream = req.is_stream();
+    let message_id = format!("msg_bdrk_{}", unique_id(24));
+    match route.api {
+        Api::Invoke => {
+            let body = proxy_convert::to_native_body(&raw_json, &route.bedrock_id, beta)?;
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            let t = Instant::now();
+            if stream {
+                let receiver = g.bedrock.invoke_stream(&route.bedrock_id, bytes).await?;
+                g.metrics
+                    .bedrock_latency
+                    .with_label_values(&["InvokeModelWithResponseStream"])
+                    .observe(t.elapsed().as_secs_f64());
+                return Ok(crate::sse::native(
+                    g.clone(),
+                    receiver,
+                    req.model.clone(),
+                    started,
+                ));
+            }
+            let out = g.bedrock.invoke(&route.bedrock_id, bytes).await?;
+            g.metrics
+                .bedrock_latency
+                .with_label_values(&["InvokeModel"])
+                .observe(t.elapsed().as_secs_f64());
+            let mut message: Value = serde_json::from_slice(&out).map_err(|e| {
+                ApiError::new(
+                    ErrorType::ApiError,
+                    format!("Bedrock sent a body that is not JSON: {e}"),
+                )
+            })?;
+            proxy_convert::restore_model(&mut message, &req.model);
+            if let Ok(usage) =
+                serde_json::from_value::<proxy_schema::Usage>(message["usage"].clone())
+            {
+                g.metrics.add_usage(&req.model, &usage);
+                tracing::info!(
+                    input_tokens = usage.input_tokens,
+                    output_tokens = usage.output_tokens,
+                    "usage"
+                );
+            }
+            Ok(json_response(StatusCode::OK, &message))
+        }
+        Api::Converse => {
+            let opts = ConverseOptions {
+                bedrock_model_id: &route.bedrock_id,
+                anthropic_beta: beta,
+                prompt_caching: g.settings.prompt_caching,
+            };
+            let converse = proxy_convert::to_converse(&req, &opts)?;
+            let t = Instant::now();
+            if stream {
+                let receiver = g
+                    .bedrock
+                    .converse_stream(converse.into_converse_stream_input(&route.bedrock_id))
+                    .await?;
+                g.metrics
+                    .bedrock_latency
+                    .with_label_values(&["ConverseStream"])
+                    .observe(t.elapsed().as_secs_f64());
+                return Ok(crate::sse::converse(
+                    g.clone(),
+                    receiver,
+                    message_id,
+                    req.model.clone(),
+                    started,
+                ));
+            }
+            let out = g
+                .bedrock
+                .converse(converse.into_converse_input(&route.bedrock_id))
+                .await?;
+            g.metrics
+                .bedrock_latency
+                .with_label_values(&["Converse"])
+                .observe(t.elapsed().as_secs_f64());
+            let message = proxy_convert::from_converse(&out, &message_id, &req.model);
+            g.metrics.add_usage(&req.model, &message.usage);
+            tracing::info!(
+                input_tokens = message.usage.input_tokens,
+                output_tokens = message.usage.output_tokens,
+                "usage"
+            );
+            Ok(json_response(StatusCode::OK, &message))
+        }
+    }
+}
+
+/// The documented estimate when Bedrock cannot count: one token per 4 bytes of the request's
+/// messages, system prompt and tools as JSON (the same rule bedrock-sim uses).
+fn estimate_tokens(raw: &Value) -> u64 {
+    let bytes: usize = ["messages", "system", "tools"]
+        .iter()
+        .filter_map(|k| raw.get(*k))
+        .map(|v| {
+            serde_json::to_string(v)
+                .map(|s| s.len())
+                .unwrap_or_default()
+        })
+        .sum();
+    (bytes as u64).div_ceil(4).max(1)
+}
+
+async fn count_tokens(
+    g: &Arc<Gateway>,
+    headers: &HeaderMap,
+    raw: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let version = api_version(headers)?;
+    let req = proxy_schema::parse_count_tokens_request(&raw)?;
+    version.check(&req)?;
+    let mut raw_json: Value =
+        serde_json::from_slice(&raw).map_err(|e| ApiError::invalid(e.to_string()))?;
+    tracing::Span::current().record("model", req.model.as_str());
+    let route = g.router.resolve(&req.model)?;
+    let claude =
+        proxy_convert::ModelFamily::of(&route.bedrock_id) == proxy_convert::ModelFamily::Claude;
+    let beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok());
+    let counted = if !claude {
+        None
+    } else {
+        let input = match route.api {
+            Api::Invoke => {
+                if raw_json.get("max_tokens").is_none() {
+                    raw_json["max_tokens"] = json!(1);
+                }
+                let body = proxy_convert::to_native_body(&raw_json, &route.bedrock_id, beta)?;
+                CountTokensInput::InvokeModel(
+                    InvokeModelTokensRequest::builder()
+                        .body(Blob::new(serde_json::to_vec(&body).unwrap_or_default()))
+                        .build()
+                        .map_err(|e| ApiError::new(ErrorType::ApiError, e.to_string()))?,
+                )
+            }
+            Api::Converse => {
+                let conv =
+                    proxy_convert::to_converse(&req, &ConverseOptions::new(&route.bedrock_id))?;
+                CountTokensInput::Converse(
+                    ConverseTokensRequest::builder()
+                        .set_messages(Some(conv.messages))
+                        .set_system((!conv.system.is_empty()).then_some(conv.system))
+                        .set_tool_config(conv.tool_config)
+                        .build(),
+                )
+            }
+        };
+        match g
+            .bedrock
+            .count_tokens(route.foundation_model_id(), input)
+            .await
+        {
+            Ok(n) => Some(n),
+            // A request Bedrock finds invalid is invalid for counting too, unless the complaint is
+            // that the model cannot count.
+            Err(e)
+                if e.kind == ErrorType::InvalidRequestError
+                    && !e.message.contains("counting tokens") =>
+            {
+                return Err(e.into());
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "CountTokens unavailable; estimating");
+                None
+            }
+        }
+    };
+    let (tokens, source) = match counted {
+        Some(n) => (n, "bedrock"),
+        None => (estimate_tokens(&raw_json), "estimate"),
+    };
+    let mut resp = json_response(
+        StatusCode::OK,
+        &CountTokensResponse {
+            input_tokens: tokens,
+        },
+    );
+    resp.headers_mut()
+        .insert("x-gateway-token-count", HeaderValue::from_static(source));
+    Ok(resp)
+}
+
+fn model_info(m: &proxy_bedrock::ListedModel) -> ModelInfo {
+    ModelInfo {
+        kind: "model".into(),
+        id: m.id.clone(),
+        display_name: m.display_name.clone(),
+        created_at: m.created_at.clone(),
+    }
+}
+
+fn list_models(g: &Gateway, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let params: Vec<(String, String)> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let limit = match get("limit") {
+        None => 20,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "limit: must be an integer between 1 and 1000, got `{v}`"
+                )));
+            }
+        },
+    };
+    let all: Vec<ModelInfo> = g.router.listed().iter().map(model_info).collect();
+    let position = |id: &str| {
+        all.iter()
+            .position(|m| m.id == id)
+            .ok_or_else(|| ApiError::invalid(format!("no model with id `{id}` to page from")))
+    };
+    let (start, end) = match (get("after_id"), get("before_id")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "after_id and before_id cannot both be set",
+            ));
+        }
+        (Some(after), None) => {
+            let s = position(after)? + 1;
+            (s, (s + limit).min(all.len()))
+        }
+        (None, Some(before)) => {
+            let e = position(before)?;
+            (e.saturating_sub(limit), e)
+        }
+        (None, None) => (0, limit.min(all.len())),
+    };
+    let page = all[start..end].to_vec();
+    let has_more = if get("before_id").is_some() {
+        start > 0
+    } else {
+        end < all.len()
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &ModelList {
+            first_id: page.first().map(|m| m.id.clone()),
+            last_id: page.last().map(|m| m.id.clone()),
+            has_more,
+            data: page,
+        },
+    ))
+}
+
+fn get_model(g: &Gateway, id: &str) -> Result<Response<Body>, ApiError> {
+    if let Some(m) = g.router.listed().iter().find(|m| m.id == id) {
+        return Ok(json_response(StatusCode::OK, &model_info(m)));
+    }
+    match g.router.resolve(id) {
+        Ok(_) => Ok(json_response(
+            StatusCode::OK,
+            &ModelInfo {
+                kind: "model".into(),
+                id: id.into(),
+                display_name: id.into(),
+                created_at: "1970-01-01T00:00:00Z".into(),
+            },
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_masked_and_compared_whole() {
+        assert_eq!(mask("sk-ant-api03-abcdefghijklmnop"), "sk-ant...mnop");
+        assert_eq!(mask("short"), "***");
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn ids_are_unique() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| unique_id(24)).collect();
+        assert_eq!(ids.len(), 10_000);
+    }
+
+    #[test]
+    fn estimate_counts_messages_system_and_tools() {
+        let a = estimate_tokens(&json!({"messages": [{"role": "user", "content": "hi"}]}));
+        let b = estimate_tokens(
+            &json!({"messages": [{"role": "user", "content": "hi"}], "system": "a long system prompt here"}),
+        );
+        assert!(b > a && a > 0);
+    }
+}
