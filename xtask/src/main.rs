@@ -94,29 +94,29 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         let scenarios = root.join("target/debug/examples/sse_scenarios");
         let sim = root.join("target/debug/bedrock-sim");
         let (current, legacy) = venvs(root)?;
+        let proxy = root.join("target/debug/proxy-server");
+        let pytest = |python: &Path, suites: &[&str]| -> Result<()> {
+            run(Command::new(python)
+                .args([
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "-W",
+                    "ignore::DeprecationWarning",
+                ])
+                .args(suites)
+                .env("BEDROCK_SIM_BIN", &sim)
+                .env("PROXY_SERVER_BIN", &proxy)
+                .env("SSE_SCENARIOS_BIN", &scenarios))
+        };
         // The current SDK generation (2.x) and boto3 in one venv; the 0.x SDK in its own.
-        run(Command::new(&current)
-            .args([
-                "-m",
-                "pytest",
-                "tests/aws_python",
-                "tests/anthropic_sdk",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-            ])
-            .env("BEDROCK_SIM_BIN", &sim)
-            .env("SSE_SCENARIOS_BIN", &scenarios))?;
-        run(Command::new(&legacy)
-            .args([
-                "-m",
-                "pytest",
-                "tests/anthropic_sdk",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-            ])
-            .env("SSE_SCENARIOS_BIN", &scenarios))?;
+        pytest(
+            &current,
+            &["tests/aws_python", "tests/anthropic_sdk", "tests/proxy_sdk"],
+        )?;
+        pytest(&legacy, &["tests/anthropic_sdk", "tests/proxy_sdk"])?;
     }
     Ok(())
 }
