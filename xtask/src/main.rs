@@ -2,8 +2,10 @@
 //!
 //! - `cargo xtask test`: fmt check, clippy `-D warnings`, the Rust tests (nextest), then the Python
 //!   suites (boto3 against bedrock-sim) in a venv that this command creates and keeps up to date.
-//! - `cargo xtask demo`: starts bedrock-sim on 127.0.0.1:8001 and prints a request to try.
-//! - `cargo xtask bench`: measures bedrock-sim's own throughput with `wrk` (release build).
+//! - `cargo xtask demo`: starts bedrock-sim (127.0.0.1:8001) and proxy-server (127.0.0.1:8000) and
+//!   prints a request to try.
+//! - `cargo xtask bench`: the latency the gateway adds and its throughput, against bedrock-sim
+//!   called directly in the same run (release builds, `wrk` for load).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,7 +24,7 @@ fn main() -> Result<()> {
         Some("venv") => venvs(&root).map(|_| ()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim on 127.0.0.1:8001 and print a request\n  bench [SECONDS]                   bedrock-sim throughput with wrk (default 10 s per case)\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use"
+                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [SECONDS]                   latency the gateway adds and throughput vs bedrock-sim (wrk; default 10 s per case)\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use"
             );
             std::process::exit(2);
         }
@@ -188,34 +190,153 @@ fn start_sim(binary: &Path, listen: &str, extra: &[&str]) -> Result<(KillOnDrop,
     Ok((KillOnDrop(child), url))
 }
 
+/// Starts a built proxy-server on `listen` in front of the emulator at `sim_url`.
+fn start_proxy(
+    binary: &Path,
+    listen: &str,
+    sim_url: &str,
+    key: &str,
+) -> Result<(KillOnDrop, String)> {
+    use std::io::BufRead;
+    let mut child = Command::new(binary)
+        .args(["--listen", listen])
+        .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
+        .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "demo")
+        .env("AWS_SECRET_ACCESS_KEY", "demo")
+        .env("MASTER_API_KEY", key)
+        .env(
+            "LOG_LEVEL",
+            std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let url = line
+        .trim()
+        .strip_prefix("proxy-server listening on ")
+        .with_context(|| format!("proxy-server did not start: {line:?}"))?
+        .to_owned();
+    Ok((KillOnDrop(child), url))
+}
+
 fn demo(root: &Path) -> Result<()> {
-    run(cargo().args(["build", "--release", "--bin", "bedrock-sim"]))?;
-    let (mut sim, url) = start_sim(
+    run(cargo().args([
+        "build",
+        "--release",
+        "--bin",
+        "bedrock-sim",
+        "--bin",
+        "proxy-server",
+    ]))?;
+    let (_sim, sim_url) = start_sim(
         &root.join("target/release/bedrock-sim"),
         "127.0.0.1:8001",
         &[],
     )?;
+    let key = "sk-demo-0123456789";
+    let (mut proxy, url) = start_proxy(
+        &root.join("target/release/proxy-server"),
+        "127.0.0.1:8000",
+        &sim_url,
+        key,
+    )?;
     println!(
-        "\nbedrock-sim is serving the Bedrock Runtime API at {url} (Ctrl-C stops it).\n\n\
-         Try it (any Bearer token or SigV4 signature is accepted):\n\n  \
-         curl -s {url}/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse \\\n    \
-         -H 'authorization: Bearer demo' -H 'content-type: application/json' \\\n    \
-         -d '{{\"messages\":[{{\"role\":\"user\",\"content\":[{{\"text\":\"Hello! [sim thinking]\"}}]}}]}}'\n\n  \
-         AWS_ENDPOINT_URL_BEDROCK_RUNTIME={url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 <your AWS SDK program>\n\n  \
-         curl -s {url}/_sim/requests   # what it received\n"
+        "\nproxy-server is serving the Anthropic API at {url}, in front of bedrock-sim at {sim_url}\n\
+         (no AWS account needed; Ctrl-C stops both).\n\n\
+         Try it:\n\n  \
+         curl -s {url}/v1/messages -H 'x-api-key: {key}' -H 'anthropic-version: 2023-06-01' \\\n    \
+         -H 'content-type: application/json' \\\n    \
+         -d '{{\"model\":\"claude-sonnet-4-5-20250929\",\"max_tokens\":256,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'\n\n\
+         Any Anthropic client works: ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY={key}\n\
+         (e.g. claude --model claude-sonnet-4-5-20250929). Script the emulator with markers such as\n\
+         [sim thinking tool] in the prompt (bedrock-sim --help lists them); what Bedrock received:\n\
+         curl -s {sim_url}/_sim/requests\n"
     );
-    let status = sim.0.wait()?;
+    let status = proxy.0.wait()?;
     if !status.success() {
-        bail!("bedrock-sim exited with {status}");
+        bail!("proxy-server exited with {status}");
     }
     Ok(())
 }
 
-/// `wrk` Lua scripts: one POST body per case.
-fn wrk_script(body: &str) -> String {
-    format!(
-        "wrk.method = \"POST\"\nwrk.headers[\"content-type\"] = \"application/json\"\nwrk.headers[\"authorization\"] = \"Bearer bench\"\nwrk.body = [[{body}]]\n"
-    )
+/// One HTTP/1.1 request on a fresh connection; returns (time to the first occurrence of `marker`
+/// in the response, if given, and the time to the end of the response).
+fn timed_request(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    marker: Option<&[u8]>,
+) -> Result<(Duration, Duration)> {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    conn.set_nodelay(true)?;
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes())?;
+    conn.write_all(body.as_bytes())?;
+    let mut seen = Vec::new();
+    let mut first = None;
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if first.is_none()
+            && let Some(m) = marker
+            && seen.windows(m.len()).any(|w| w == m)
+        {
+            first = Some(started.elapsed());
+        }
+    }
+    let total = started.elapsed();
+    if !seen.starts_with(b"HTTP/1.1 200") {
+        bail!(
+            "{path}: {}",
+            String::from_utf8_lossy(&seen[..seen.len().min(300)])
+        );
+    }
+    Ok((first.unwrap_or(total), total))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// p50 and p99 over `n` sequential requests (after 20 warm-up requests).
+fn latencies(
+    n: usize,
+    mut one: impl FnMut() -> Result<(Duration, Duration)>,
+    first_token: bool,
+) -> Result<(Duration, Duration)> {
+    for _ in 0..20 {
+        one()?;
+    }
+    let mut all = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (first, total) = one()?;
+        all.push(if first_token { first } else { total });
+    }
+    all.sort();
+    Ok((percentile(&all, 0.5), percentile(&all, 0.99)))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 fn bench(root: &Path, args: &[String]) -> Result<()> {
@@ -234,66 +355,201 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
     {
         bail!("wrk is not installed (apt-get install wrk)");
     }
-    run(cargo().args(["build", "--release", "--bin", "bedrock-sim"]))?;
-    let (_sim, url) = start_sim(
+    run(cargo().args([
+        "build",
+        "--release",
+        "--bin",
+        "bedrock-sim",
+        "--bin",
+        "proxy-server",
+    ]))?;
+    let (_sim, sim_url) = start_sim(
         &root.join("target/release/bedrock-sim"),
         "127.0.0.1:0",
         &["--record-limit", "0"],
     )?;
-    let dir = std::env::temp_dir().join(format!("bedrock-sim-bench-{}", std::process::id()));
+    let key = "sk-bench-0123456789";
+    let (_proxy, proxy_url) = start_proxy(
+        &root.join("target/release/proxy-server"),
+        "127.0.0.1:0",
+        &sim_url,
+        key,
+    )?;
+    let sim_addr = sim_url.trim_start_matches("http://").to_owned();
+    let proxy_addr = proxy_url.trim_start_matches("http://").to_owned();
+    let dir = std::env::temp_dir().join(format!("gateway-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let converse = r#"{"messages":[{"role":"user","content":[{"text":"Summarise the benefits of connection reuse in two sentences."}]}],"inferenceConfig":{"maxTokens":256}}"#;
-    let cases = [
-        ("Converse", "converse", converse),
-        ("ConverseStream", "converse-stream", converse),
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let prompt = "Summarise the benefits of connection reuse in two sentences.";
+    let converse = format!(
+        r#"{{"messages":[{{"role":"user","content":[{{"text":"{prompt}"}}]}}],"inferenceConfig":{{"maxTokens":256}}}}"#
+    );
+    let native = format!(
+        r#"{{"anthropic_version":"bedrock-2023-05-31","max_tokens":256,"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
+    );
+    let anthropic = |model: &str, stream: bool| {
+        format!(
+            r#"{{"model":"{model}","max_tokens":256,"stream":{stream},"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
+        )
+    };
+    let qwen = "/model/qwen.qwen3-coder-480b-a35b-v1%3A0";
+    let claude = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0";
+    let sim_auth = [("authorization", "Bearer bench")];
+    let proxy_auth = [("x-api-key", key), ("anthropic-version", "2023-06-01")];
+    let n = 500;
+
+    println!(
+        "Latency the gateway adds: {n} sequential requests per case, fresh connection each, loopback, {cores} cores"
+    );
+    println!(
+        "  {:<44} {:>10} {:>10} {:>10} {:>10}",
+        "case", "direct p50", "proxy p50", "direct p99", "proxy p99"
+    );
+    let cases: Vec<(&str, String, String, String, &str, bool)> = vec![
         (
-            "InvokeModel",
-            "invoke",
-            r#"{"anthropic_version":"bedrock-2023-05-31","max_tokens":256,"messages":[{"role":"user","content":"Summarise the benefits of connection reuse in two sentences."}]}"#,
+            "Converse route, non-streaming",
+            format!("{qwen}/converse"),
+            converse.clone(),
+            anthropic("qwen.qwen3-coder-480b-a35b-v1:0", false),
+            "",
+            false,
+        ),
+        (
+            "native route, non-streaming",
+            format!("{claude}/invoke"),
+            native.clone(),
+            anthropic("claude-sonnet-4-5-20250929", false),
+            "",
+            false,
+        ),
+        (
+            "Converse route, stream: time to first token",
+            format!("{qwen}/converse-stream"),
+            converse.clone(),
+            anthropic("qwen.qwen3-coder-480b-a35b-v1:0", true),
+            "contentBlockDelta",
+            true,
         ),
     ];
-    let started = Instant::now();
+    for (name, sim_path, sim_body, proxy_body, sim_marker, first_token) in &cases {
+        let proxy_marker: &[u8] = if *first_token {
+            b"content_block_delta"
+        } else {
+            b""
+        };
+        let (dp50, dp99) = latencies(
+            n,
+            || {
+                timed_request(
+                    &sim_addr,
+                    sim_path,
+                    &sim_auth,
+                    sim_body,
+                    first_token.then_some(sim_marker.as_bytes()),
+                )
+            },
+            *first_token,
+        )?;
+        let (pp50, pp99) = latencies(
+            n,
+            || {
+                timed_request(
+                    &proxy_addr,
+                    "/v1/messages",
+                    &proxy_auth,
+                    proxy_body,
+                    first_token.then_some(proxy_marker),
+                )
+            },
+            *first_token,
+        )?;
+        println!(
+            "  {name:<44} {:>8.3}ms {:>8.3}ms {:>8.3}ms {:>8.3}ms   added p50 {:+.3}ms ({:.2}x), p99 {:+.3}ms ({:.2}x)",
+            ms(dp50),
+            ms(pp50),
+            ms(dp99),
+            ms(pp99),
+            ms(pp50) - ms(dp50),
+            ms(pp50) / ms(dp50),
+            ms(pp99) - ms(dp99),
+            ms(pp99) / ms(dp99)
+        );
+    }
+
     println!(
-        "bedrock-sim throughput, wrk -t2 -c64 -d{seconds}s on loopback ({} cores)",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        "\nThroughput, wrk -t2 -c64 -d{seconds}s (wrk, gateway and emulator share the {cores} cores)"
     );
-    for (name, op, body) in cases {
-        let script = dir.join(format!("{op}.lua"));
-        std::fs::write(&script, wrk_script(body))?;
-        let target = format!("{url}/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/{op}");
+    let wrk = |name: &str, url: String, body: &str, headers: &[(&str, &str)]| -> Result<f64> {
+        let script = dir.join(format!("{}.lua", name.replace(' ', "_")));
+        let mut lua = String::from(
+            "wrk.method = \"POST\"\nwrk.headers[\"content-type\"] = \"application/json\"\n",
+        );
+        for (k, v) in headers {
+            lua.push_str(&format!("wrk.headers[\"{k}\"] = \"{v}\"\n"));
+        }
+        lua.push_str(&format!("wrk.body = [[{body}]]\n"));
+        std::fs::write(&script, lua)?;
         let out = Command::new("wrk")
             .args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency", "-s"])
             .arg(&script)
-            .arg(&target)
+            .arg(&url)
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let rps = text
+        if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
+            bail!("{name}: {}", line.trim());
+        }
+        let rps: f64 = text
             .lines()
-            .find(|l| l.starts_with("Requests/sec"))
-            .unwrap_or("Requests/sec: ?");
-        let p50 = text
-            .lines()
-            .find(|l| l.trim_start().starts_with("50%"))
-            .unwrap_or("50% ?")
-            .trim();
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("{name}: no Requests/sec in wrk output:\n{text}"))?;
         let p99 = text
             .lines()
             .find(|l| l.trim_start().starts_with("99%"))
             .unwrap_or("99% ?")
-            .trim();
-        let non2xx = text
-            .lines()
-            .find(|l| l.contains("Non-2xx"))
-            .unwrap_or("")
-            .trim();
-        println!("  {name:<15} {rps:<28} latency p50 {p50:<14} p99 {p99} {non2xx}");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    eprintln!(
-        "(took {:.0?})",
-        started.elapsed().max(Duration::from_secs(0))
+            .trim()
+            .to_owned();
+        println!("  {name:<40} {rps:>10.0} req/s   latency {p99}");
+        Ok(rps)
+    };
+    let direct = wrk(
+        "bedrock-sim Converse",
+        format!("{sim_url}{qwen}/converse"),
+        &converse,
+        &sim_auth,
+    )?;
+    let proxied = wrk(
+        "proxy-server Converse route",
+        format!("{proxy_url}/v1/messages"),
+        &anthropic("qwen.qwen3-coder-480b-a35b-v1:0", false),
+        &proxy_auth,
+    )?;
+    let native_rps = wrk(
+        "proxy-server native route",
+        format!("{proxy_url}/v1/messages"),
+        &anthropic("claude-sonnet-4-5-20250929", false),
+        &proxy_auth,
+    )?;
+    wrk(
+        "bedrock-sim ConverseStream",
+        format!("{sim_url}{qwen}/converse-stream"),
+        &converse,
+        &sim_auth,
+    )?;
+    wrk(
+        "proxy-server Converse route, stream",
+        format!("{proxy_url}/v1/messages"),
+        &anthropic("qwen.qwen3-coder-480b-a35b-v1:0", true),
+        &proxy_auth,
+    )?;
+    println!(
+        "\n  proxied/direct throughput: Converse route {:.2}, native route {:.2} (the emulator alone answers {:.0} req/s)",
+        proxied / direct,
+        native_rps / direct,
+        direct
     );
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
