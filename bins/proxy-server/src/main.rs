@@ -61,6 +61,9 @@ struct Args {
     /// Largest request body in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value = "33554432")]
     max_body_bytes: usize,
+    /// Seconds of upstream silence after which a stream gets an SSE ping.
+    #[arg(long, env = "SSE_PING_INTERVAL", default_value = "15")]
+    sse_ping_interval: u64,
     /// Seconds open requests get to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30")]
     shutdown_grace: u64,
@@ -96,6 +99,9 @@ async fn main() -> anyhow::Result<()> {
         bail!(
             "REQUIRE_API_KEY is true but MASTER_API_KEY is not set: set MASTER_API_KEY, or REQUIRE_API_KEY=false"
         );
+    }
+    if args.sse_ping_interval == 0 {
+        bail!("SSE_PING_INTERVAL must be at least 1 second");
     }
     if args.bedrock_timeout == 0 {
         bail!("BEDROCK_TIMEOUT must be at least 1 second");
@@ -142,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         enable_document_support: args.enable_document_support,
         prompt_caching: args.prompt_caching_enabled,
         max_body_bytes: args.max_body_bytes,
-        ..proxy_http::Settings::default()
+        ping_interval: Duration::from_secs(args.sse_ping_interval),
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -89,8 +89,9 @@
 //! # Control endpoints
 //!
 //! Outside the AWS paths, under `/_sim/`: `GET /_sim/requests` lists what the emulator received
-//! (operation, decoded model id, headers, JSON body, status), oldest first, bounded by
-//! `--record-limit`; `POST /_sim/reset` forgets them; `GET /_sim/health` answers 200.
+//! (operation, decoded model id, headers, JSON body, status, and for streams `stream.events_sent` and
+//! `stream.state`: `streaming`, `completed`, `failed` or `cancelled` when the client went away),
+//! oldest first, bounded by `--record-limit`; `POST /_sim/reset` forgets them; `GET /_sim/health` answers 200.
 //!
 //! # Throughput
 //!

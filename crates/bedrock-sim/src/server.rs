@@ -107,6 +107,8 @@ pub struct Sim {
     config: Config,
     catalog: Catalog,
     recorded: Mutex<VecDeque<Value>>,
+    /// Progress of the streams served, by request id (shown in `/_sim/requests`).
+    streams: Mutex<std::collections::HashMap<String, Arc<Mutex<StreamProgress>>>>,
 }
 
 impl Sim {
@@ -117,6 +119,7 @@ impl Sim {
             config,
             catalog,
             recorded: Mutex::new(VecDeque::new()),
+            streams: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -486,7 +489,19 @@ fn control_endpoint(sim: &Sim, method: &Method, what: &str, rid: &str) -> Respon
     match (method, what) {
         (&Method::GET, "requests") => {
             let rec = sim.recorded.lock().unwrap_or_else(|e| e.into_inner());
-            json_response(200, &Value::Array(rec.iter().cloned().collect()), rid)
+            let streams = sim.streams.lock().unwrap_or_else(|e| e.into_inner());
+            let list = rec
+                .iter()
+                .map(|entry| {
+                    let mut entry = entry.clone();
+                    if let Some(p) = entry["request_id"].as_str().and_then(|id| streams.get(id)) {
+                        let p = p.lock().unwrap_or_else(|e| e.into_inner());
+                        entry["stream"] = json!({ "events_sent": p.events_sent, "state": p.state });
+                    }
+                    entry
+                })
+                .collect();
+            json_response(200, &Value::Array(list), rid)
         }
         (&Method::POST, "reset") => {
             sim.recorded
@@ -705,6 +720,7 @@ async fn dispatch(
             started,
             rid,
             false,
+            sim.track_stream(rid),
         )),
         _ => Ok(stream_response(
             native_frames(&plan),
@@ -712,6 +728,7 @@ async fn dispatch(
             started,
             rid,
             true,
+            sim.track_stream(rid),
         )),
     }
 }
@@ -747,6 +764,53 @@ fn count_tokens(
         CountInput::Native(native) => estimate_input_tokens(native, Format::Native),
     };
     Ok(json_response(200, &json!({ "inputTokens": tokens }), rid))
+}
+
+/// How far a stream got: events sent, and whether it completed, failed (an injected exception) or
+/// was cancelled (the client went away before the end).
+#[derive(Debug, Default)]
+struct StreamProgress {
+    events_sent: usize,
+    state: &'static str,
+}
+
+/// Marks a stream cancelled if it is dropped before it finished.
+struct ProgressGuard(Option<Arc<Mutex<StreamProgress>>>);
+
+impl ProgressGuard {
+    fn update(&self, f: impl FnOnce(&mut StreamProgress)) {
+        if let Some(p) = &self.0 {
+            f(&mut p.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+}
+
+impl Drop for ProgressGuard {
+    fn drop(&mut self) {
+        self.update(|p| {
+            if p.state == "streaming" {
+                p.state = "cancelled";
+            }
+        });
+    }
+}
+
+impl Sim {
+    fn track_stream(&self, rid: &str) -> ProgressGuard {
+        if self.config.record_limit == 0 {
+            return ProgressGuard(None);
+        }
+        let progress = Arc::new(Mutex::new(StreamProgress {
+            events_sent: 0,
+            state: "streaming",
+        }));
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if streams.len() >= self.config.record_limit {
+            streams.retain(|_, p| p.lock().map(|p| p.state == "streaming").unwrap_or(false));
+        }
+        streams.insert(rid.to_owned(), progress.clone());
+        ProgressGuard(Some(progress))
+    }
 }
 
 /// A stream event before framing: the frame builder gets the measured latencies when it is sent.
@@ -803,6 +867,7 @@ fn stream_response(
     started: Instant,
     rid: &str,
     native: bool,
+    progress: ProgressGuard,
 ) -> Response<Body> {
     let ttfb = d.ttfb;
     let delay = d.delay;
@@ -820,6 +885,7 @@ fn stream_response(
                     payload["originalMessage"] = json!("bedrock-sim: stream failure requested by directive");
                 }
                 let frame = exception_frame(&kind.stream_member(), &serde_json::to_vec(&payload).unwrap_or_default());
+                progress.update(|p| p.state = "failed");
                 yield Ok::<_, Infallible>(Frame::data(frame));
                 return;
             }
@@ -828,7 +894,9 @@ fn stream_response(
             }
             let fb = *first_byte_ms.get_or_insert(started.elapsed().as_millis() as u64);
             yield Ok(Frame::data(render(event, n, started, fb)));
+            progress.update(|p| p.events_sent += 1);
         }
+        progress.update(|p| p.state = "completed");
     };
     let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
     let h = resp.headers_mut();

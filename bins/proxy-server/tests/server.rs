@@ -1,0 +1,299 @@
+//! The proxy-server binary as a user runs it, in front of bedrock-sim: what needs real time and real
+//! sockets (pings during silence, cancellation when the client goes away, graceful shutdown) and the
+//! start-up checks of its settings.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_proxy-server");
+const KEY: &str = "sk-test-master-0123456789";
+
+/// bedrock-sim on its own runtime thread, for the life of the test process.
+fn sim() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(format!("http://{}", listener.local_addr().unwrap()))
+                .unwrap();
+            bedrock_sim::run(
+                listener,
+                bedrock_sim::Sim::new(bedrock_sim::Config::default()),
+                std::future::pending(),
+            )
+            .await
+            .unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+struct Proxy {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn proxy(sim_url: &str, extra_env: &[(&str, &str)]) -> Proxy {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("MASTER_API_KEY", KEY)
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::piped());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("proxy-server listening on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    Proxy { child, addr }
+}
+
+/// Sends a streaming request and returns the open connection.
+fn stream_request(addr: &str, model: &str, text: &str) -> TcpStream {
+    let body = format!(
+        r#"{{"model":"{model}","max_tokens":1000,"stream":true,"messages":[{{"role":"user","content":"{text}"}}]}}"#
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "POST /v1/messages HTTP/1.1\r\nHost: {addr}\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    s
+}
+
+/// Reads until `needle` appears (or the stream ends); returns what was read.
+fn read_until(s: &mut TcpStream, needle: &str, limit: Duration) -> String {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                seen.extend_from_slice(&buf[..n]);
+                if String::from_utf8_lossy(&seen).contains(needle) {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+fn sim_requests(sim_url: &str) -> Vec<Value> {
+    let addr = sim_url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /_sim/requests HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap()
+}
+
+#[test]
+fn silent_upstreams_get_pings() {
+    let sim_url = sim();
+    let p = proxy(&sim_url, &[("SSE_PING_INTERVAL", "1")]);
+    for model in [
+        "qwen.qwen3-coder-480b-a35b-v1:0",
+        "claude-sonnet-4-5-20250929",
+    ] {
+        let mut s = stream_request(&p.addr, model, "wait for it [sim ttfb_ms=2600]");
+        let out = read_until(&mut s, "event: message_stop", Duration::from_secs(20));
+        let pings = out
+            .matches("event: ping\ndata: {\"type\":\"ping\"}")
+            .count();
+        assert!(
+            pings >= 2,
+            "{model}: expected a ping per second of silence, got {pings}:\n{out}"
+        );
+        assert!(
+            out.find("event: ping").unwrap()
+                < out.find("event: message_start").unwrap_or(usize::MAX),
+            "{model}"
+        );
+        assert!(
+            out.contains("event: message_stop"),
+            "{model}: the stream still completes"
+        );
+    }
+}
+
+#[test]
+fn a_client_that_goes_away_cancels_the_bedrock_call() {
+    let sim_url = sim();
+    let p = proxy(&sim_url, &[]);
+    for model in [
+        "qwen.qwen3-coder-480b-a35b-v1:0",
+        "claude-sonnet-4-5-20250929",
+    ] {
+        let mut s = stream_request(&p.addr, model, "long answer [sim words=200 delay_ms=50]");
+        let out = read_until(&mut s, "content_block_delta", Duration::from_secs(10));
+        assert!(out.contains("content_block_delta"), "{out}");
+        drop(s);
+        let started = Instant::now();
+        let state = loop {
+            let last = sim_requests(&sim_url)
+                .into_iter()
+                .rev()
+                .find(|r| {
+                    r["model_id"].as_str().is_some_and(|m| {
+                        m.contains(if model.starts_with("qwen") {
+                            "qwen"
+                        } else {
+                            "claude"
+                        })
+                    })
+                })
+                .unwrap();
+            let state = last["stream"]["state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if state != "streaming" || started.elapsed() > Duration::from_secs(5) {
+                break (
+                    state,
+                    last["stream"]["events_sent"].as_u64().unwrap_or_default(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(
+            state.0, "cancelled",
+            "{model}: Bedrock kept streaming after the client left"
+        );
+        assert!(
+            state.1 < 100,
+            "{model}: {} events were sent of ~200",
+            state.1
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{model}: cancellation took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn sigterm_lets_open_streams_finish() {
+    let sim_url = sim();
+    let mut p = proxy(&sim_url, &[]);
+    let mut s = stream_request(
+        &p.addr,
+        "qwen.qwen3-coder-480b-a35b-v1:0",
+        "x [sim words=30 delay_ms=50]",
+    );
+    let first = read_until(&mut s, "content_block_delta", Duration::from_secs(10));
+    assert!(first.contains("content_block_delta"));
+    let status = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest = read_until(&mut s, "event: message_stop", Duration::from_secs(20));
+    assert!(
+        rest.contains("event: message_stop"),
+        "the stream in flight completed:\n{rest}"
+    );
+    let started = Instant::now();
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "did not exit after draining"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(TcpStream::connect(&p.addr).is_err(), "no longer accepting");
+}
+
+#[test]
+fn bad_settings_stop_start_up_naming_them() {
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        if !env.iter().any(|(k, _)| *k == "LISTEN_ADDR") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(args)
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("MASTER_API_KEY");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{env:?} {args:?} should not start");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(&[], &[]).contains("MASTER_API_KEY"));
+    assert!(
+        run(
+            &[("MASTER_API_KEY", KEY), ("REQUIRE_API_KEY", "maybe")],
+            &[]
+        )
+        .contains("REQUIRE_API_KEY")
+    );
+    assert!(
+        run(&[("MASTER_API_KEY", KEY), ("BEDROCK_TIMEOUT", "soon")], &[])
+            .contains("BEDROCK_TIMEOUT")
+    );
+    assert!(run(&[("MASTER_API_KEY", KEY), ("LOG_FORMAT", "xml")], &[]).contains("LOG_FORMAT"));
+    assert!(
+        run(
+            &[("MASTER_API_KEY", KEY), ("FALLBACK_MODEL", "claude-nope")],
+            &[]
+        )
+        .contains("FALLBACK_MODEL")
+    );
+    let dir = std::env::temp_dir().join(format!("proxy-bad-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("bad.toml");
+    std::fs::write(&config, "[[models]]\nname = \"x\"\napi = \"fax\"\n").unwrap();
+    assert!(
+        run(
+            &[
+                ("MASTER_API_KEY", KEY),
+                ("PROXY_CONFIG", config.to_str().unwrap())
+            ],
+            &[]
+        )
+        .contains("PROXY_CONFIG")
+    );
+    assert!(
+        run(&[("MASTER_API_KEY", KEY), ("LISTEN_ADDR", "nowhere")], &[]).contains("LISTEN_ADDR")
+    );
+}
