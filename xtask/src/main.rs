@@ -116,7 +116,7 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         // The current SDK generation (2.x) and boto3 in one venv; the 0.x SDK in its own.
         pytest(
             &current,
-            &["tests/aws_python", "tests/anthropic_sdk", "tests/proxy_sdk"],
+            &["tests/boto3", "tests/anthropic_sdk", "tests/proxy_sdk"],
         )?;
         pytest(&legacy, &["tests/anthropic_sdk", "tests/proxy_sdk"])?;
     }
