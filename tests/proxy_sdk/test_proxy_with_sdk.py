@@ -302,3 +302,22 @@ def test_health_ready_metrics_and_head(proxy_url, client):
                  "gateway_tokens_total", "gateway_errors_total"):
         assert name in text_
     assert f'gateway_tokens_total{{kind="output",model="{CLAUDE}"}}' in text_
+
+
+def test_models_include_bedrock_listings_without_per_request_calls(client, sim):
+    import time
+
+    deadline = time.time() + 10
+    while True:
+        ids = [m.id for m in client.models.list(limit=1000)]
+        if CLAUDE_PROFILE in ids or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert CLAUDE_PROFILE in ids, "Bedrock's inference profiles are listed"
+    assert QWEN in ids, "on-demand foundation models are listed"
+    assert "anthropic.claude-sonnet-4-5-20250929-v1:0" not in ids, "models invocable only through a profile are not"
+    sim()  # reset
+    for _ in range(5):
+        client.models.list()
+    assert [r["operation"] for r in sim()] == [], "no control-plane call per request"
+    assert client.models.retrieve(CLAUDE_PROFILE).display_name == "US Claude Sonnet 4.5"

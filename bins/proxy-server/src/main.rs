@@ -61,6 +61,9 @@ struct Args {
     /// Largest request body in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value = "33554432")]
     max_body_bytes: usize,
+    /// List Bedrock's own models and inference profiles in GET /v1/models (refreshed every 10 min).
+    #[arg(long, env = "LIST_BEDROCK_MODELS", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    list_bedrock_models: bool,
     /// Seconds of upstream silence after which a stream gets an SSE ping.
     #[arg(long, env = "SSE_PING_INTERVAL", default_value = "15")]
     sse_ping_interval: u64,
@@ -170,6 +173,9 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("shutting down: draining open requests");
     };
     let gateway = proxy_http::Gateway::new(settings, router, bedrock);
+    if args.list_bedrock_models {
+        gateway.spawn_model_refresh(Duration::from_secs(600));
+    }
     proxy_http::run(
         listener,
         gateway,

@@ -49,6 +49,7 @@ fn proxy(sim_url: &str, extra_env: &[(&str, &str)]) -> Proxy {
     let mut cmd = Command::new(BIN);
     cmd.args(["--listen", "127.0.0.1:0"])
         .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
+        .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
         .env("AWS_SECRET_ACCESS_KEY", "secret")

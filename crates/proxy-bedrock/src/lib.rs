@@ -108,6 +108,7 @@ pub fn response_stream_error_type(e: &ResponseStreamError) -> ErrorType {
 #[derive(Debug, Clone)]
 pub struct Bedrock {
     client: Client,
+    control: aws_sdk_bedrock::Client,
     credentials: Option<aws_sdk_bedrockruntime::config::SharedCredentialsProvider>,
     bearer: bool,
     timeout: Duration,
@@ -134,8 +135,11 @@ impl Bedrock {
                     .build(),
             )
             .build();
+        // The control plane (model listings) honours AWS_ENDPOINT_URL_BEDROCK.
+        let control = aws_sdk_bedrock::Client::new(&shared);
         Bedrock {
             client: Client::from_conf(conf),
+            control,
             credentials,
             bearer,
             timeout,
@@ -176,6 +180,63 @@ impl Bedrock {
                     "Bedrock did not answer within BEDROCK_TIMEOUT",
                 ))
             })
+    }
+
+    /// Bedrock's text models invocable on demand and its system inference profiles, for
+    /// `GET /v1/models` (two control-plane listings; the caller caches the result).
+    pub async fn list_models(&self) -> Result<Vec<ListedModel>, UpstreamError> {
+        use aws_sdk_bedrock::types::{InferenceType, ModelModality};
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .control
+                .list_inference_profiles()
+                .max_results(1000)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(upstream_error)?;
+            for p in page.inference_profile_summaries() {
+                out.push(ListedModel {
+                    id: p.inference_profile_id().to_owned(),
+                    display_name: p.inference_profile_name().to_owned(),
+                    created_at: p
+                        .created_at()
+                        .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+                        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into()),
+                });
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        let models = self
+            .control
+            .list_foundation_models()
+            .by_output_modality(ModelModality::Text)
+            .send()
+            .await
+            .map_err(upstream_error)?;
+        for m in models.model_summaries() {
+            if m.inference_types_supported()
+                .contains(&InferenceType::OnDemand)
+            {
+                out.push(ListedModel {
+                    id: m.model_id().to_owned(),
+                    display_name: format!(
+                        "{} {}",
+                        m.provider_name().unwrap_or_default(),
+                        m.model_name().unwrap_or_default()
+                    )
+                    .trim()
+                    .to_owned(),
+                    created_at: "1970-01-01T00:00:00Z".into(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Converse.

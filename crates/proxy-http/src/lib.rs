@@ -72,6 +72,8 @@ pub struct Gateway {
     bedrock: proxy_bedrock::Bedrock,
     metrics: Metrics,
     ready: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    /// Bedrock's own models and profiles, refreshed in the background (never per request).
+    bedrock_models: std::sync::RwLock<Vec<proxy_bedrock::ListedModel>>,
 }
 
 impl Gateway {
@@ -87,7 +89,46 @@ impl Gateway {
             bedrock,
             metrics: Metrics::new(),
             ready: tokio::sync::Mutex::new(None),
+            bedrock_models: std::sync::RwLock::new(Vec::new()),
         })
+    }
+
+    /// Starts the background refresh of Bedrock's model listings (now, then every `every`); a failed
+    /// listing is logged and the previous one kept.
+    pub fn spawn_model_refresh(self: &Arc<Self>, every: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(g) = weak.upgrade() else { return };
+                match g.bedrock.list_models().await {
+                    Ok(models) => {
+                        tracing::debug!(count = models.len(), "Bedrock model listing refreshed");
+                        *g.bedrock_models.write().unwrap_or_else(|e| e.into_inner()) = models;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot list Bedrock models; /v1/models shows configured names only")
+                    }
+                }
+                drop(g);
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    /// Every model `GET /v1/models` lists: configured names, the built-in Claude names, then
+    /// Bedrock's own ids.
+    pub(crate) fn listed_models(&self) -> Vec<proxy_bedrock::ListedModel> {
+        let mut all = self.router.listed();
+        let bedrock = self
+            .bedrock_models
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        for m in bedrock.iter() {
+            if !all.iter().any(|a| a.id == m.id) {
+                all.push(m.clone());
+            }
+        }
+        all
     }
 
     /// The metrics registry.

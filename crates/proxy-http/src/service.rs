@@ -571,6 +571,34 @@ async fn count_tokens(
     Ok(resp)
 }
 
+/// Percent-decodes a query value or path segment (`%3A` -> `:`; `+` is a space in query values).
+fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if bytes.len() >= i + 3 => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn model_info(m: &proxy_bedrock::ListedModel) -> ModelInfo {
     ModelInfo {
         kind: "model".into(),
@@ -585,7 +613,7 @@ fn list_models(g: &Gateway, query: Option<&str>) -> Result<Response<Body>, ApiEr
         .unwrap_or_default()
         .split('&')
         .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| (percent_decode(k, true), percent_decode(v, true)))
         .collect();
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let limit = match get("limit") {
@@ -599,7 +627,7 @@ fn list_models(g: &Gateway, query: Option<&str>) -> Result<Response<Body>, ApiEr
             }
         },
     };
-    let all: Vec<ModelInfo> = g.router.listed().iter().map(model_info).collect();
+    let all: Vec<ModelInfo> = g.listed_models().iter().map(model_info).collect();
     let position = |id: &str| {
         all.iter()
             .position(|m| m.id == id)
@@ -639,7 +667,7 @@ fn list_models(g: &Gateway, query: Option<&str>) -> Result<Response<Body>, ApiEr
 }
 
 fn get_model(g: &Gateway, id: &str) -> Result<Response<Body>, ApiError> {
-    if let Some(m) = g.router.listed().iter().find(|m| m.id == id) {
+    if let Some(m) = g.listed_models().iter().find(|m| m.id == id) {
         return Ok(json_response(StatusCode::OK, &model_info(m)));
     }
     match g.router.resolve(id) {
@@ -667,6 +695,17 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(
+            percent_decode("us.anthropic.x-v1%3A0", true),
+            "us.anthropic.x-v1:0"
+        );
+        assert_eq!(percent_decode("a+b%2", true), "a b%2");
+        assert_eq!(percent_decode("a+b", false), "a+b");
+        assert_eq!(percent_decode("%zz%", false), "%zz%");
     }
 
     #[test]
