@@ -14,12 +14,11 @@ use aws_sdk_bedrockruntime::config::retry::RetryConfig;
 use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::operation::converse::ConverseOutput;
-use aws_sdk_bedrockruntime::operation::converse::builders::ConverseFluentBuilder;
-use aws_sdk_bedrockruntime::operation::converse_stream::builders::ConverseStreamFluentBuilder;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
 use aws_sdk_bedrockruntime::types::error::{ConverseStreamOutputError, ResponseStreamError};
 use aws_sdk_bedrockruntime::types::{ConverseStreamOutput, CountTokensInput, ResponseStream};
+use proxy_convert::ConverseRequest;
 use proxy_schema::ErrorType;
 
 pub use routing::{
@@ -242,19 +241,10 @@ impl Bedrock {
     /// Converse.
     pub async fn converse(
         &self,
-        input: aws_sdk_bedrockruntime::operation::converse::ConverseInput,
+        request: ConverseRequest,
+        model_id: &str,
     ) -> Result<ConverseOutput, UpstreamError> {
-        let call: ConverseFluentBuilder = self
-            .client
-            .converse()
-            .set_model_id(input.model_id)
-            .set_messages(input.messages)
-            .set_system(input.system)
-            .set_inference_config(input.inference_config)
-            .set_tool_config(input.tool_config)
-            .set_additional_model_request_fields(input.additional_model_request_fields)
-            .set_additional_model_response_field_paths(input.additional_model_response_field_paths)
-            .set_output_config(input.output_config);
+        let call = request.converse(&self.client, model_id);
         self.timed(async { call.send().await.map_err(upstream_error) })
             .await
     }
@@ -263,19 +253,10 @@ impl Bedrock {
     /// events then arrive on the receiver. Dropping the receiver cancels the call.
     pub async fn converse_stream(
         &self,
-        input: aws_sdk_bedrockruntime::operation::converse_stream::ConverseStreamInput,
+        request: ConverseRequest,
+        model_id: &str,
     ) -> Result<EventReceiver<ConverseStreamOutput, ConverseStreamOutputError>, UpstreamError> {
-        let call: ConverseStreamFluentBuilder = self
-            .client
-            .converse_stream()
-            .set_model_id(input.model_id)
-            .set_messages(input.messages)
-            .set_system(input.system)
-            .set_inference_config(input.inference_config)
-            .set_tool_config(input.tool_config)
-            .set_additional_model_request_fields(input.additional_model_request_fields)
-            .set_additional_model_response_field_paths(input.additional_model_response_field_paths)
-            .set_output_config(input.output_config);
+        let call = request.converse_stream(&self.client, model_id);
         self.timed(async { call.send().await.map(|o| o.stream).map_err(upstream_error) })
             .await
     }

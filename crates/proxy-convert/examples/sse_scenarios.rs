@@ -89,33 +89,17 @@ async fn main() {
         let req = parse_messages_request(&serde_json::to_vec(&body).unwrap()).unwrap();
         let opts = ConverseOptions::new(model);
 
-        let input = to_converse(&req, &opts).unwrap().into_converse_input(model);
-        let whole = client
-            .converse()
-            .set_model_id(input.model_id)
-            .set_messages(input.messages)
-            .set_system(input.system)
-            .set_inference_config(input.inference_config)
-            .set_tool_config(input.tool_config)
-            .set_additional_model_request_fields(input.additional_model_request_fields)
-            .set_additional_model_response_field_paths(input.additional_model_response_field_paths)
+        let whole = to_converse(&req, &opts)
+            .unwrap()
+            .converse(&client, model)
             .send()
             .await
             .unwrap_or_else(|e| panic!("{name}: {:?}", e.into_service_error()));
         let message = from_converse(&whole, "msg_scenario", &req.model);
 
-        let input = to_converse(&req, &opts)
+        let mut stream = to_converse(&req, &opts)
             .unwrap()
-            .into_converse_stream_input(model);
-        let mut stream = client
-            .converse_stream()
-            .set_model_id(input.model_id)
-            .set_messages(input.messages)
-            .set_system(input.system)
-            .set_inference_config(input.inference_config)
-            .set_tool_config(input.tool_config)
-            .set_additional_model_request_fields(input.additional_model_request_fields)
-            .set_additional_model_response_field_paths(input.additional_model_response_field_paths)
+            .converse_stream(&client, model)
             .send()
             .await
             .unwrap();

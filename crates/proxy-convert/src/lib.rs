@@ -21,17 +21,8 @@
 //!                 "messages":[{"role":"user","content":"Hello"}]}"#;
 //! let request = proxy_schema::parse_messages_request(body)?;
 //! let bedrock_id = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
-//! let input = proxy_convert::to_converse(&request, &proxy_convert::ConverseOptions::new(bedrock_id))?
-//!     .into_converse_input(bedrock_id);
-//! let output = client
-//!     .converse()
-//!     .set_model_id(input.model_id)
-//!     .set_messages(input.messages)
-//!     .set_system(input.system)
-//!     .set_inference_config(input.inference_config)
-//!     .set_tool_config(input.tool_config)
-//!     .set_additional_model_request_fields(input.additional_model_request_fields)
-//!     .set_additional_model_response_field_paths(input.additional_model_response_field_paths)
+//! let output = proxy_convert::to_converse(&request, &proxy_convert::ConverseOptions::new(bedrock_id))?
+//!     .converse(&client, bedrock_id)
 //!     .send()
 //!     .await?;
 //! let message = proxy_convert::from_converse(&output, "msg_01", &request.model);

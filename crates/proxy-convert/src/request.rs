@@ -2,8 +2,11 @@
 
 use std::collections::HashSet;
 
+use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::operation::converse::ConverseInput;
+use aws_sdk_bedrockruntime::operation::converse::builders::ConverseFluentBuilder;
 use aws_sdk_bedrockruntime::operation::converse_stream::ConverseStreamInput;
+use aws_sdk_bedrockruntime::operation::converse_stream::builders::ConverseStreamFluentBuilder;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
     self as bedrock, AnyToolChoice, AutoToolChoice, CachePointBlock, CachePointType, CacheTtl,
@@ -46,8 +49,8 @@ impl<'a> ConverseOptions<'a> {
     }
 }
 
-/// A Converse request, ready for [`ConverseRequest::into_converse_input`] or
-/// [`ConverseRequest::into_converse_stream_input`].
+/// A Converse request: [`ConverseRequest::converse`] / [`ConverseRequest::converse_stream`] make the
+/// SDK call of it, [`ConverseRequest::into_converse_input`] its SDK input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConverseRequest {
     /// The conversation (alternating, starting with the user).
@@ -66,45 +69,50 @@ pub struct ConverseRequest {
     pub output_config: Option<OutputConfig>,
 }
 
-impl ConverseRequest {
-    /// The SDK input of a Converse call to `model_id`.
-    pub fn into_converse_input(self, model_id: &str) -> ConverseInput {
-        let paths = (!self.additional_model_response_field_paths.is_empty())
-            .then_some(self.additional_model_response_field_paths);
-        ConverseInput::builder()
-            .model_id(model_id)
-            .set_messages(Some(self.messages))
-            .set_system((!self.system.is_empty()).then_some(self.system))
-            .inference_config(self.inference_config)
-            .set_tool_config(self.tool_config)
+/// Sets every field of a [`ConverseRequest`] on any of the SDK's Converse builders (input builders
+/// and fluent builders share the setter names).
+macro_rules! with_request {
+    ($builder:expr, $req:expr, $model_id:expr) => {{
+        let req: ConverseRequest = $req;
+        let paths = (!req.additional_model_response_field_paths.is_empty())
+            .then_some(req.additional_model_response_field_paths);
+        $builder
+            .model_id($model_id)
+            .set_messages(Some(req.messages))
+            .set_system((!req.system.is_empty()).then_some(req.system))
+            .inference_config(req.inference_config)
+            .set_tool_config(req.tool_config)
             .set_additional_model_request_fields(
-                self.additional_model_request_fields
+                req.additional_model_request_fields
                     .as_ref()
                     .map(to_document),
             )
             .set_additional_model_response_field_paths(paths)
-            .set_output_config(self.output_config)
+            .set_output_config(req.output_config)
+    }};
+}
+
+impl ConverseRequest {
+    /// A Converse call to `model_id` on `client`, ready to `.send()` (nothing is sent before).
+    pub fn converse(self, client: &Client, model_id: &str) -> ConverseFluentBuilder {
+        with_request!(client.converse(), self, model_id)
+    }
+
+    /// A ConverseStream call to `model_id` on `client`, ready to `.send()`.
+    pub fn converse_stream(self, client: &Client, model_id: &str) -> ConverseStreamFluentBuilder {
+        with_request!(client.converse_stream(), self, model_id)
+    }
+
+    /// The SDK input of a Converse call to `model_id`.
+    pub fn into_converse_input(self, model_id: &str) -> ConverseInput {
+        with_request!(ConverseInput::builder(), self, model_id)
             .build()
             .expect("ConverseInput has no required builder fields")
     }
 
     /// The SDK input of a ConverseStream call to `model_id`.
     pub fn into_converse_stream_input(self, model_id: &str) -> ConverseStreamInput {
-        let paths = (!self.additional_model_response_field_paths.is_empty())
-            .then_some(self.additional_model_response_field_paths);
-        ConverseStreamInput::builder()
-            .model_id(model_id)
-            .set_messages(Some(self.messages))
-            .set_system((!self.system.is_empty()).then_some(self.system))
-            .inference_config(self.inference_config)
-            .set_tool_config(self.tool_config)
-            .set_additional_model_request_fields(
-                self.additional_model_request_fields
-                    .as_ref()
-                    .map(to_document),
-            )
-            .set_additional_model_response_field_paths(paths)
-            .set_output_config(self.output_config)
+        with_request!(ConverseStreamInput::builder(), self, model_id)
             .build()
             .expect("ConverseStreamInput has no required builder fields")
     }

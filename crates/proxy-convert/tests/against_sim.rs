@@ -83,20 +83,9 @@ impl Sim {
             anthropic_beta: beta,
             prompt_caching: true,
         };
-        let input = to_converse(&req, &opts)
+        let out = to_converse(&req, &opts)
             .map_err(|e| e.to_string())?
-            .into_converse_input(model);
-        let out = self
-            .client
-            .converse()
-            .set_model_id(input.model_id)
-            .set_messages(input.messages)
-            .set_system(input.system)
-            .set_inference_config(input.inference_config)
-            .set_tool_config(input.tool_config)
-            .set_additional_model_request_fields(input.additional_model_request_fields)
-            .set_additional_model_response_field_paths(input.additional_model_response_field_paths)
-            .set_output_config(input.output_config)
+            .converse(&self.client, model)
             .send()
             .await
             .map_err(|e| {
@@ -109,19 +98,9 @@ impl Sim {
     /// ConverseStream through the state machine; returns the events.
     async fn converse_stream(&self, body: &Value, model: &str) -> Vec<StreamEvent> {
         let req = parse_messages_request(&serde_json::to_vec(body).unwrap()).unwrap();
-        let input = to_converse(&req, &ConverseOptions::new(model))
+        let mut out = to_converse(&req, &ConverseOptions::new(model))
             .unwrap()
-            .into_converse_stream_input(model);
-        let mut out = self
-            .client
-            .converse_stream()
-            .set_model_id(input.model_id)
-            .set_messages(input.messages)
-            .set_system(input.system)
-            .set_inference_config(input.inference_config)
-            .set_tool_config(input.tool_config)
-            .set_additional_model_request_fields(input.additional_model_request_fields)
-            .set_additional_model_response_field_paths(input.additional_model_response_field_paths)
+            .converse_stream(&self.client, model)
             .send()
             .await
             .unwrap();

@@ -444,7 +444,7 @@ async fn messages(
             if stream {
                 let receiver = g
                     .bedrock
-                    .converse_stream(converse.into_converse_stream_input(&route.bedrock_id))
+                    .converse_stream(converse, &route.bedrock_id)
                     .await?;
                 g.metrics
                     .bedrock_latency
@@ -458,10 +458,7 @@ async fn messages(
                     started,
                 ));
             }
-            let out = g
-                .bedrock
-                .converse(converse.into_converse_input(&route.bedrock_id))
-                .await?;
+            let out = g.bedrock.converse(converse, &route.bedrock_id).await?;
             g.metrics
                 .bedrock_latency
                 .with_label_values(&["Converse"])
