@@ -13,7 +13,6 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MASTER_KEY = "sk-test-master-0123456789"
-SDK0 = anthropic.__version__.startswith("0.")
 
 
 def start(binary, env=None):
@@ -58,6 +57,11 @@ def proxy_url(sim_url, tmp_path_factory):
     yield url
     proc.terminate()
     assert proc.wait(timeout=30) == 0, "proxy-server must exit cleanly on SIGTERM"
+
+
+@pytest.fixture
+def master_key():
+    return MASTER_KEY
 
 
 @pytest.fixture

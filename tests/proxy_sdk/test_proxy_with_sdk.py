@@ -9,7 +9,8 @@ import urllib.parse
 import anthropic
 import pytest
 
-from conftest import MASTER_KEY, SDK0
+# Which generation this venv holds (0.x: x-api-key + 2023-06-01; 2.x: Bearer + 2026-10-21).
+SDK0 = anthropic.__version__.startswith("0.")
 
 CLAUDE = "claude-sonnet-4-5-20250929"
 CLAUDE_PROFILE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -228,9 +229,9 @@ def raw(proxy_url, method, path, body=None, headers=None):
     return resp.status, dict(resp.getheaders()), payload
 
 
-def test_both_auth_headers_and_wrong_keys(proxy_url):
+def test_both_auth_headers_and_wrong_keys(proxy_url, master_key):
     body = {"model": CLAUDE, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
-    for headers in ({"x-api-key": MASTER_KEY}, {"authorization": f"Bearer {MASTER_KEY}"}):
+    for headers in ({"x-api-key": master_key}, {"authorization": f"Bearer {master_key}"}):
         for version in ("2023-06-01", "2026-10-21"):
             status, h, _ = raw(proxy_url, "POST", "/v1/messages", body, {**headers, "anthropic-version": version})
             assert status == 200 and h["request-id"].startswith("req_")
@@ -238,17 +239,17 @@ def test_both_auth_headers_and_wrong_keys(proxy_url):
     assert status == 401 and json.loads(payload)["error"]["type"] == "authentication_error"
     assert json.loads(payload)["request_id"] == h["request-id"]
     status, _, payload = raw(proxy_url, "POST", "/v1/messages", {**body, "temperature": 0.5},
-                             {"x-api-key": MASTER_KEY, "anthropic-version": "2026-10-21"})
+                             {"x-api-key": master_key, "anthropic-version": "2026-10-21"})
     assert status == 400 and "temperature" in json.loads(payload)["error"]["message"]
 
 
-def test_malformed_json_and_oversized_bodies(proxy_url):
-    status, _, payload = raw(proxy_url, "POST", "/v1/messages", b"{\"model\": ", {"x-api-key": MASTER_KEY})
+def test_malformed_json_and_oversized_bodies(proxy_url, master_key):
+    status, _, payload = raw(proxy_url, "POST", "/v1/messages", b"{\"model\": ", {"x-api-key": master_key})
     assert status == 400 and json.loads(payload)["error"]["type"] == "invalid_request_error"
     u = urllib.parse.urlparse(proxy_url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     conn.putrequest("POST", "/v1/messages")
-    conn.putheader("x-api-key", MASTER_KEY)
+    conn.putheader("x-api-key", master_key)
     conn.putheader("content-length", str(40 * 1024 * 1024))
     conn.endheaders()
     resp = conn.getresponse()
