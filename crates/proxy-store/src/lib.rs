@@ -1,4 +1,245 @@
-//! `proxy-store`: persistent state of the gateway (API keys, usage records, limits, response cache)
-//! behind one set of traits, with an embedded backend and a DynamoDB backend.
+//! `proxy-store`: the gateway's persistent state (API keys and usage records with daily aggregates)
+//! behind one interface, [`Store`], with an embedded backend (SQLite in WAL mode, so `proxy-server`
+//! and `proxy-admin` can use the same file at the same time).
 //!
-//! Not yet filled: arrives with the keys and usage issue. It depends on nothing of this workspace.
+//! It holds no secrets: keys are stored as SHA-256 hashes (see `proxy-auth`), with a short
+//! displayable prefix. It does no caching and no rate limiting; those live in `proxy-auth`.
+//!
+//! Not yet here: the DynamoDB backend and the response cache (both planned behind the same
+//! interface).
+
+mod embedded;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use embedded::EmbeddedStore;
+
+/// Per-key limits; `None` means the gateway's defaults apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyLimits {
+    /// Requests per window.
+    pub rate_limit_requests: Option<u32>,
+    /// The window, in seconds.
+    pub rate_limit_window_secs: Option<u32>,
+    /// Input + output tokens per minute.
+    pub tokens_per_minute: Option<u64>,
+    /// Tokens per calendar month (UTC).
+    pub monthly_token_budget: Option<u64>,
+}
+
+/// An API key as stored: never the key itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Stable id, e.g. `key_3f9a...`.
+    pub key_id: String,
+    /// SHA-256 of the key, lowercase hex.
+    pub key_hash: String,
+    /// A displayable prefix, e.g. `sk-4Fz9qL`.
+    pub prefix: String,
+    /// Owner.
+    pub user_id: String,
+    /// A name for people.
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the last request, updated now and then (not per request).
+    pub last_used_at: Option<i64>,
+    /// False once revoked.
+    pub active: bool,
+    /// Limits.
+    pub limits: KeyLimits,
+    /// Models the key may use (client names); `None`: all.
+    pub allowed_models: Option<Vec<String>>,
+    /// Free-form metadata.
+    pub metadata: Map<String, Value>,
+}
+
+/// A change to a key; `None` fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New limits (replaced whole).
+    pub limits: Option<KeyLimits>,
+    /// New allowed models (`Some(None)` clears the list).
+    pub allowed_models: Option<Option<Vec<String>>>,
+    /// Activate or deactivate.
+    pub active: Option<bool>,
+    /// New metadata (replaced whole).
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// One served request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// The request id (`req_...`); a record is stored once per id.
+    pub request_id: String,
+    /// The key used.
+    pub key_id: String,
+    /// Its owner.
+    pub user_id: String,
+    /// The name the client sent.
+    pub model: String,
+    /// What Bedrock got.
+    pub bedrock_model: String,
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cache reads.
+    pub cache_read_input_tokens: u64,
+    /// Cache writes.
+    pub cache_creation_input_tokens: u64,
+    /// Total latency.
+    pub latency_ms: u64,
+    /// Time to first token (streams).
+    pub ttft_ms: Option<u64>,
+    /// HTTP status.
+    pub status: u16,
+    /// Streamed or not.
+    pub stream: bool,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
+/// Which usage to report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageQuery {
+    /// One key.
+    pub key_id: Option<String>,
+    /// One user.
+    pub user_id: Option<String>,
+    /// From this UTC day on (`YYYY-MM-DD`).
+    pub since: Option<String>,
+}
+
+/// Usage of one key, one UTC day, one model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRow {
+    /// The key.
+    pub key_id: String,
+    /// Its owner.
+    pub user_id: String,
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// The client's model name.
+    pub model: String,
+    /// Requests.
+    pub requests: u64,
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cache reads.
+    pub cache_read_input_tokens: u64,
+    /// Cache writes.
+    pub cache_creation_input_tokens: u64,
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such key.
+    #[error("no key with id {0}")]
+    NotFound(String),
+    /// A key with that id or hash exists.
+    #[error("a key with this id or hash already exists")]
+    Conflict,
+    /// The backend failed.
+    #[error("store backend error: {0}")]
+    Backend(String),
+}
+
+/// `YYYY-MM-DD` (UTC) of a Unix time.
+pub fn utc_day(unix_secs: i64) -> String {
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = unix_secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The current Unix time in seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// The store the gateway and the admin CLI use; the backend is chosen by `STORE_BACKEND`.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// SQLite file at `STORE_PATH`.
+    Embedded(EmbeddedStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Embedded($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Stores a new key.
+    pub async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_key(key).await)
+    }
+
+    /// The key with this hash.
+    pub async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        dispatch!(self, s => s.key_by_hash(hash).await)
+    }
+
+    /// The key with this id.
+    pub async fn key_by_id(&self, key_id: &str) -> Result<Option<ApiKey>, StoreError> {
+        dispatch!(self, s => s.key_by_id(key_id).await)
+    }
+
+    /// All keys, or a user's, oldest first.
+    pub async fn list_keys(&self, user_id: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
+        dispatch!(self, s => s.list_keys(user_id).await)
+    }
+
+    /// Applies a change; returns the key as it is now.
+    pub async fn update_key(&self, key_id: &str, update: &KeyUpdate) -> Result<ApiKey, StoreError> {
+        dispatch!(self, s => s.update_key(key_id, update).await)
+    }
+
+    /// Records that the key was used at `at`.
+    pub async fn touch_key(&self, key_id: &str, at: i64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.touch_key(key_id, at).await)
+    }
+
+    /// Stores usage records (each request id once) and adds them to the daily aggregates.
+    pub async fn insert_usage(&self, records: &[UsageRecord]) -> Result<usize, StoreError> {
+        dispatch!(self, s => s.insert_usage(records).await)
+    }
+
+    /// Daily aggregates per key and model.
+    pub async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
+        dispatch!(self, s => s.usage(query).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_days() {
+        assert_eq!(utc_day(0), "1970-01-01");
+        assert_eq!(utc_day(951_782_400), "2000-02-29");
+        assert_eq!(utc_day(1_795_651_199), "2026-11-25");
+        assert_eq!(utc_day(-1), "1969-12-31");
+    }
+}

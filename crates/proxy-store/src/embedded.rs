@@ -1,0 +1,312 @@
+//! The embedded backend: one SQLite file (bundled library, WAL journal, busy timeout), used by the
+//! server and the admin CLI at the same time. Calls run on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::{ApiKey, KeyLimits, KeyUpdate, StoreError, UsageQuery, UsageRecord, UsageRow, utc_day};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    active INTEGER NOT NULL,
+    limits TEXT NOT NULL,
+    allowed_models TEXT,
+    metadata TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user_id);
+CREATE TABLE IF NOT EXISTS usage (
+    request_id TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    bedrock_model TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_input_tokens INTEGER NOT NULL,
+    cache_creation_input_tokens INTEGER NOT NULL,
+    latency_ms INTEGER NOT NULL,
+    ttft_ms INTEGER,
+    status INTEGER NOT NULL,
+    stream INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS usage_daily (
+    key_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    model TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_input_tokens INTEGER NOT NULL,
+    cache_creation_input_tokens INTEGER NOT NULL,
+    PRIMARY KEY (key_id, day, model)
+);
+";
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let json = |i: usize, row: &Row<'_>| -> rusqlite::Result<Option<String>> { row.get(i) };
+    let limits: KeyLimits =
+        serde_json::from_str(&json(8, row)?.unwrap_or_default()).unwrap_or_default();
+    let allowed_models = json(9, row)?.and_then(|s| serde_json::from_str(&s).ok());
+    let metadata = serde_json::from_str(&json(10, row)?.unwrap_or_default()).unwrap_or_default();
+    Ok(ApiKey {
+        key_id: row.get(0)?,
+        key_hash: row.get(1)?,
+        prefix: row.get(2)?,
+        user_id: row.get(3)?,
+        name: row.get(4)?,
+        created_at: row.get(5)?,
+        last_used_at: row.get(6)?,
+        active: row.get::<_, i64>(7)? != 0,
+        limits,
+        allowed_models,
+        metadata,
+    })
+}
+
+const KEY_COLUMNS: &str = "key_id, key_hash, prefix, user_id, name, created_at, last_used_at, active, limits, allowed_models, metadata";
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store file; `:memory:` gives a private in-memory store.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(EmbeddedStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    pub(crate) async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.with(move |c| {
+            let limits = serde_json::to_string(&key.limits).map_err(backend)?;
+            let models = key.allowed_models.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default());
+            let metadata = serde_json::to_string(&key.metadata).map_err(backend)?;
+            c.execute(
+                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                params![key.key_id, key.key_hash, key.prefix, key.user_id, key.name, key.created_at, key.last_used_at,
+                    i64::from(key.active), limits, models, metadata],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => StoreError::Conflict,
+                other => backend(other),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn key_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let value = value.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {column} = ?1"),
+                [value],
+                key_from_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    pub(crate) async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.key_where("key_hash", hash).await
+    }
+
+    pub(crate) async fn key_by_id(&self, key_id: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.key_where("key_id", key_id).await
+    }
+
+    pub(crate) async fn list_keys(&self, user_id: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
+        let user_id = user_id.map(str::to_owned);
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare(&format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE ?1 IS NULL OR user_id = ?1 ORDER BY created_at, key_id"
+                ))
+                .map_err(backend)?;
+            let rows = stmt.query_map([user_id], key_from_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    pub(crate) async fn update_key(
+        &self,
+        key_id: &str,
+        update: &KeyUpdate,
+    ) -> Result<ApiKey, StoreError> {
+        let Some(mut key) = self.key_by_id(key_id).await? else {
+            return Err(StoreError::NotFound(key_id.to_owned()));
+        };
+        if let Some(n) = &update.name {
+            key.name = n.clone();
+        }
+        if let Some(l) = &update.limits {
+            key.limits = l.clone();
+        }
+        if let Some(m) = &update.allowed_models {
+            key.allowed_models = m.clone();
+        }
+        if let Some(a) = update.active {
+            key.active = a;
+        }
+        if let Some(m) = &update.metadata {
+            key.metadata = m.clone();
+        }
+        let k = key.clone();
+        self.with(move |c| {
+            let changed = c
+                .execute(
+                    "UPDATE api_keys SET name = ?2, limits = ?3, allowed_models = ?4, active = ?5, metadata = ?6 WHERE key_id = ?1",
+                    params![
+                        k.key_id,
+                        k.name,
+                        serde_json::to_string(&k.limits).map_err(backend)?,
+                        k.allowed_models.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()),
+                        i64::from(k.active),
+                        serde_json::to_string(&k.metadata).map_err(backend)?
+                    ],
+                )
+                .map_err(backend)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(k.key_id.clone()));
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(key)
+    }
+
+    pub(crate) async fn touch_key(&self, key_id: &str, at: i64) -> Result<(), StoreError> {
+        let key_id = key_id.to_owned();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE key_id = ?1",
+                params![key_id, at],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn insert_usage(&self, records: &[UsageRecord]) -> Result<usize, StoreError> {
+        let records = records.to_vec();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let mut inserted = 0;
+            for r in &records {
+                let new = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO usage VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                        params![r.request_id, r.key_id, r.user_id, r.model, r.bedrock_model, r.input_tokens as i64,
+                            r.output_tokens as i64, r.cache_read_input_tokens as i64, r.cache_creation_input_tokens as i64,
+                            r.latency_ms as i64, r.ttft_ms.map(|t| t as i64), r.status, i64::from(r.stream), r.timestamp],
+                    )
+                    .map_err(backend)?;
+                if new == 0 {
+                    // Already recorded (a retried flush): the aggregates already count it.
+                    continue;
+                }
+                inserted += 1;
+                tx.execute(
+                    "INSERT INTO usage_daily VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (key_id, day, model) DO UPDATE SET
+                       requests = requests + 1,
+                       input_tokens = input_tokens + excluded.input_tokens,
+                       output_tokens = output_tokens + excluded.output_tokens,
+                       cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
+                       cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens",
+                    params![r.key_id, r.user_id, utc_day(r.timestamp), r.model, r.input_tokens as i64, r.output_tokens as i64,
+                        r.cache_read_input_tokens as i64, r.cache_creation_input_tokens as i64],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    pub(crate) async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
+        let q = query.clone();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT key_id, user_id, day, model, requests, input_tokens, output_tokens,
+                            cache_read_input_tokens, cache_creation_input_tokens
+                     FROM usage_daily
+                     WHERE (?1 IS NULL OR key_id = ?1) AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR day >= ?3)
+                     ORDER BY day, key_id, model",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![q.key_id, q.user_id, q.since], |row| {
+                    Ok(UsageRow {
+                        key_id: row.get(0)?,
+                        user_id: row.get(1)?,
+                        day: row.get(2)?,
+                        model: row.get(3)?,
+                        requests: row.get::<_, i64>(4)? as u64,
+                        input_tokens: row.get::<_, i64>(5)? as u64,
+                        output_tokens: row.get::<_, i64>(6)? as u64,
+                        cache_read_input_tokens: row.get::<_, i64>(7)? as u64,
+                        cache_creation_input_tokens: row.get::<_, i64>(8)? as u64,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+}

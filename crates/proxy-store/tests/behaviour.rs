@@ -1,0 +1,272 @@
+//! The behavioural suite every store backend passes: one suite, run against each backend.
+
+use proxy_store::{
+    ApiKey, EmbeddedStore, KeyLimits, KeyUpdate, Store, StoreError, UsageQuery, UsageRecord,
+};
+use serde_json::Map;
+
+fn key(id: &str, hash: &str, user: &str, created_at: i64) -> ApiKey {
+    ApiKey {
+        key_id: id.into(),
+        key_hash: hash.into(),
+        prefix: "sk-abc".into(),
+        user_id: user.into(),
+        name: format!("{id} name"),
+        created_at,
+        last_used_at: None,
+        active: true,
+        limits: KeyLimits {
+            rate_limit_requests: Some(3),
+            rate_limit_window_secs: Some(60),
+            ..KeyLimits::default()
+        },
+        allowed_models: Some(vec!["claude-sonnet-4-5".into()]),
+        metadata: Map::new(),
+    }
+}
+
+fn usage(
+    request_id: &str,
+    key_id: &str,
+    user: &str,
+    model: &str,
+    ts: i64,
+    input: u64,
+    output: u64,
+) -> UsageRecord {
+    UsageRecord {
+        request_id: request_id.into(),
+        key_id: key_id.into(),
+        user_id: user.into(),
+        model: model.into(),
+        bedrock_model: format!("us.{model}"),
+        input_tokens: input,
+        output_tokens: output,
+        cache_read_input_tokens: 1,
+        cache_creation_input_tokens: 2,
+        latency_ms: 10,
+        ttft_ms: Some(3),
+        status: 200,
+        stream: true,
+        timestamp: ts,
+    }
+}
+
+const DAY1: i64 = 1_795_600_000; // 2026-11-25
+const DAY2: i64 = DAY1 + 86_400; // 2026-11-26
+
+async fn suite(store: Store) {
+    // Keys.
+    store
+        .create_key(&key("key_a", "hash_a", "alice", 1))
+        .await
+        .unwrap();
+    store
+        .create_key(&key("key_b", "hash_b", "bob", 2))
+        .await
+        .unwrap();
+    store
+        .create_key(&key("key_c", "hash_c", "alice", 3))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            store.create_key(&key("key_d", "hash_a", "eve", 4)).await,
+            Err(StoreError::Conflict)
+        ),
+        "hashes are unique"
+    );
+    assert!(
+        matches!(
+            store.create_key(&key("key_a", "hash_x", "eve", 4)).await,
+            Err(StoreError::Conflict)
+        ),
+        "ids are unique"
+    );
+    let a = store.key_by_hash("hash_a").await.unwrap().unwrap();
+    assert_eq!(a, key("key_a", "hash_a", "alice", 1), "stored whole");
+    assert_eq!(
+        store.key_by_id("key_b").await.unwrap().unwrap().user_id,
+        "bob"
+    );
+    assert!(store.key_by_hash("nope").await.unwrap().is_none());
+    let alice: Vec<String> = store
+        .list_keys(Some("alice"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    assert_eq!(alice, ["key_a", "key_c"]);
+    assert_eq!(store.list_keys(None).await.unwrap().len(), 3);
+
+    let updated = store
+        .update_key(
+            "key_a",
+            &KeyUpdate {
+                name: Some("renamed".into()),
+                allowed_models: Some(None),
+                ..KeyUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (updated.name.as_str(), updated.allowed_models.as_ref()),
+        ("renamed", None)
+    );
+    assert_eq!(
+        updated.limits.rate_limit_requests,
+        Some(3),
+        "untouched fields stay"
+    );
+    store
+        .update_key(
+            "key_a",
+            &KeyUpdate {
+                active: Some(false),
+                ..KeyUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let revoked = store.key_by_hash("hash_a").await.unwrap().unwrap();
+    assert!(!revoked.active && revoked.name == "renamed");
+    assert!(matches!(
+        store.update_key("key_zz", &KeyUpdate::default()).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    store.touch_key("key_b", 100).await.unwrap();
+    store.touch_key("key_b", 50).await.unwrap();
+    assert_eq!(
+        store
+            .key_by_id("key_b")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(100),
+        "last use never goes back"
+    );
+
+    // Usage: each request id once, aggregated per key, UTC day and model.
+    let batch = vec![
+        usage("req_1", "key_a", "alice", "m1", DAY1, 10, 20),
+        usage("req_2", "key_a", "alice", "m1", DAY1 + 60, 5, 7),
+        usage("req_3", "key_a", "alice", "m2", DAY1, 1, 1),
+        usage("req_4", "key_b", "bob", "m1", DAY2, 100, 200),
+        usage("req_5", "key_c", "alice", "m1", DAY2, 3, 4),
+    ];
+    assert_eq!(store.insert_usage(&batch).await.unwrap(), 5);
+    assert_eq!(
+        store.insert_usage(&batch[..2]).await.unwrap(),
+        0,
+        "a retried flush counts nothing twice"
+    );
+    let all = store.usage(&UsageQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let a_m1 = all
+        .iter()
+        .find(|r| r.key_id == "key_a" && r.model == "m1")
+        .unwrap();
+    assert_eq!(
+        (
+            a_m1.day.as_str(),
+            a_m1.requests,
+            a_m1.input_tokens,
+            a_m1.output_tokens
+        ),
+        ("2026-11-25", 2, 15, 27)
+    );
+    assert_eq!(
+        (
+            a_m1.cache_read_input_tokens,
+            a_m1.cache_creation_input_tokens
+        ),
+        (2, 4)
+    );
+    let alice = store
+        .usage(&UsageQuery {
+            user_id: Some("alice".into()),
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(alice.len(), 3);
+    let since = store
+        .usage(&UsageQuery {
+            since: Some("2026-11-26".into()),
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        since.iter().map(|r| r.key_id.as_str()).collect::<Vec<_>>(),
+        ["key_b", "key_c"]
+    );
+    let one = store
+        .usage(&UsageQuery {
+            key_id: Some("key_b".into()),
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((one.len(), one[0].output_tokens), (1, 200));
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("proxy-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.join("store.db")
+}
+
+#[tokio::test]
+async fn embedded_backend_passes_the_suite() {
+    suite(Store::Embedded(
+        EmbeddedStore::open(&temp_path("suite")).unwrap(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn two_handles_share_one_file() {
+    // proxy-server and proxy-admin open the same file at the same time.
+    let path = temp_path("shared");
+    let server = EmbeddedStore::open(&path).unwrap();
+    let admin = EmbeddedStore::open(&path).unwrap();
+    Store::Embedded(admin.clone())
+        .create_key(&key("key_x", "hash_x", "u", 1))
+        .await
+        .unwrap();
+    let seen = Store::Embedded(server.clone())
+        .key_by_hash("hash_x")
+        .await
+        .unwrap();
+    assert!(
+        seen.is_some(),
+        "a key created by the admin is visible to the server at once"
+    );
+    let writes = (0..50).map(|i| {
+        let s = Store::Embedded(if i % 2 == 0 {
+            server.clone()
+        } else {
+            admin.clone()
+        });
+        tokio::spawn(async move {
+            s.insert_usage(&[usage(&format!("req_{i}"), "key_x", "u", "m", DAY1, 1, 1)])
+                .await
+        })
+    });
+    for w in writes {
+        w.await.unwrap().unwrap();
+    }
+    let rows = Store::Embedded(server)
+        .usage(&UsageQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0].requests, 50,
+        "concurrent writers through two connections lose nothing"
+    );
+}
