@@ -51,6 +51,7 @@ def proxy_url(sim_url, tmp_path_factory):
         "AWS_SECRET_ACCESS_KEY": "secret",
         "MASTER_API_KEY": MASTER_KEY,
         "PROXY_CONFIG": str(config),
+        "STORE_PATH": str(config.parent / "gateway.db"),
         "LOG_LEVEL": "warn",
     }
     proc, url = start(os.environ.get("PROXY_SERVER_BIN", ROOT / "target/debug/proxy-server"), env)

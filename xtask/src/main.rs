@@ -111,14 +111,23 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
                 .args(suites)
                 .env("BEDROCK_SIM_BIN", &sim)
                 .env("PROXY_SERVER_BIN", &proxy)
+                .env("PROXY_ADMIN_BIN", root.join("target/debug/proxy-admin"))
                 .env("SSE_SCENARIOS_BIN", &scenarios))
         };
         // The current SDK generation (2.x) and boto3 in one venv; the 0.x SDK in its own.
         pytest(
             &current,
-            &["tests/boto3", "tests/anthropic_sdk", "tests/proxy_sdk"],
+            &[
+                "tests/boto3",
+                "tests/anthropic_sdk",
+                "tests/proxy_sdk",
+                "tests/keys",
+            ],
         )?;
-        pytest(&legacy, &["tests/anthropic_sdk", "tests/proxy_sdk"])?;
+        pytest(
+            &legacy,
+            &["tests/anthropic_sdk", "tests/proxy_sdk", "tests/keys"],
+        )?;
     }
     Ok(())
 }
@@ -206,6 +215,10 @@ fn start_proxy(
         .env("AWS_ACCESS_KEY_ID", "demo")
         .env("AWS_SECRET_ACCESS_KEY", "demo")
         .env("MASTER_API_KEY", key)
+        .env(
+            "STORE_PATH",
+            std::env::temp_dir().join(format!("gateway-{}.db", std::process::id())),
+        )
         .env(
             "LOG_LEVEL",
             std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()),

@@ -34,7 +34,7 @@ struct Args {
     /// Whether /v1/* needs an API key.
     #[arg(long, env = "REQUIRE_API_KEY", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
     require_api_key: bool,
-    /// The API key clients present (x-api-key or Authorization: Bearer).
+    /// An operator key accepted besides the store's keys (x-api-key or Authorization: Bearer).
     #[arg(long, env = "MASTER_API_KEY", hide_env_values = true)]
     master_api_key: Option<String>,
     /// Header that carries the API key (Authorization: Bearer is always accepted too).
@@ -61,6 +61,21 @@ struct Args {
     /// Largest request body in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value = "33554432")]
     max_body_bytes: usize,
+    /// Store backend for API keys and usage (`embedded`: a SQLite file shared with proxy-admin).
+    #[arg(long, env = "STORE_BACKEND", default_value = "embedded")]
+    store_backend: String,
+    /// The embedded store's file.
+    #[arg(long, env = "STORE_PATH", default_value = "data/gateway.db")]
+    store_path: PathBuf,
+    /// Enforce per-key request limits.
+    #[arg(long, env = "RATE_LIMIT_ENABLED", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
+    rate_limit_enabled: bool,
+    /// Requests per window for store keys without their own limit.
+    #[arg(long, env = "RATE_LIMIT_REQUESTS", default_value = "100")]
+    rate_limit_requests: u32,
+    /// The window of RATE_LIMIT_REQUESTS, in seconds.
+    #[arg(long, env = "RATE_LIMIT_WINDOW", default_value = "60")]
+    rate_limit_window: u64,
     /// List Bedrock's own models and inference profiles in GET /v1/models (refreshed every 10 min).
     #[arg(long, env = "LIST_BEDROCK_MODELS", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
     list_bedrock_models: bool,
@@ -98,11 +113,22 @@ async fn main() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
-    if args.require_api_key && args.master_api_key.as_deref().is_none_or(str::is_empty) {
-        bail!(
-            "REQUIRE_API_KEY is true but MASTER_API_KEY is not set: set MASTER_API_KEY, or REQUIRE_API_KEY=false"
-        );
+    if args.master_api_key.as_deref().is_some_and(|k| k.len() < 16) {
+        bail!("MASTER_API_KEY must be at least 16 characters");
     }
+    if args.rate_limit_requests == 0 || args.rate_limit_window == 0 {
+        bail!("RATE_LIMIT_REQUESTS and RATE_LIMIT_WINDOW must be at least 1");
+    }
+    let store = match args.store_backend.as_str() {
+        "embedded" => proxy_store::Store::Embedded(
+            proxy_store::EmbeddedStore::open(&args.store_path).with_context(|| {
+                format!("STORE_PATH / --store-path: {}", args.store_path.display())
+            })?,
+        ),
+        other => {
+            bail!("STORE_BACKEND / --store-backend: `{other}` is not available (use `embedded`)")
+        }
+    };
     if args.sse_ping_interval == 0 {
         bail!("SSE_PING_INTERVAL must be at least 1 second");
     }
@@ -152,6 +178,11 @@ async fn main() -> anyhow::Result<()> {
         prompt_caching: args.prompt_caching_enabled,
         max_body_bytes: args.max_body_bytes,
         ping_interval: Duration::from_secs(args.sse_ping_interval),
+        rate_limit_enabled: args.rate_limit_enabled,
+        default_rate_limit: Some(proxy_http::Limit {
+            limit: args.rate_limit_requests,
+            window: Duration::from_secs(args.rate_limit_window),
+        }),
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -172,17 +203,20 @@ async fn main() -> anyhow::Result<()> {
         }
         tracing::info!("shutting down: draining open requests");
     };
-    let gateway = proxy_http::Gateway::new(settings, router, bedrock);
+    let gateway = proxy_http::Gateway::new(settings, router, bedrock, Some(store));
     if args.list_bedrock_models {
         gateway.spawn_model_refresh(Duration::from_secs(600));
     }
     proxy_http::run(
         listener,
-        gateway,
+        gateway.clone(),
         shutdown,
         Duration::from_secs(args.shutdown_grace),
     )
     .await?;
+    // Every served request's usage is stored before the process exits.
+    gateway.flush_usage().await;
+    tracing::info!("usage flushed; bye");
     Ok(())
 }
 

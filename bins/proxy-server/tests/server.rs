@@ -33,6 +33,11 @@ fn sim() -> String {
     rx.recv().unwrap()
 }
 
+fn next_id() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 struct Proxy {
     child: Child,
     addr: String,
@@ -54,6 +59,14 @@ fn proxy(sim_url: &str, extra_env: &[(&str, &str)]) -> Proxy {
         .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
         .env("AWS_SECRET_ACCESS_KEY", "secret")
         .env("MASTER_API_KEY", KEY)
+        .env(
+            "STORE_PATH",
+            std::env::temp_dir().join(format!(
+                "proxy-server-test-{}-{}.db",
+                std::process::id(),
+                next_id()
+            )),
+        )
         .env("LOG_LEVEL", "warn")
         .stdout(Stdio::piped());
     for (k, v) in extra_env {
@@ -250,8 +263,12 @@ fn bad_settings_stop_start_up_naming_them() {
         if !env.iter().any(|(k, _)| *k == "LISTEN_ADDR") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
+        let store =
+            std::env::temp_dir().join(format!("proxy-server-bad-{}.db", std::process::id()));
         cmd.args(args)
             .env("AWS_REGION", "us-east-1")
+            .env("LIST_BEDROCK_MODELS", "false")
+            .env("STORE_PATH", store)
             .env_remove("MASTER_API_KEY");
         for (k, v) in env {
             cmd.env(k, v);
@@ -260,7 +277,17 @@ fn bad_settings_stop_start_up_naming_them() {
         assert!(!out.status.success(), "{env:?} {args:?} should not start");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    assert!(run(&[], &[]).contains("MASTER_API_KEY"));
+    assert!(run(&[("MASTER_API_KEY", "short")], &[]).contains("MASTER_API_KEY"));
+    assert!(
+        run(&[("MASTER_API_KEY", KEY), ("STORE_BACKEND", "floppy")], &[]).contains("STORE_BACKEND")
+    );
+    assert!(
+        run(
+            &[("MASTER_API_KEY", KEY), ("RATE_LIMIT_REQUESTS", "0")],
+            &[]
+        )
+        .contains("RATE_LIMIT_REQUESTS")
+    );
     assert!(
         run(
             &[("MASTER_API_KEY", KEY), ("REQUIRE_API_KEY", "maybe")],

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub message: String,
     /// `retry-after` seconds.
     pub retry_after: Option<u64>,
+    /// Further response headers (e.g. `anthropic-ratelimit-*`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             kind,
             message: message.into(),
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -54,6 +57,7 @@ impl From<proxy_bedrock::UpstreamError> for ApiError {
             kind: e.kind,
             message: e.message,
             retry_after: e.retry_after,
+            headers: Vec::new(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! pull-based stream: a slow client slows its own upstream, a gone client cancels it).
 
 mod error;
+mod keys;
 mod metrics;
 mod service;
 mod sse;
@@ -23,6 +24,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use keys::{KEY_CACHE_TTL, Limit, Principal};
 pub use metrics::Metrics;
 
 /// Settings of the HTTP layer (the binary builds them from flags and environment variables).
@@ -46,6 +48,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// SSE `ping` after this much upstream silence.
     pub ping_interval: Duration,
+    /// The request limit of store keys that have none of their own (`None`: unlimited).
+    pub default_rate_limit: Option<Limit>,
+    /// Whether per-key request limits are enforced at all.
+    pub rate_limit_enabled: bool,
 }
 
 impl Default for Settings {
@@ -60,6 +66,8 @@ impl Default for Settings {
             prompt_caching: true,
             max_body_bytes: 32 * 1024 * 1024,
             ping_interval: Duration::from_secs(15),
+            default_rate_limit: None,
+            rate_limit_enabled: true,
         }
     }
 }
@@ -74,23 +82,56 @@ pub struct Gateway {
     ready: tokio::sync::Mutex<Option<(Instant, bool)>>,
     /// Bedrock's own models and profiles, refreshed in the background (never per request).
     bedrock_models: std::sync::RwLock<Vec<proxy_bedrock::ListedModel>>,
+    store: Option<proxy_store::Store>,
+    key_cache: keys::KeyCache,
+    rate_limiter: keys::RateLimiter,
+    usage: Option<keys::UsageSink>,
 }
 
 impl Gateway {
     /// The gateway over a router and a Bedrock client.
+    /// With a store, its keys are accepted besides `MASTER_API_KEY` and every served request leaves a
+    /// usage record in it. Must be called inside a tokio runtime (the usage writer is a task).
     pub fn new(
         settings: Settings,
         router: proxy_bedrock::Router,
         bedrock: proxy_bedrock::Bedrock,
+        store: Option<proxy_store::Store>,
     ) -> Arc<Self> {
+        let metrics = Metrics::new();
+        let usage = store.clone().map(|s| {
+            keys::UsageSink::start(
+                s,
+                65_536,
+                metrics.usage_dropped.clone(),
+                metrics.usage_failed.clone(),
+            )
+        });
         Arc::new(Gateway {
             settings,
             router,
             bedrock,
-            metrics: Metrics::new(),
+            metrics,
             ready: tokio::sync::Mutex::new(None),
             bedrock_models: std::sync::RwLock::new(Vec::new()),
+            store,
+            key_cache: keys::KeyCache::default(),
+            rate_limiter: keys::RateLimiter::default(),
+            usage,
         })
+    }
+
+    /// Stores every usage record still queued (call after [`run`] returned).
+    pub async fn flush_usage(&self) {
+        if let Some(u) = &self.usage {
+            u.flush().await;
+        }
+    }
+
+    pub(crate) fn record_usage(&self, record: proxy_store::UsageRecord) {
+        if let Some(u) = &self.usage {
+            u.record(record);
+        }
     }
 
     /// Starts the background refresh of Bedrock's model listings (now, then every `every`); a failed
@@ -136,7 +177,7 @@ impl Gateway {
         &self.metrics
     }
 
-    /// Readiness: Bedrock credentials resolve (checked at most every 10 s).
+    /// Readiness: the store answers and Bedrock credentials resolve (checked at most every 10 s).
     pub async fn is_ready(&self) -> bool {
         let mut cached = self.ready.lock().await;
         if let Some((at, ok)) = *cached
@@ -144,7 +185,11 @@ impl Gateway {
         {
             return ok;
         }
-        let ok = self.bedrock.credentials_ok().await;
+        let store_ok = match &self.store {
+            Some(s) => s.key_by_hash("readiness-probe").await.is_ok(),
+            None => true,
+        };
+        let ok = store_ok && self.bedrock.credentials_ok().await;
         *cached = Some((Instant::now(), ok));
         ok
     }

@@ -20,6 +20,10 @@ pub struct Metrics {
     pub tokens: IntCounterVec,
     /// Errors by Anthropic error type.
     pub errors: IntCounterVec,
+    /// Usage records dropped because the queue was full (the store far behind).
+    pub usage_dropped: prometheus::IntCounter,
+    /// Usage records the store refused (after a retry).
+    pub usage_failed: prometheus::IntCounter,
 }
 
 impl Default for Metrics {
@@ -83,6 +87,18 @@ impl Metrics {
             &["type"],
         )
         .unwrap();
+        let usage_dropped = prometheus::IntCounter::new(
+            "gateway_usage_records_dropped_total",
+            "Usage records dropped: queue full",
+        )
+        .unwrap();
+        let usage_failed = prometheus::IntCounter::new(
+            "gateway_usage_records_failed_total",
+            "Usage records the store did not take",
+        )
+        .unwrap();
+        registry.register(Box::new(usage_dropped.clone())).unwrap();
+        registry.register(Box::new(usage_failed.clone())).unwrap();
         for c in [&requests, &tokens, &errors] {
             registry.register(Box::new(c.clone())).unwrap();
         }
@@ -97,6 +113,8 @@ impl Metrics {
             ttft,
             tokens,
             errors,
+            usage_dropped,
+            usage_failed,
         }
     }
 

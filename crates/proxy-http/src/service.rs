@@ -23,7 +23,7 @@ use proxy_schema::{
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::{ApiError, Gateway};
+use crate::{ApiError, Gateway, Limit, Principal};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -85,6 +85,11 @@ pub(crate) fn error_response(err: &ApiError, request_id: &str) -> Response<Body>
         "x-should-retry",
         HeaderValue::from_static(if retry { "true" } else { "false" }),
     );
+    for (name, value) in &err.headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(*name, v);
+        }
+    }
     resp
 }
 
@@ -119,10 +124,13 @@ fn presented_key<'a>(headers: &'a HeaderMap, header_name: &str) -> Option<&'a st
         .filter(|k| !k.is_empty())
 }
 
-fn authenticate(g: &Gateway, headers: &HeaderMap) -> Result<String, ApiError> {
+async fn authenticate(g: &Gateway, headers: &HeaderMap) -> Result<(Principal, String), ApiError> {
     let key = presented_key(headers, &g.settings.api_key_header);
     if !g.settings.require_api_key {
-        return Ok(key.map(mask).unwrap_or_else(|| "-".into()));
+        return Ok((
+            Principal::Anonymous,
+            key.map(mask).unwrap_or_else(|| "-".into()),
+        ));
     }
     let Some(key) = key else {
         return Err(ApiError::new(
@@ -133,13 +141,115 @@ fn authenticate(g: &Gateway, headers: &HeaderMap) -> Result<String, ApiError> {
             ),
         ));
     };
-    match &g.settings.master_api_key {
-        Some(master) if constant_time_eq(master.as_bytes(), key.as_bytes()) => Ok(mask(key)),
-        _ => Err(ApiError::new(
-            ErrorType::AuthenticationError,
-            "invalid x-api-key",
-        )),
+    if let Some(master) = &g.settings.master_api_key
+        && constant_time_eq(master.as_bytes(), key.as_bytes())
+    {
+        return Ok((Principal::Master, mask(key)));
     }
+    let invalid = || ApiError::new(ErrorType::AuthenticationError, "invalid x-api-key");
+    let Some(store) = &g.store else {
+        return Err(invalid());
+    };
+    // The store is searched by hash: a timing difference can only reveal hash prefixes.
+    match g.key_cache.lookup(store, &proxy_auth::hash_key(key)).await {
+        Ok(Some(k)) => Ok((Principal::Key(k), mask(key))),
+        Ok(None) => Err(invalid()),
+        Err(e) => {
+            tracing::error!(error = %e, "key store unavailable");
+            let mut err = ApiError::new(
+                ErrorType::OverloadedError,
+                "the key store is unavailable; retry shortly",
+            );
+            err.retry_after = Some(1);
+            Err(err)
+        }
+    }
+}
+
+/// The request limit that applies to a caller, if any.
+fn limit_for(g: &Gateway, principal: &Principal) -> Option<Limit> {
+    let Principal::Key(k) = principal else {
+        return None;
+    };
+    if !g.settings.rate_limit_enabled {
+        return None;
+    }
+    match (
+        k.limits.rate_limit_requests,
+        k.limits.rate_limit_window_secs,
+    ) {
+        (Some(limit), window) => Some(Limit {
+            limit,
+            window: window
+                .map(|w| std::time::Duration::from_secs(u64::from(w)))
+                .or(g.settings.default_rate_limit.map(|l| l.window))
+                .unwrap_or(std::time::Duration::from_secs(60)),
+        }),
+        (None, _) => g.settings.default_rate_limit,
+    }
+}
+
+fn ratelimit_headers(d: &crate::keys::Decision) -> Vec<(&'static str, String)> {
+    let reset = std::time::SystemTime::now() + d.reset;
+    let reset_secs = reset
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_secs())
+        .unwrap_or_default();
+    vec![
+        ("anthropic-ratelimit-requests-limit", d.limit.to_string()),
+        (
+            "anthropic-ratelimit-requests-remaining",
+            d.remaining.to_string(),
+        ),
+        ("anthropic-ratelimit-requests-reset", rfc3339(reset_secs)),
+    ]
+}
+
+/// RFC 3339 (UTC, seconds) of a Unix time.
+fn rfc3339(unix: u64) -> String {
+    let day = proxy_store::utc_day(unix as i64);
+    let s = unix % 86_400;
+    format!("{day}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Checks what the caller may do with `model`, taking one request from its bucket.
+fn admit(
+    g: &Gateway,
+    principal: &Principal,
+    model: &str,
+    consume: bool,
+) -> Result<Vec<(&'static str, String)>, ApiError> {
+    if let Principal::Key(k) = principal
+        && let Some(allowed) = &k.allowed_models
+        && !allowed.iter().any(|m| m == model)
+    {
+        return Err(ApiError::new(
+            ErrorType::PermissionError,
+            format!("this API key may not use model `{model}`"),
+        ));
+    }
+    let Some(limit) = limit_for(g, principal).filter(|_| consume) else {
+        return Ok(Vec::new());
+    };
+    let Principal::Key(k) = principal else {
+        return Ok(Vec::new());
+    };
+    let d = g.rate_limiter.take(&k.key_id, limit);
+    let headers = ratelimit_headers(&d);
+    if d.allowed {
+        return Ok(headers);
+    }
+    let mut err = ApiError::new(
+        ErrorType::RateLimitError,
+        format!(
+            "rate limit of {} requests per {} s exceeded for this API key",
+            limit.limit,
+            limit.window.as_secs()
+        ),
+    );
+    err.retry_after = Some(d.retry_after.as_secs_f64().ceil().max(1.0) as u64);
+    err.headers = headers;
+    Err(err)
 }
 
 fn api_version(headers: &HeaderMap) -> Result<ApiVersion, ApiError> {
@@ -256,12 +366,13 @@ async fn route(
             );
             Ok(resp)
         }
-        (_, p) if p.starts_with("/v1/") => match authenticate(g, &parts.headers) {
+        (_, p) if p.starts_with("/v1/") => match authenticate(g, &parts.headers).await {
             Err(e) => Err(e),
-            Ok(key) => {
+            Ok((principal, key)) => {
                 tracing::Span::current().record("key", key.as_str());
                 api(
                     g,
+                    &principal,
                     &parts.method,
                     p,
                     &parts.headers,
@@ -292,6 +403,7 @@ async fn route(
 #[allow(clippy::too_many_arguments)]
 async fn api(
     g: &Arc<Gateway>,
+    principal: &Principal,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
@@ -303,23 +415,20 @@ async fn api(
     match (method, path) {
         (&Method::POST, "/v1/messages") => {
             let raw = read_body(g, headers, body).await?;
-            messages(g, headers, raw, started).await
+            messages(g, principal, headers, raw, started, request_id).await
         }
         (&Method::POST, "/v1/messages/count_tokens") => {
             let raw = read_body(g, headers, body).await?;
-            count_tokens(g, headers, raw).await
+            count_tokens(g, principal, headers, raw).await
         }
         (&Method::GET, "/v1/models") => list_models(g, query),
         (&Method::GET, p) if p.starts_with("/v1/models/") => {
-            get_model(g, &p["/v1/models/".len()..])
+            get_model(g, &percent_decode(&p["/v1/models/".len()..], false))
         }
-        _ => {
-            let _ = request_id;
-            Err(ApiError::new(
-                ErrorType::NotFoundError,
-                format!("no route for {method} {path}"),
-            ))
-        }
+        _ => Err(ApiError::new(
+            ErrorType::NotFoundError,
+            format!("no route for {method} {path}"),
+        )),
     }
 }
 
@@ -370,10 +479,56 @@ fn strip_cache_control(v: &mut Value) {
 
 async fn messages(
     g: &Arc<Gateway>,
+    principal: &Principal,
     headers: &HeaderMap,
     raw: Bytes,
     started: Instant,
+    request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
+    let (mut resp, headers_out) =
+        messages_inner(g, principal, headers, raw, started, request_id).await?;
+    for (name, value) in headers_out {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// The usage record of a served request.
+pub(crate) fn usage_record(
+    ctx: &crate::sse::UsageContext,
+    usage: &proxy_schema::Usage,
+    started: Instant,
+    ttft_ms: Option<u64>,
+    stream: bool,
+) -> proxy_store::UsageRecord {
+    proxy_store::UsageRecord {
+        request_id: ctx.request_id.clone(),
+        key_id: ctx.key_id.clone(),
+        user_id: ctx.user_id.clone(),
+        model: ctx.model.clone(),
+        bedrock_model: ctx.bedrock_model.clone(),
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        cache_read_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
+        cache_creation_input_tokens: usage.cache_creation_input_tokens.unwrap_or(0),
+        latency_ms: started.elapsed().as_millis() as u64,
+        ttft_ms,
+        status: 200,
+        stream,
+        timestamp: proxy_store::now(),
+    }
+}
+
+async fn messages_inner(
+    g: &Arc<Gateway>,
+    principal: &Principal,
+    headers: &HeaderMap,
+    raw: Bytes,
+    started: Instant,
+    request_id: &str,
+) -> Result<(Response<Body>, Vec<(&'static str, String)>), ApiError> {
     let version = api_version(headers)?;
     let mut req = proxy_schema::parse_messages_request(&raw)?;
     version.check(&req)?;
@@ -388,6 +543,15 @@ async fn messages(
     }
     tracing::Span::current().record("model", req.model.as_str());
     let route = g.router.resolve(&req.model)?;
+    let limit_headers = admit(g, principal, &req.model, true)?;
+    let (key_id, user_id) = principal.ids();
+    let ctx = crate::sse::UsageContext {
+        request_id: request_id.to_owned(),
+        key_id,
+        user_id,
+        model: req.model.clone(),
+        bedrock_model: route.bedrock_id.clone(),
+    };
     let beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok());
     let stream = req.is_stream();
     let message_id = format!("msg_bdrk_{}", unique_id(24));
@@ -402,11 +566,9 @@ async fn messages(
                     .bedrock_latency
                     .with_label_values(&["InvokeModelWithResponseStream"])
                     .observe(t.elapsed().as_secs_f64());
-                return Ok(crate::sse::native(
-                    g.clone(),
-                    receiver,
-                    req.model.clone(),
-                    started,
+                return Ok((
+                    crate::sse::native(g.clone(), receiver, ctx, started),
+                    limit_headers,
                 ));
             }
             let out = g.bedrock.invoke(&route.bedrock_id, bytes).await?;
@@ -425,13 +587,14 @@ async fn messages(
                 serde_json::from_value::<proxy_schema::Usage>(message["usage"].clone())
             {
                 g.metrics.add_usage(&req.model, &usage);
+                g.record_usage(usage_record(&ctx, &usage, started, None, false));
                 tracing::info!(
                     input_tokens = usage.input_tokens,
                     output_tokens = usage.output_tokens,
                     "usage"
                 );
             }
-            Ok(json_response(StatusCode::OK, &message))
+            Ok((json_response(StatusCode::OK, &message), limit_headers))
         }
         Api::Converse => {
             let opts = ConverseOptions {
@@ -450,12 +613,9 @@ async fn messages(
                     .bedrock_latency
                     .with_label_values(&["ConverseStream"])
                     .observe(t.elapsed().as_secs_f64());
-                return Ok(crate::sse::converse(
-                    g.clone(),
-                    receiver,
-                    message_id,
-                    req.model.clone(),
-                    started,
+                return Ok((
+                    crate::sse::converse(g.clone(), receiver, message_id, ctx, started),
+                    limit_headers,
                 ));
             }
             let out = g.bedrock.converse(converse, &route.bedrock_id).await?;
@@ -465,12 +625,13 @@ async fn messages(
                 .observe(t.elapsed().as_secs_f64());
             let message = proxy_convert::from_converse(&out, &message_id, &req.model);
             g.metrics.add_usage(&req.model, &message.usage);
+            g.record_usage(usage_record(&ctx, &message.usage, started, None, false));
             tracing::info!(
                 input_tokens = message.usage.input_tokens,
                 output_tokens = message.usage.output_tokens,
                 "usage"
             );
-            Ok(json_response(StatusCode::OK, &message))
+            Ok((json_response(StatusCode::OK, &message), limit_headers))
         }
     }
 }
@@ -492,6 +653,7 @@ fn estimate_tokens(raw: &Value) -> u64 {
 
 async fn count_tokens(
     g: &Arc<Gateway>,
+    principal: &Principal,
     headers: &HeaderMap,
     raw: Bytes,
 ) -> Result<Response<Body>, ApiError> {
@@ -502,6 +664,8 @@ async fn count_tokens(
         serde_json::from_slice(&raw).map_err(|e| ApiError::invalid(e.to_string()))?;
     tracing::Span::current().record("model", req.model.as_str());
     let route = g.router.resolve(&req.model)?;
+    // Counting is free: it checks the model is allowed but takes nothing from the request limit.
+    admit(g, principal, &req.model, false)?;
     let claude =
         proxy_convert::ModelFamily::of(&route.bedrock_id) == proxy_convert::ModelFamily::Claude;
     let beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok());

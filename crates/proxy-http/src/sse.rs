@@ -35,10 +35,21 @@ fn sse_response(body: Body) -> Response<Body> {
     resp
 }
 
+/// Who and what a stream's usage record is about.
+#[derive(Debug, Clone)]
+pub(crate) struct UsageContext {
+    pub request_id: String,
+    pub key_id: String,
+    pub user_id: String,
+    pub model: String,
+    pub bedrock_model: String,
+}
+
 /// Accounts a stream when it ends, completed, failed or cut by the client: usage into the metrics
 /// and the log, time to first token, total latency.
 struct Account {
     gateway: Arc<Gateway>,
+    ctx: UsageContext,
     model: String,
     started: Instant,
     first_token: Option<Instant>,
@@ -72,6 +83,18 @@ impl Drop for Account {
     fn drop(&mut self) {
         let m = &self.gateway.metrics;
         m.add_usage(&self.model, &self.usage);
+        // Served is served: a stream the client cut short, or that failed upstream, is recorded
+        // with the usage known at that point.
+        let ttft = self
+            .first_token
+            .map(|t| (t - self.started).as_millis() as u64);
+        self.gateway.record_usage(crate::service::usage_record(
+            &self.ctx,
+            &self.usage,
+            self.started,
+            ttft,
+            true,
+        ));
         m.latency
             .with_label_values(&["/v1/messages (stream end)"])
             .observe(self.started.elapsed().as_secs_f64());
@@ -104,12 +127,14 @@ pub(crate) fn converse(
     g: Arc<Gateway>,
     mut receiver: EventReceiver<ConverseStreamOutput, ConverseStreamOutputError>,
     message_id: String,
-    model: String,
+    ctx: UsageContext,
     started: Instant,
 ) -> Response<Body> {
     let ping = g.settings.ping_interval;
+    let model = ctx.model.clone();
     let mut account = Account {
         gateway: g,
+        ctx,
         model: model.clone(),
         started,
         first_token: None,
@@ -158,12 +183,14 @@ pub(crate) fn converse(
 pub(crate) fn native(
     g: Arc<Gateway>,
     mut receiver: EventReceiver<ResponseStream, ResponseStreamError>,
-    model: String,
+    ctx: UsageContext,
     started: Instant,
 ) -> Response<Body> {
     let ping = g.settings.ping_interval;
+    let model = ctx.model.clone();
     let mut account = Account {
         gateway: g,
+        ctx,
         model: model.clone(),
         started,
         first_token: None,

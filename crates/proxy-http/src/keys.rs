@@ -1,0 +1,245 @@
+//! Keys on the hot path (a short-lived cache in front of the store, so a known key costs no store
+//! round trip and a revoked one stops within the TTL), per-key request limits (token buckets), and
+//! usage recording off the request path (a bounded queue drained in batches, flushed at shutdown).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proxy_store::{ApiKey, Store, UsageRecord};
+
+/// How long a looked-up key (or its absence) is trusted. Revocation takes effect within this time
+/// on every replica.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+/// At most this many cached lookups (unknown keys included); beyond it, expired entries go first,
+/// then everything.
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// `MASTER_API_KEY`.
+    Master,
+    /// A key from the store.
+    Key(Arc<ApiKey>),
+    /// No key required (`REQUIRE_API_KEY=false`).
+    Anonymous,
+}
+
+impl Principal {
+    /// (key id, user id) for usage records.
+    pub fn ids(&self) -> (String, String) {
+        match self {
+            Principal::Master => ("master".into(), "master".into()),
+            Principal::Key(k) => (k.key_id.clone(), k.user_id.clone()),
+            Principal::Anonymous => ("anonymous".into(), "anonymous".into()),
+        }
+    }
+}
+
+/// A cached lookup: the active key (or none) and when it was read.
+type Cached = (Option<Arc<ApiKey>>, Instant);
+
+/// Store lookups by key hash, cached for [`KEY_CACHE_TTL`].
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, Cached>>,
+}
+
+impl KeyCache {
+    /// The active key with this hash, if any.
+    pub async fn lookup(
+        &self,
+        store: &Store,
+        hash: &str,
+    ) -> Result<Option<Arc<ApiKey>>, proxy_store::StoreError> {
+        if let Some((key, at)) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(key.clone());
+        }
+        let key = store
+            .key_by_hash(hash)
+            .await?
+            .filter(|k| k.active)
+            .map(Arc::new);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= KEY_CACHE_MAX {
+            entries.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
+            if entries.len() >= KEY_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(hash.to_owned(), (key.clone(), Instant::now()));
+        Ok(key)
+    }
+}
+
+/// A per-key request limit: `limit` requests per `window`, as a token bucket refilled continuously.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    /// Requests per window.
+    pub limit: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+/// The outcome of taking a request from a bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision {
+    /// Whether the request may go on.
+    pub allowed: bool,
+    /// The limit in force.
+    pub limit: u32,
+    /// Requests left now.
+    pub remaining: u32,
+    /// Time until the bucket is full again.
+    pub reset: Duration,
+    /// When refused: time until one request is available.
+    pub retry_after: Duration,
+}
+
+/// Token buckets per key id, in this process. (With several replicas each enforces its own bucket;
+/// a shared limit needs the DynamoDB store.)
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// Takes one request for `key_id` under `limit`.
+    pub fn take(&self, key_id: &str, limit: Limit) -> Decision {
+        let capacity = f64::from(limit.limit);
+        let per_sec = capacity / limit.window.as_secs_f64().max(0.001);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let (tokens, at) = buckets.entry(key_id.to_owned()).or_insert((capacity, now));
+        *tokens = (*tokens + (now - *at).as_secs_f64() * per_sec).min(capacity);
+        *at = now;
+        let allowed = *tokens >= 1.0;
+        if allowed {
+            *tokens -= 1.0;
+        }
+        let missing = if allowed { 0.0 } else { 1.0 - *tokens };
+        Decision {
+            allowed,
+            limit: limit.limit,
+            remaining: tokens.floor() as u32,
+            reset: Duration::from_secs_f64((capacity - *tokens) / per_sec),
+            retry_after: Duration::from_secs_f64(missing / per_sec),
+        }
+    }
+}
+
+/// Usage records go through a bounded queue to a writer that stores them in batches. A full queue
+/// (the store far behind) drops records and counts them; a store error is logged and counted, and
+/// the batch retried once; neither fails a request.
+#[derive(Debug)]
+pub struct UsageSink {
+    tx: Mutex<Option<tokio::sync::mpsc::Sender<UsageRecord>>>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    dropped: prometheus::IntCounter,
+    failed: prometheus::IntCounter,
+}
+
+impl UsageSink {
+    /// Starts the writer.
+    pub fn start(
+        store: Store,
+        capacity: usize,
+        dropped: prometheus::IntCounter,
+        failed: prometheus::IntCounter,
+    ) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<UsageRecord>(capacity);
+        let failed_w = failed.clone();
+        let writer = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(256);
+            loop {
+                let n = rx.recv_many(&mut batch, 256).await;
+                if n == 0 {
+                    return;
+                }
+                // Gather what arrives within a moment into the same write.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                while batch.len() < 1024
+                    && let Ok(r) = rx.try_recv()
+                {
+                    batch.push(r);
+                }
+                let mut result = store.insert_usage(&batch).await;
+                if result.is_err() {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    result = store.insert_usage(&batch).await;
+                }
+                if let Err(e) = result {
+                    failed_w.inc_by(batch.len() as u64);
+                    tracing::error!(error = %e, records = batch.len(), "cannot store usage records");
+                }
+                batch.clear();
+            }
+        });
+        UsageSink {
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            dropped,
+            failed,
+        }
+    }
+
+    /// Queues a record; never waits.
+    pub fn record(&self, record: UsageRecord) {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match tx {
+            Some(tx) => {
+                if let Err(e) = tx.try_send(record) {
+                    self.dropped.inc();
+                    tracing::warn!(error = %e, "usage queue full or closed: record dropped");
+                }
+            }
+            None => {
+                self.dropped.inc();
+                tracing::warn!("usage recorded after shutdown: record dropped");
+            }
+        }
+    }
+
+    /// Closes the queue and waits until every queued record is stored (or failed).
+    pub async fn flush(&self) {
+        drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = writer {
+            let _ = w.await;
+        }
+        let _ = &self.failed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_allow_the_limit_then_refuse_with_a_retry_time() {
+        let rl = RateLimiter::default();
+        let limit = Limit {
+            limit: 3,
+            window: Duration::from_secs(60),
+        };
+        for left in [2, 1, 0] {
+            let d = rl.take("k", limit);
+            assert!(d.allowed && d.remaining == left);
+        }
+        let d = rl.take("k", limit);
+        assert!(!d.allowed);
+        assert!(
+            d.retry_after > Duration::from_secs(19) && d.retry_after <= Duration::from_secs(20),
+            "{:?}",
+            d.retry_after
+        );
+        assert!(rl.take("other", limit).allowed, "buckets are per key");
+    }
+}
