@@ -128,7 +128,28 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             &legacy,
             &["tests/anthropic_sdk", "tests/proxy_sdk", "tests/keys"],
         )?;
+        // Claude Code itself (npm package pinned in tests/claude_code), through both routes.
+        let claude_code = root.join("tests/claude_code");
+        if claude_code.join("package.json").exists() {
+            npm_install(&claude_code)?;
+            pytest(&current, &["tests/claude_code"])?;
+        }
     }
+    Ok(())
+}
+
+/// `npm ci` in `dir` when its lock file changed since the last install.
+fn npm_install(dir: &Path) -> Result<()> {
+    let lock =
+        std::fs::read_to_string(dir.join("package-lock.json")).context("package-lock.json")?;
+    let stamp = dir.join("node_modules/.installed-lock");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(lock.as_str()) {
+        return Ok(());
+    }
+    run(Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir))?;
+    std::fs::write(&stamp, lock)?;
     Ok(())
 }
 
