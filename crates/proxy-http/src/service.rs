@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::{ApiError, Gateway, Limit, Principal};
+use proxy_auth::{constant_time_eq, mask};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -85,28 +86,17 @@ pub(crate) fn error_response(err: &ApiError, request_id: &str) -> Response<Body>
         "x-should-retry",
         HeaderValue::from_static(if retry { "true" } else { "false" }),
     );
-    for (name, value) in &err.headers {
+    insert_headers(h, &err.headers);
+    resp
+}
+
+/// Adds computed headers (values that are not valid header text are skipped).
+fn insert_headers(h: &mut HeaderMap, headers: &[(&'static str, String)]) {
+    for (name, value) in headers {
         if let Ok(v) = HeaderValue::from_str(value) {
             h.insert(*name, v);
         }
     }
-    resp
-}
-
-/// `sk-ant-...` -> `sk-ant...7f3a`: enough to tell keys apart in logs, never the key.
-pub(crate) fn mask(key: &str) -> String {
-    let n = key.chars().count();
-    if n <= 10 {
-        return "***".into();
-    }
-    let head: String = key.chars().take(6).collect();
-    let tail: String = key.chars().skip(n - 4).collect();
-    format!("{head}...{tail}")
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    // Length is not secret (keys have a fixed format); the content comparison does not stop early.
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The key a request carries (the configured header, or `Authorization: Bearer`).
@@ -487,11 +477,7 @@ async fn messages(
 ) -> Result<Response<Body>, ApiError> {
     let (mut resp, headers_out) =
         messages_inner(g, principal, headers, raw, started, request_id).await?;
-    for (name, value) in headers_out {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            resp.headers_mut().insert(name, v);
-        }
-    }
+    insert_headers(resp.headers_mut(), &headers_out);
     Ok(resp)
 }
 
@@ -848,15 +834,6 @@ fn get_model(g: &Gateway, id: &str) -> Result<Response<Body>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_masked_and_compared_whole() {
-        assert_eq!(mask("sk-ant-api03-abcdefghijklmnop"), "sk-ant...mnop");
-        assert_eq!(mask("short"), "***");
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
 
     #[test]
     fn percent_decoding() {
