@@ -128,11 +128,11 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             &legacy,
             &["tests/anthropic_sdk", "tests/proxy_sdk", "tests/keys"],
         )?;
-        // Claude Code itself (npm package pinned in tests/claude_code), through both routes.
-        let claude_code = root.join("tests/claude_code");
+        // Claude Code itself (npm package pinned in tests/claude_cli), through both routes.
+        let claude_code = root.join("tests/claude_cli");
         if claude_code.join("package.json").exists() {
             npm_install(&claude_code)?;
-            pytest(&current, &["tests/claude_code"])?;
+            pytest(&current, &["tests/claude_cli"])?;
         }
     }
     Ok(())

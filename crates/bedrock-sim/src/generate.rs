@@ -282,6 +282,19 @@ impl Request<'_> {
         }
     }
 
+    /// Whether the request turns Claude's extended thinking on (`enabled`): Claude then always
+    /// starts its answer with a thinking block, whatever the directives say.
+    fn thinking_enabled(&self) -> bool {
+        let thinking = match self.format {
+            Format::Converse => self.body.pointer("/additionalModelRequestFields/thinking"),
+            Format::Native => self.body.get("thinking"),
+        };
+        self.model.is_claude()
+            && thinking
+                .and_then(|t| t.get("type"))
+                .is_some_and(|t| t == "enabled")
+    }
+
     fn max_tokens(&self) -> u64 {
         match self.format {
             Format::Converse => self
@@ -337,11 +350,14 @@ impl Plan {
                 }
             }
         };
-        if d.thinking {
+        if d.thinking || req.thinking_enabled() {
             let thought = match chosen.first() {
                 Some((name, _)) => format!(
                     "The user asked something that the {name} tool can answer, so I will call it."
                 ),
+                None if req.said.is_empty() => {
+                    "The tool result is in, so I can answer now.".to_owned()
+                }
                 None => format!(
                     "The user said: {}. I will answer directly.",
                     truncate_chars(&req.said, 80)

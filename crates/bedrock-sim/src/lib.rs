@@ -63,7 +63,7 @@
 //! | `tool` / `tool=NAME` | call the first offered tool (or NAME) with an input built from its schema |
 //! | `tools=N` | N parallel tool calls, cycling over the offered tools |
 //! | `input='{"k":1}'` | the input of the tool calls, instead of the built one |
-//! | `thinking` | a reasoning block first (with a signature for Claude) |
+//! | `thinking` | a reasoning block first (with a signature for Claude); a Claude request with `thinking: {type: enabled}` always gets one, as from Claude |
 //! | `redacted` | a redacted reasoning block first |
 //! | `stop=REASON` | the stop reason (`end_turn`, `max_tokens`, `stop_sequence`, `tool_use`, `guardrail_intervened`, `content_filtered`, `model_context_window_exceeded`, ...) |
 //! | `cache_read=N`, `cache_write=N` | cache token usage (taken out of the uncached input count) |

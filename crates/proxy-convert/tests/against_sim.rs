@@ -390,7 +390,11 @@ async fn tool_round_trip_with_thinking_signatures_images_and_errors() {
                 {"type": "tool_result", "tool_use_id": tool_ids[1], "content": "no such tz", "is_error": true}]}]});
     let done = s.converse(&second, CLAUDE, None).await.unwrap();
     assert!(
-        matches!(&done.content[0], ContentBlock::Text(t) if t.text.contains("18C sunny")),
+        matches!(&done.content[0], ContentBlock::Thinking(_)),
+        "thinking enabled: Claude thinks first"
+    );
+    assert!(
+        matches!(&done.content[1], ContentBlock::Text(t) if t.text.contains("18C sunny")),
         "{done:?}"
     );
     let sent = &s.last_received().await["body"];
