@@ -51,7 +51,19 @@ impl Drop for Proxy {
 }
 
 fn proxy(sim_url: &str, extra_env: &[(&str, &str)]) -> Proxy {
+    proxy_logging_to(sim_url, extra_env, None)
+}
+
+/// Like [`proxy`], with stderr (the logs) written to `log` when given.
+fn proxy_logging_to(
+    sim_url: &str,
+    extra_env: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> Proxy {
     let mut cmd = Command::new(BIN);
+    if let Some(path) = log {
+        cmd.stderr(std::fs::File::create(path).unwrap());
+    }
     cmd.args(["--listen", "127.0.0.1:0"])
         .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
         .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
@@ -324,4 +336,113 @@ fn bad_settings_stop_start_up_naming_them() {
     assert!(
         run(&[("MASTER_API_KEY", KEY), ("LISTEN_ADDR", "nowhere")], &[]).contains("LISTEN_ADDR")
     );
+}
+
+/// A plain request; returns (status, body as JSON).
+fn post(addr: &str, body: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "POST /v1/messages HTTP/1.1\r\nHost: {addr}\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let json = serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap_or(Value::Null);
+    (status, json)
+}
+
+#[test]
+fn feature_switches() {
+    let sim_url = sim();
+    let p = proxy(
+        &sim_url,
+        &[
+            ("ENABLE_TOOL_USE", "false"),
+            ("ENABLE_EXTENDED_THINKING", "false"),
+            ("ENABLE_DOCUMENT_SUPPORT", "false"),
+            ("PROMPT_CACHING_ENABLED", "false"),
+        ],
+    );
+    let tools = r#"{"model":"claude-sonnet-4-5-20250929","max_tokens":50,"tools":[{"name":"t","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"x"}]}"#;
+    let (status, body) = post(&p.addr, tools);
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (400, Some("invalid_request_error"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ENABLE_TOOL_USE")
+    );
+    let doc = r#"{"model":"claude-sonnet-4-5-20250929","max_tokens":50,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"d"}},{"type":"text","text":"x"}]}]}"#;
+    let (status, body) = post(&p.addr, doc);
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ENABLE_DOCUMENT_SUPPORT")
+    );
+    for model in [
+        "claude-sonnet-4-5-20250929",
+        "qwen.qwen3-coder-480b-a35b-v1:0",
+    ] {
+        let thinking = format!(
+            r#"{{"model":"{model}","max_tokens":2000,"thinking":{{"type":"enabled","budget_tokens":1024}},"system":[{{"type":"text","text":"s","cache_control":{{"type":"ephemeral"}}}}],"messages":[{{"role":"user","content":"x"}}]}}"#
+        );
+        let (status, _) = post(&p.addr, &thinking);
+        assert_eq!(status, 200, "{model}");
+        let sent = sim_requests(&sim_url).last().unwrap()["body"].to_string();
+        assert!(
+            !sent.contains("thinking") && !sent.contains("budget_tokens"),
+            "{model}: thinking removed: {sent}"
+        );
+        assert!(
+            !sent.contains("cache_control") && !sent.contains("cachePoint"),
+            "{model}: caching removed: {sent}"
+        );
+    }
+}
+
+#[test]
+fn json_logs_carry_request_id_masked_key_model_tokens_latency_and_status() {
+    let sim_url = sim();
+    let log = std::env::temp_dir().join(format!("proxy-server-log-{}.jsonl", std::process::id()));
+    let mut p = proxy_logging_to(
+        &sim_url,
+        &[("LOG_FORMAT", "json"), ("LOG_LEVEL", "info")],
+        Some(&log),
+    );
+    let (status, body) = post(
+        &p.addr,
+        r#"{"model":"claude-sonnet-4-5-20250929","max_tokens":50,"messages":[{"role":"user","content":"log me"}]}"#,
+    );
+    assert_eq!(status, 200);
+    let output_tokens = body["usage"]["output_tokens"].as_u64().unwrap();
+    let _ = p.child.kill();
+    let _ = p.child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(KEY), "the key is never logged whole");
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let usage = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "usage")
+        .expect("a usage line");
+    assert_eq!(
+        usage["fields"]["output_tokens"].as_u64(),
+        Some(output_tokens)
+    );
+    let response = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "response")
+        .expect("a response line");
+    assert_eq!(response["fields"]["status"], 200);
+    assert!(response["fields"]["latency_ms"].is_u64());
+    let span = &response["span"];
+    assert!(span["request_id"].as_str().unwrap().starts_with("req_"));
+    assert_eq!(span["model"], "claude-sonnet-4-5-20250929");
+    let masked = span["key"].as_str().unwrap();
+    assert!(masked.contains("...") && masked.len() < 16, "{masked}");
 }
