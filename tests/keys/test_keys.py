@@ -125,3 +125,26 @@ def test_sigterm_loses_no_usage_of_served_requests(new_gateway):
     assert g.stop() == 0
     got = totals(g, key["key_id"])
     assert got["requests"] == 20 and got["output_tokens"] == output
+
+
+def test_tokens_per_minute_budget(gateway):
+    key = create(gateway, "--tokens-per-minute", "30")
+    c = client(gateway, key["key"])
+    first = c.messages.create(model=QWEN, max_tokens=100, messages=[{"role": "user", "content": "x [sim words=40]"}])
+    assert first.usage.output_tokens == 40, "a request may start while the budget is positive (and overdraw it)"
+    with pytest.raises(anthropic.RateLimitError) as e:
+        c.messages.create(model=QWEN, max_tokens=100, messages=[{"role": "user", "content": "again"}])
+    assert "tokens per minute" in e.value.body["error"]["message"]
+    assert int(e.value.response.headers["retry-after"]) >= 1
+    assert e.value.response.headers["anthropic-ratelimit-tokens-limit"] == "30"
+
+
+def test_last_use_is_recorded(gateway):
+    key = create(gateway)
+    assert gateway.admin("keys", "show", key["key_id"], "--json")["last_used_at"] is None
+    before = int(time.time())
+    client(gateway, key["key"]).messages.create(model=QWEN, max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    deadline = time.time() + 5
+    while (used := gateway.admin("keys", "show", key["key_id"], "--json")["last_used_at"]) is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert used is not None and used >= before

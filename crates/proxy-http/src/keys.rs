@@ -103,6 +103,43 @@ pub struct Decision {
     pub retry_after: Duration,
 }
 
+/// Tokens-per-minute budgets per key id: a request may start while the budget is positive; its
+/// tokens are charged when it ends (so one request can overdraw, and the next waits for the refill).
+#[derive(Debug, Default)]
+pub struct TokenBudgets {
+    budgets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl TokenBudgets {
+    fn refill(entry: &mut (f64, Instant), per_minute: u64) {
+        let now = Instant::now();
+        let cap = per_minute as f64;
+        entry.0 = (entry.0 + (now - entry.1).as_secs_f64() * cap / 60.0).min(cap);
+        entry.1 = now;
+    }
+
+    /// `None` if the key may start a request now, else how long until it may.
+    pub fn wait(&self, key_id: &str, per_minute: u64) -> Option<Duration> {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = budgets
+            .entry(key_id.to_owned())
+            .or_insert((per_minute as f64, Instant::now()));
+        Self::refill(entry, per_minute);
+        (entry.0 <= 0.0)
+            .then(|| Duration::from_secs_f64((-entry.0 + 1.0) * 60.0 / per_minute.max(1) as f64))
+    }
+
+    /// Charges a finished request's tokens.
+    pub fn charge(&self, key_id: &str, per_minute: u64, tokens: u64) {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = budgets
+            .entry(key_id.to_owned())
+            .or_insert((per_minute as f64, Instant::now()));
+        Self::refill(entry, per_minute);
+        entry.0 -= tokens as f64;
+    }
+}
+
 /// Token buckets per key id, in this process. (With several replicas each enforces its own bucket;
 /// a shared limit needs the DynamoDB store.)
 #[derive(Debug, Default)]
@@ -175,9 +212,24 @@ impl UsageSink {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     result = store.insert_usage(&batch).await;
                 }
-                if let Err(e) = result {
-                    failed_w.inc_by(batch.len() as u64);
-                    tracing::error!(error = %e, records = batch.len(), "cannot store usage records");
+                match result {
+                    Ok(_) => {
+                        // Keep `last_used_at` of store keys current, once per key per batch.
+                        let mut last: HashMap<&str, i64> = HashMap::new();
+                        for r in batch.iter().filter(|r| r.key_id.starts_with("key_")) {
+                            let t = last.entry(r.key_id.as_str()).or_insert(r.timestamp);
+                            *t = (*t).max(r.timestamp);
+                        }
+                        for (key_id, at) in last {
+                            if let Err(e) = store.touch_key(key_id, at).await {
+                                tracing::warn!(error = %e, key_id, "cannot update last use of a key");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        failed_w.inc_by(batch.len() as u64);
+                        tracing::error!(error = %e, records = batch.len(), "cannot store usage records");
+                    }
                 }
                 batch.clear();
             }
@@ -221,6 +273,19 @@ impl UsageSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_budgets_refuse_after_an_overdraw_until_refilled() {
+        let b = TokenBudgets::default();
+        assert_eq!(b.wait("k", 600), None);
+        b.charge("k", 600, 1000);
+        let wait = b.wait("k", 600).expect("overdrawn");
+        assert!(
+            wait > Duration::from_secs(39) && wait <= Duration::from_secs(41),
+            "{wait:?}"
+        );
+        assert_eq!(b.wait("other", 600), None);
+    }
 
     #[test]
     fn buckets_allow_the_limit_then_refuse_with_a_retry_time() {

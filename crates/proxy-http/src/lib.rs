@@ -85,6 +85,7 @@ pub struct Gateway {
     store: Option<proxy_store::Store>,
     key_cache: keys::KeyCache,
     rate_limiter: keys::RateLimiter,
+    token_budgets: keys::TokenBudgets,
     usage: Option<keys::UsageSink>,
 }
 
@@ -117,6 +118,7 @@ impl Gateway {
             store,
             key_cache: keys::KeyCache::default(),
             rate_limiter: keys::RateLimiter::default(),
+            token_budgets: keys::TokenBudgets::default(),
             usage,
         })
     }
@@ -128,7 +130,20 @@ impl Gateway {
         }
     }
 
-    pub(crate) fn record_usage(&self, record: proxy_store::UsageRecord) {
+    /// Accounts a served request: its usage record, and its tokens against the key's
+    /// tokens-per-minute budget.
+    pub(crate) fn record_usage(
+        &self,
+        record: proxy_store::UsageRecord,
+        tokens_per_minute: Option<u64>,
+    ) {
+        if let Some(tpm) = tokens_per_minute {
+            self.token_budgets.charge(
+                &record.key_id,
+                tpm,
+                record.input_tokens + record.output_tokens,
+            );
+        }
         if let Some(u) = &self.usage {
             u.record(record);
         }

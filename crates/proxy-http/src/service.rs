@@ -218,6 +218,23 @@ fn admit(
             format!("this API key may not use model `{model}`"),
         ));
     }
+    if let Principal::Key(k) = principal
+        && consume
+        && g.settings.rate_limit_enabled
+        && let Some(tpm) = k.limits.tokens_per_minute
+        && let Some(wait) = g.token_budgets.wait(&k.key_id, tpm)
+    {
+        let mut err = ApiError::new(
+            ErrorType::RateLimitError,
+            format!("token limit of {tpm} tokens per minute exceeded for this API key"),
+        );
+        err.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        err.headers = vec![
+            ("anthropic-ratelimit-tokens-limit", tpm.to_string()),
+            ("anthropic-ratelimit-tokens-remaining", "0".into()),
+        ];
+        return Err(err);
+    }
     let Some(limit) = limit_for(g, principal).filter(|_| consume) else {
         return Ok(Vec::new());
     };
@@ -533,6 +550,10 @@ async fn messages_inner(
     let (key_id, user_id) = principal.ids();
     let ctx = crate::sse::UsageContext {
         request_id: request_id.to_owned(),
+        tokens_per_minute: match principal {
+            Principal::Key(k) if g.settings.rate_limit_enabled => k.limits.tokens_per_minute,
+            _ => None,
+        },
         key_id,
         user_id,
         model: req.model.clone(),
@@ -573,7 +594,10 @@ async fn messages_inner(
                 serde_json::from_value::<proxy_schema::Usage>(message["usage"].clone())
             {
                 g.metrics.add_usage(&req.model, &usage);
-                g.record_usage(usage_record(&ctx, &usage, started, None, false));
+                g.record_usage(
+                    usage_record(&ctx, &usage, started, None, false),
+                    ctx.tokens_per_minute,
+                );
                 tracing::info!(
                     input_tokens = usage.input_tokens,
                     output_tokens = usage.output_tokens,
@@ -611,7 +635,10 @@ async fn messages_inner(
                 .observe(t.elapsed().as_secs_f64());
             let message = proxy_convert::from_converse(&out, &message_id, &req.model);
             g.metrics.add_usage(&req.model, &message.usage);
-            g.record_usage(usage_record(&ctx, &message.usage, started, None, false));
+            g.record_usage(
+                usage_record(&ctx, &message.usage, started, None, false),
+                ctx.tokens_per_minute,
+            );
             tracing::info!(
                 input_tokens = message.usage.input_tokens,
                 output_tokens = message.usage.output_tokens,

@@ -39,6 +39,8 @@ fn sse_response(body: Body) -> Response<Body> {
 #[derive(Debug, Clone)]
 pub(crate) struct UsageContext {
     pub request_id: String,
+    /// The key's tokens-per-minute budget, charged when the request ends.
+    pub tokens_per_minute: Option<u64>,
     pub key_id: String,
     pub user_id: String,
     pub model: String,
@@ -88,13 +90,10 @@ impl Drop for Account {
         let ttft = self
             .first_token
             .map(|t| (t - self.started).as_millis() as u64);
-        self.gateway.record_usage(crate::service::usage_record(
-            &self.ctx,
-            &self.usage,
-            self.started,
-            ttft,
-            true,
-        ));
+        self.gateway.record_usage(
+            crate::service::usage_record(&self.ctx, &self.usage, self.started, ttft, true),
+            self.ctx.tokens_per_minute,
+        );
         m.latency
             .with_label_values(&["/v1/messages (stream end)"])
             .observe(self.started.elapsed().as_secs_f64());
