@@ -82,3 +82,15 @@ def new_gateway(sim_url, tmp_path):
     for g in started:
         if g.proc.poll() is None:
             g.stop()
+
+
+@pytest.fixture(scope="session")
+def launch():
+    """`launch(path, env)` starts a binary on an ephemeral port: (process, url)."""
+    return start
+
+
+@pytest.fixture(scope="session")
+def bin_path():
+    """`bin_path(ENV_NAME, name)`: a built binary's path."""
+    return binary

@@ -22,9 +22,12 @@ fn main() -> Result<()> {
         Some("demo") => demo(&root),
         Some("bench") => bench(&root, &args[1..]),
         Some("venv") => venvs(&root).map(|_| ()),
+        Some("setup-tables") => run(cargo()
+            .args(["run", "--quiet", "-p", "proxy-admin", "--", "setup-tables"])
+            .args(&args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [SECONDS]                   latency the gateway adds and throughput vs bedrock-sim (wrk; default 10 s per case)\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use"
+                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [SECONDS]                   latency the gateway adds and throughput vs bedrock-sim (wrk; default 10 s per case)\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
             );
             std::process::exit(2);
         }
@@ -72,6 +75,9 @@ fn has_nextest() -> bool {
 fn test(root: &Path, args: &[String]) -> Result<()> {
     let python_only = args.iter().any(|a| a == "--python-only");
     let rust_only = args.iter().any(|a| a == "--rust-only");
+    // The venvs come first: the Rust suite of the DynamoDB store runs moto's server from `.venv`.
+    let (current, legacy) = venvs(root)?;
+    let moto = root.join(".venv/bin/moto_server");
     if !python_only {
         run(cargo().args(["fmt", "--all", "--check"]))?;
         run(cargo().args([
@@ -83,10 +89,14 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             "warnings",
         ]))?;
         if has_nextest() {
-            run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
+            run(cargo()
+                .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+                .env("MOTO_SERVER_BIN", &moto))?;
         } else {
             eprintln!("cargo-nextest not found: running cargo test");
-            run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+            run(cargo()
+                .args(["test", "--workspace", "--no-fail-fast"])
+                .env("MOTO_SERVER_BIN", &moto))?;
         }
         run(cargo().args(["test", "--workspace", "--doc"]))?;
     }
@@ -95,7 +105,6 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         run(cargo().args(["build", "-p", "proxy-convert", "--examples"]))?;
         let scenarios = root.join("target/debug/examples/sse_scenarios");
         let sim = root.join("target/debug/bedrock-sim");
-        let (current, legacy) = venvs(root)?;
         let proxy = root.join("target/debug/proxy-server");
         let pytest = |python: &Path, suites: &[&str]| -> Result<()> {
             run(Command::new(python)
@@ -126,7 +135,13 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         )?;
         pytest(
             &legacy,
-            &["tests/anthropic_sdk", "tests/proxy_sdk", "tests/keys"],
+            // The DynamoDB store test is about the store, not the SDK generation: once is enough.
+            &[
+                "tests/anthropic_sdk",
+                "tests/proxy_sdk",
+                "tests/keys",
+                "--ignore=tests/keys/test_dynamodb.py",
+            ],
         )?;
         // Claude Code itself (npm package pinned in tests/claude_cli), through both routes.
         let claude_code = root.join("tests/claude_cli");

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use proxy_store::{ApiKey, EmbeddedStore, KeyLimits, KeyUpdate, Store, UsageQuery, UsageRow};
+use proxy_store::{ApiKey, KeyLimits, KeyUpdate, Store, UsageQuery, UsageRow};
 use serde_json::{Value, json};
 
 /// Manage the gateway's API keys and read its usage.
 #[derive(Debug, Parser)]
 #[command(name = "proxy-admin", version)]
 struct Cli {
-    /// Store backend (`embedded`: a SQLite file shared with proxy-server).
+    /// Store backend: `embedded` (a SQLite file shared with proxy-server) or `dynamodb`.
     #[arg(long, env = "STORE_BACKEND", default_value = "embedded", global = true)]
     store_backend: String,
     /// The embedded store's file.
@@ -23,6 +23,14 @@ struct Cli {
         global = true
     )]
     store_path: PathBuf,
+    /// Prefix of the DynamoDB tables (`{prefix}-api-keys`, `-usage`, `-cache`).
+    #[arg(
+        long,
+        env = "DYNAMODB_TABLE_PREFIX",
+        default_value = "anthropic-proxy",
+        global = true
+    )]
+    dynamodb_table_prefix: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,6 +40,8 @@ enum Command {
     /// API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Create the DynamoDB tables that do not exist yet (idempotent).
+    SetupTables,
     /// Usage per key and day (or totals).
     Usage {
         /// One key.
@@ -130,17 +140,14 @@ enum KeysCommand {
     },
 }
 
-fn open(cli: &Cli) -> anyhow::Result<Store> {
-    match cli.store_backend.as_str() {
-        "embedded" => Ok(Store::Embedded(
-            EmbeddedStore::open(&cli.store_path).with_context(|| {
-                format!("STORE_PATH / --store-path: {}", cli.store_path.display())
-            })?,
-        )),
-        other => {
-            bail!("STORE_BACKEND / --store-backend: `{other}` is not available (use `embedded`)")
-        }
-    }
+async fn open(cli: &Cli) -> anyhow::Result<Store> {
+    proxy_store::open(
+        &cli.store_backend,
+        &cli.store_path,
+        &cli.dynamodb_table_prefix,
+    )
+    .await
+    .map_err(anyhow::Error::msg)
 }
 
 fn key_json(k: &ApiKey) -> Value {
@@ -253,7 +260,20 @@ fn check_limits(args: &LimitArgs) -> anyhow::Result<()> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let store = open(&cli)?;
+    if let Command::SetupTables = &cli.command {
+        let client = proxy_store::dynamodb_client().await;
+        let created = proxy_store::setup_tables(&client, &cli.dynamodb_table_prefix).await?;
+        for name in proxy_store::table_names(&cli.dynamodb_table_prefix) {
+            let state = if created.contains(&name) {
+                "created"
+            } else {
+                "exists"
+            };
+            println!("{name}: {state}");
+        }
+        return Ok(());
+    }
+    let store = open(&cli).await?;
     match &cli.command {
         Command::Keys(KeysCommand::Create {
             user_id,
@@ -357,6 +377,7 @@ async fn main() -> anyhow::Result<()> {
                 table(KEY_HEADER, &[key_row(&key)]);
             }
         }
+        Command::SetupTables => unreachable!("handled above"),
         Command::Usage {
             key_id,
             user_id,

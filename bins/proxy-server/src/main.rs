@@ -61,12 +61,15 @@ struct Args {
     /// Largest request body in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value = "33554432")]
     max_body_bytes: usize,
-    /// Store backend for API keys and usage (`embedded`: a SQLite file shared with proxy-admin).
+    /// Store backend for API keys and usage: `embedded` (a SQLite file shared with proxy-admin) or `dynamodb`.
     #[arg(long, env = "STORE_BACKEND", default_value = "embedded")]
     store_backend: String,
     /// The embedded store's file.
     #[arg(long, env = "STORE_PATH", default_value = "data/gateway.db")]
     store_path: PathBuf,
+    /// Prefix of the DynamoDB tables (`{prefix}-api-keys`, `-usage`, `-cache`).
+    #[arg(long, env = "DYNAMODB_TABLE_PREFIX", default_value = "anthropic-proxy")]
+    dynamodb_table_prefix: String,
     /// Enforce per-key request limits.
     #[arg(long, env = "RATE_LIMIT_ENABLED", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
     rate_limit_enabled: bool,
@@ -119,16 +122,13 @@ async fn main() -> anyhow::Result<()> {
     if args.rate_limit_requests == 0 || args.rate_limit_window == 0 {
         bail!("RATE_LIMIT_REQUESTS and RATE_LIMIT_WINDOW must be at least 1");
     }
-    let store = match args.store_backend.as_str() {
-        "embedded" => proxy_store::Store::Embedded(
-            proxy_store::EmbeddedStore::open(&args.store_path).with_context(|| {
-                format!("STORE_PATH / --store-path: {}", args.store_path.display())
-            })?,
-        ),
-        other => {
-            bail!("STORE_BACKEND / --store-backend: `{other}` is not available (use `embedded`)")
-        }
-    };
+    let store = proxy_store::open(
+        &args.store_backend,
+        &args.store_path,
+        &args.dynamodb_table_prefix,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
     if args.sse_ping_interval == 0 {
         bail!("SSE_PING_INTERVAL must be at least 1 second");
     }

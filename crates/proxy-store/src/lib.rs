@@ -5,14 +5,16 @@
 //! It holds no secrets: keys are stored as SHA-256 hashes (see `proxy-auth`), with a short
 //! displayable prefix. It does no caching and no rate limiting; those live in `proxy-auth`.
 //!
-//! Not yet here: the DynamoDB backend and the response cache (both planned behind the same
-//! interface).
+//! The DynamoDB backend keeps the same data in tables `{prefix}-api-keys`, `-usage` and `-cache`
+//! (created by [`setup_tables`], never by the server). Not yet here: the response cache.
 
+mod dynamo;
 mod embedded;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use dynamo::{DynamoStore, setup_tables, table_names};
 pub use embedded::EmbeddedStore;
 
 /// Per-key limits; `None` means the gateway's defaults apply.
@@ -179,12 +181,46 @@ pub fn now() -> i64 {
 pub enum Store {
     /// SQLite file at `STORE_PATH`.
     Embedded(EmbeddedStore),
+    /// DynamoDB tables `{DYNAMODB_TABLE_PREFIX}-api-keys`, `-usage`, `-cache`.
+    Dynamo(DynamoStore),
+}
+
+/// Opens the store the settings name: `STORE_BACKEND` (`embedded` or `dynamodb`), `STORE_PATH`
+/// (embedded), `DYNAMODB_TABLE_PREFIX` (DynamoDB). The error names the setting at fault.
+pub async fn open(
+    backend: &str,
+    path: &std::path::Path,
+    table_prefix: &str,
+) -> Result<Store, String> {
+    match backend {
+        "embedded" => EmbeddedStore::open(path)
+            .map(Store::Embedded)
+            .map_err(|e| format!("STORE_PATH {}: {e}", path.display())),
+        "dynamodb" => DynamoStore::connect(dynamodb_client().await, table_prefix)
+            .await
+            .map(Store::Dynamo)
+            .map_err(|e| {
+                format!("STORE_BACKEND=dynamodb, DYNAMODB_TABLE_PREFIX={table_prefix}: {e}")
+            }),
+        other => Err(format!(
+            "STORE_BACKEND `{other}` is not a backend (use `embedded` or `dynamodb`)"
+        )),
+    }
+}
+
+/// A DynamoDB client from the standard AWS configuration (`AWS_ENDPOINT_URL_DYNAMODB` included).
+pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&conf)
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Store::Embedded($s) => $e,
+            Store::Dynamo($s) => $e,
         }
     };
 }

@@ -270,3 +270,90 @@ async fn two_handles_share_one_file() {
         "concurrent writers through two connections lose nothing"
     );
 }
+
+/// moto's DynamoDB server on a free loopback port, stopped when dropped.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto() -> Moto {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let bin = std::env::var_os("MOTO_SERVER_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/moto_server"));
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo xtask venv` (moto[server] is in tests/requirements.txt)",
+        bin.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "moto_server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Moto { child, url }
+}
+
+fn dynamodb(url: &str) -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "AKIDTEST", "secret", None, None, "test",
+        ))
+        .endpoint_url(url)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+#[tokio::test]
+async fn dynamodb_backend_passes_the_suite() {
+    let m = moto();
+    let client = dynamodb(&m.url);
+    let missing = proxy_store::DynamoStore::connect(client.clone(), "gw")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("gw-api-keys") && missing.contains("setup-tables"),
+        "{missing}"
+    );
+    let created = proxy_store::setup_tables(&client, "gw").await.unwrap();
+    assert_eq!(created, ["gw-api-keys", "gw-usage", "gw-cache"]);
+    assert!(
+        proxy_store::setup_tables(&client, "gw")
+            .await
+            .unwrap()
+            .is_empty(),
+        "idempotent"
+    );
+    suite(Store::Dynamo(
+        proxy_store::DynamoStore::connect(client, "gw")
+            .await
+            .unwrap(),
+    ))
+    .await;
+}

@@ -1,0 +1,76 @@
+"""The same gateway on the DynamoDB backend (moto's server on loopback): tables made by
+`proxy-admin setup-tables`, a key made with proxy-admin used through proxy-server, usage in the tables."""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import anthropic
+import pytest
+
+
+
+@pytest.fixture
+def moto_url():
+    server = pathlib.Path(sys.executable).parent / "moto_server"
+    if not server.exists():
+        pytest.fail(f"{server} is missing: moto[server] is in tests/requirements.txt")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.time() < deadline, "moto_server did not start"
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()
+
+
+def test_keys_and_usage_on_dynamodb(sim_url, moto_url, launch, bin_path):
+    env = {**os.environ, "STORE_BACKEND": "dynamodb", "DYNAMODB_TABLE_PREFIX": "itest", "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
+           "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret"}
+    admin = bin_path("PROXY_ADMIN_BIN", "proxy-admin")
+
+    def run_admin(*args):
+        out = subprocess.run([str(admin), *args], env=env, capture_output=True, text=True, timeout=60)
+        return out.returncode, out.stdout, out.stderr
+
+    code, _, err = run_admin("keys", "list")
+    assert code != 0 and "setup-tables" in err, "missing tables are named with how to create them"
+    code, out, err = run_admin("setup-tables")
+    assert code == 0 and "itest-api-keys: created" in out, err
+    code, out, _ = run_admin("setup-tables")
+    assert code == 0 and "itest-usage: exists" in out, "idempotent"
+    code, out, err = run_admin("keys", "create", "--user-id", "dora", "--name", "ddb", "--json")
+    assert code == 0, err
+    key = json.loads(out)
+
+    proxy_env = {k: env[k] for k in ("STORE_BACKEND", "DYNAMODB_TABLE_PREFIX", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
+                                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    proxy_env.update({"AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim_url, "AWS_ENDPOINT_URL_BEDROCK": sim_url,
+                      "LIST_BEDROCK_MODELS": "false", "LOG_LEVEL": "warn"})
+    proc, url = launch(bin_path("PROXY_SERVER_BIN", "proxy-server"), proxy_env)
+    try:
+        c = anthropic.Anthropic(base_url=url, api_key=key["key"], max_retries=0)
+        msg = c.messages.create(model="qwen.qwen3-coder-480b-a35b-v1:0", max_tokens=50, messages=[{"role": "user", "content": "x [sim words=11]"}])
+        assert msg.usage.output_tokens == 11
+        with c.messages.stream(model="claude-sonnet-4-5-20250929", max_tokens=50, messages=[{"role": "user", "content": "y [sim words=7]"}]) as s:
+            streamed = s.get_final_message()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+    code, out, err = run_admin("usage", "--key-id", key["key_id"], "--totals", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert sum(r["requests"] for r in rows) == 2
+    assert sum(r["output_tokens"] for r in rows) == 11 + streamed.usage.output_tokens
