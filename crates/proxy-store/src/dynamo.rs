@@ -390,21 +390,7 @@ impl DynamoStore {
         let Some(mut key) = self.key_by_id(key_id).await? else {
             return Err(StoreError::NotFound(key_id.to_owned()));
         };
-        if let Some(v) = &update.name {
-            key.name = v.clone();
-        }
-        if let Some(v) = &update.limits {
-            key.limits = v.clone();
-        }
-        if let Some(v) = &update.allowed_models {
-            key.allowed_models = v.clone();
-        }
-        if let Some(v) = update.active {
-            key.active = v;
-        }
-        if let Some(v) = &update.metadata {
-            key.metadata = v.clone();
-        }
+        update.apply(&mut key);
         let r = self
             .client
             .put_item()

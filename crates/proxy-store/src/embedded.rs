@@ -188,21 +188,7 @@ impl EmbeddedStore {
         let Some(mut key) = self.key_by_id(key_id).await? else {
             return Err(StoreError::NotFound(key_id.to_owned()));
         };
-        if let Some(n) = &update.name {
-            key.name = n.clone();
-        }
-        if let Some(l) = &update.limits {
-            key.limits = l.clone();
-        }
-        if let Some(m) = &update.allowed_models {
-            key.allowed_models = m.clone();
-        }
-        if let Some(a) = update.active {
-            key.active = a;
-        }
-        if let Some(m) = &update.metadata {
-            key.metadata = m.clone();
-        }
+        update.apply(&mut key);
         let k = key.clone();
         self.with(move |c| {
             let changed = c

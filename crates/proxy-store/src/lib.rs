@@ -72,6 +72,27 @@ pub struct KeyUpdate {
     pub metadata: Option<Map<String, Value>>,
 }
 
+impl KeyUpdate {
+    /// Applies the change to a key.
+    pub fn apply(&self, key: &mut ApiKey) {
+        if let Some(v) = &self.name {
+            key.name = v.clone();
+        }
+        if let Some(v) = &self.limits {
+            key.limits = v.clone();
+        }
+        if let Some(v) = &self.allowed_models {
+            key.allowed_models = v.clone();
+        }
+        if let Some(v) = self.active {
+            key.active = v;
+        }
+        if let Some(v) = &self.metadata {
+            key.metadata = v.clone();
+        }
+    }
+}
+
 /// One served request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
