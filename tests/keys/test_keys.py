@@ -148,3 +148,16 @@ def test_last_use_is_recorded(gateway):
     while (used := gateway.admin("keys", "show", key["key_id"], "--json")["last_used_at"]) is None and time.time() < deadline:
         time.sleep(0.1)
     assert used is not None and used >= before
+
+
+def test_monthly_token_budget(gateway):
+    key = create(gateway, "--monthly-token-budget", "30")
+    c = client(gateway, key["key"])
+    first = c.messages.create(model=QWEN, max_tokens=100, messages=[{"role": "user", "content": "x [sim words=40]"}])
+    assert first.usage.output_tokens == 40, "a request may start while the month's tokens are below the budget"
+    with pytest.raises(anthropic.RateLimitError) as e:
+        c.messages.create(model=QWEN, max_tokens=100, messages=[{"role": "user", "content": "again"}])
+    assert "monthly token budget" in e.value.body["error"]["message"]
+    assert int(e.value.response.headers["retry-after"]) >= 1
+    other = create(gateway)
+    client(gateway, other["key"]).messages.create(model=QWEN, max_tokens=5, messages=[{"role": "user", "content": "x"}])

@@ -86,6 +86,8 @@ pub struct Gateway {
     key_cache: keys::KeyCache,
     rate_limiter: keys::RateLimiter,
     token_budgets: keys::TokenBudgets,
+    /// Tokens used this month per key: (month `YYYY-MM`, tokens, read from the store at).
+    monthly: std::sync::Mutex<std::collections::HashMap<String, (String, u64, Instant)>>,
     usage: Option<keys::UsageSink>,
 }
 
@@ -119,8 +121,45 @@ impl Gateway {
             key_cache: keys::KeyCache::default(),
             rate_limiter: keys::RateLimiter::default(),
             token_budgets: keys::TokenBudgets::default(),
+            monthly: std::sync::Mutex::new(std::collections::HashMap::new()),
             usage,
         })
+    }
+
+    /// Tokens a key used this month (UTC): read from the store at most once a minute, plus what
+    /// this process served since.
+    pub(crate) async fn monthly_tokens(
+        &self,
+        key_id: &str,
+    ) -> Result<u64, proxy_store::StoreError> {
+        let today = proxy_store::utc_day(proxy_store::now());
+        let month = today[..7].to_owned();
+        if let Some((m, used, at)) = self
+            .monthly
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key_id)
+            && *m == month
+            && at.elapsed() < Duration::from_secs(60)
+        {
+            return Ok(*used);
+        }
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let rows = store
+            .usage(&proxy_store::UsageQuery {
+                key_id: Some(key_id.to_owned()),
+                user_id: None,
+                since: Some(format!("{month}-01")),
+            })
+            .await?;
+        let used = rows.iter().map(|r| r.input_tokens + r.output_tokens).sum();
+        self.monthly
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key_id.to_owned(), (month, used, Instant::now()));
+        Ok(used)
     }
 
     /// Stores every usage record still queued (call after [`run`] returned).
@@ -137,6 +176,14 @@ impl Gateway {
         record: proxy_store::UsageRecord,
         tokens_per_minute: Option<u64>,
     ) {
+        if let Some((_, used, _)) = self
+            .monthly
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&record.key_id)
+        {
+            *used += record.input_tokens + record.output_tokens;
+        }
         if let Some(tpm) = tokens_per_minute {
             self.token_budgets.charge(
                 &record.key_id,

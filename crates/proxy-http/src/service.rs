@@ -259,6 +259,46 @@ fn admit(
     Err(err)
 }
 
+/// A key with a monthly token budget may start requests while this month's tokens are below it.
+async fn check_monthly_budget(g: &Gateway, principal: &Principal) -> Result<(), ApiError> {
+    let Principal::Key(k) = principal else {
+        return Ok(());
+    };
+    let Some(budget) = k
+        .limits
+        .monthly_token_budget
+        .filter(|_| g.settings.rate_limit_enabled)
+    else {
+        return Ok(());
+    };
+    let used = g.monthly_tokens(&k.key_id).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read this month's usage");
+        let mut err = ApiError::new(
+            ErrorType::OverloadedError,
+            "the usage store is unavailable; retry shortly",
+        );
+        err.retry_after = Some(1);
+        err
+    })?;
+    if used < budget {
+        return Ok(());
+    }
+    let mut err = ApiError::new(
+        ErrorType::RateLimitError,
+        format!(
+            "monthly token budget of {budget} tokens exhausted for this API key ({used} used this month)"
+        ),
+    );
+    // Until the first day of next month (UTC).
+    let now = proxy_store::now();
+    let mut next = now - now.rem_euclid(86_400) + 86_400;
+    while !proxy_store::utc_day(next).ends_with("-01") {
+        next += 86_400;
+    }
+    err.retry_after = Some((next - now).max(1) as u64);
+    Err(err)
+}
+
 fn api_version(headers: &HeaderMap) -> Result<ApiVersion, ApiError> {
     match headers
         .get("anthropic-version")
@@ -547,6 +587,7 @@ async fn messages_inner(
     tracing::Span::current().record("model", req.model.as_str());
     let route = g.router.resolve(&req.model)?;
     let limit_headers = admit(g, principal, &req.model, true)?;
+    check_monthly_budget(g, principal).await?;
     let (key_id, user_id) = principal.ids();
     let ctx = crate::sse::UsageContext {
         request_id: request_id.to_owned(),
