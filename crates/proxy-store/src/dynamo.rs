@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
-    TransactWriteItem, Update,
+    KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem, Update,
 };
 
 use crate::{ApiKey, KeyUpdate, StoreError, UsageQuery, UsageRecord, UsageRow, utc_day};
@@ -21,6 +21,7 @@ pub struct DynamoStore {
     client: Client,
     keys: String,
     usage: String,
+    cache: String,
 }
 
 fn backend(e: impl std::fmt::Debug) -> StoreError {
@@ -287,6 +288,7 @@ impl DynamoStore {
             client,
             keys,
             usage,
+            cache,
         })
     }
 
@@ -555,5 +557,94 @@ impl DynamoStore {
         rows.retain(|r| q.user_id.as_ref().is_none_or(|u| &r.user_id == u));
         rows.sort_by(|a, b| (&a.day, &a.key_id, &a.model).cmp(&(&b.day, &b.key_id, &b.model)));
         Ok(rows)
+    }
+
+    pub(crate) async fn add_to_counter(
+        &self,
+        name: &str,
+        amount: u64,
+        max: Option<u64>,
+        expires_at: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let room = match max {
+            Some(m) if amount > m => return Ok(None),
+            Some(m) => Some(m - amount),
+            None => None,
+        };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.cache)
+            .key("pk", s(format!("ctr#{name}")))
+            .update_expression("ADD #v :a SET expires_at = :e")
+            .expression_attribute_names("#v", "v")
+            .expression_attribute_values(":a", n(amount))
+            .expression_attribute_values(":e", n(expires_at))
+            .return_values(ReturnValue::UpdatedNew);
+        if let Some(room) = room {
+            update = update
+                .condition_expression("attribute_not_exists(#v) OR #v <= :r")
+                .expression_attribute_values(":r", n(room));
+        }
+        match update.send().await {
+            Ok(out) => Ok(out
+                .attributes()
+                .and_then(|a| get_n(a, "v"))
+                .map(|v| v as u64)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(backend(e.into_service_error())),
+        }
+    }
+
+    pub(crate) async fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.cache)
+            .key("pk", s(format!("ctr#{name}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(e.into_service_error()))?;
+        Ok(out.item().and_then(|i| get_n(i, "v")).unwrap_or(0) as u64)
+    }
+
+    pub(crate) async fn cache_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.cache)
+            .key("pk", s(format!("resp#{key}")))
+            .send()
+            .await
+            .map_err(|e| backend(e.into_service_error()))?;
+        // DynamoDB deletes expired items lazily (within days): expiry is checked here.
+        Ok(out
+            .item()
+            .filter(|i| get_n(i, "expires_at").is_some_and(|t| t > crate::now()))
+            .map(|i| get_s(i, "v")))
+    }
+
+    pub(crate) async fn cache_put(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.cache)
+            .item("pk", s(format!("resp#{key}")))
+            .item("v", s(value))
+            .item("expires_at", n(expires_at))
+            .send()
+            .await
+            .map_err(|e| backend(e.into_service_error()))?;
+        Ok(())
     }
 }

@@ -51,6 +51,16 @@ CREATE TABLE IF NOT EXISTS usage_daily (
     cache_creation_input_tokens INTEGER NOT NULL,
     PRIMARY KEY (key_id, day, model)
 );
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 ";
 
 /// The SQLite store.
@@ -295,4 +305,97 @@ impl EmbeddedStore {
         })
         .await
     }
+
+    pub(crate) async fn add_to_counter(
+        &self,
+        name: &str,
+        amount: u64,
+        max: Option<u64>,
+        expires_at: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        if max.is_some_and(|m| amount > m) {
+            return Ok(None);
+        }
+        let name = name.to_owned();
+        let now = crate::now();
+        self.with(move |c| {
+            // Expired counters are dropped now and then, so the table stays small.
+            if rand_percent() == 0 {
+                c.execute("DELETE FROM counters WHERE expires_at < ?1", [now])
+                    .map_err(backend)?;
+            }
+            c.query_row(
+                "INSERT INTO counters (name, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET value = value + excluded.value, expires_at = excluded.expires_at
+                 WHERE ?4 IS NULL OR value + excluded.value <= ?4
+                 RETURNING value",
+                params![name, amount as i64, expires_at, max.map(|m| m as i64)],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|v| v.map(|v| v as u64))
+            .map_err(backend)
+        })
+        .await
+    }
+
+    pub(crate) async fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        let name = name.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT value FROM counters WHERE name = ?1",
+                [name],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|v| v.unwrap_or(0) as u64)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    pub(crate) async fn cache_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        let now = crate::now();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT value FROM cache WHERE key = ?1 AND expires_at > ?2",
+                params![key, now],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    pub(crate) async fn cache_put(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        let now = crate::now();
+        self.with(move |c| {
+            if rand_percent() == 0 {
+                c.execute("DELETE FROM cache WHERE expires_at <= ?1", [now])
+                    .map_err(backend)?;
+            }
+            c.execute(
+                "INSERT OR REPLACE INTO cache (key, value, expires_at) VALUES (?1, ?2, ?3)",
+                params![key, value, expires_at],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A number in 0..100 that differs from call to call (for occasional clean-ups; not a secret).
+fn rand_percent() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    CALLS.fetch_add(1, Ordering::Relaxed) % 100
 }

@@ -197,6 +197,9 @@ pub fn now() -> i64 {
         .unwrap_or_default()
 }
 
+/// The largest value [`Store::cache_put`] takes.
+pub const MAX_CACHE_VALUE_BYTES: usize = 350 * 1024;
+
 /// The store the gateway and the admin CLI use; the backend is chosen by `STORE_BACKEND`.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -285,6 +288,47 @@ impl Store {
     /// Daily aggregates per key and model.
     pub async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
         dispatch!(self, s => s.usage(query).await)
+    }
+
+    /// Adds `amount` to the counter `name` unless that would take it above `max`, atomically
+    /// across every process sharing the store. Returns the new value, or `None` when refused (the
+    /// counter is then unchanged). Counter names are meant to be unique per time window (they are
+    /// never reset); `expires_at` (Unix seconds) only lets the store clean them up.
+    pub async fn add_to_counter(
+        &self,
+        name: &str,
+        amount: u64,
+        max: Option<u64>,
+        expires_at: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        dispatch!(self, s => s.add_to_counter(name, amount, max, expires_at).await)
+    }
+
+    /// A counter's value (0 when it does not exist).
+    pub async fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.counter(name).await)
+    }
+
+    /// A cached value that has not expired.
+    pub async fn cache_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.cache_get(key).await)
+    }
+
+    /// Stores a value until `expires_at` (Unix seconds), replacing any earlier one. Values over
+    /// [`MAX_CACHE_VALUE_BYTES`] are refused on every backend (DynamoDB items end at 400 KB).
+    pub async fn cache_put(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        if value.len() > MAX_CACHE_VALUE_BYTES {
+            return Err(StoreError::Backend(format!(
+                "cache value of {} bytes is over the {MAX_CACHE_VALUE_BYTES}-byte limit",
+                value.len()
+            )));
+        }
+        dispatch!(self, s => s.cache_put(key, value, expires_at).await)
     }
 }
 

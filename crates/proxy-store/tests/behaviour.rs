@@ -213,6 +213,108 @@ async fn suite(store: Store) {
         .await
         .unwrap();
     assert_eq!((one.len(), one[0].output_tokens), (1, 200));
+
+    // Counters: bounded adds, refused without change, independent names.
+    let exp = proxy_store::now() + 120;
+    assert_eq!(store.counter("rl#key_a#60#1").await.unwrap(), 0);
+    for want in 1..=3 {
+        assert_eq!(
+            store
+                .add_to_counter("rl#key_a#60#1", 1, Some(3), exp)
+                .await
+                .unwrap(),
+            Some(want)
+        );
+    }
+    assert_eq!(
+        store
+            .add_to_counter("rl#key_a#60#1", 1, Some(3), exp)
+            .await
+            .unwrap(),
+        None,
+        "a fourth add goes over the bound"
+    );
+    assert_eq!(store.counter("rl#key_a#60#1").await.unwrap(), 3);
+    assert_eq!(
+        store
+            .add_to_counter("rl#key_a#60#2", 5, Some(3), exp)
+            .await
+            .unwrap(),
+        None,
+        "an amount over the bound is refused at once"
+    );
+    assert_eq!(store.counter("rl#key_a#60#2").await.unwrap(), 0);
+    assert_eq!(
+        store
+            .add_to_counter("tpm#key_a#7", 700, None, exp)
+            .await
+            .unwrap(),
+        Some(700)
+    );
+    assert_eq!(
+        store
+            .add_to_counter("tpm#key_a#7", 300, None, exp)
+            .await
+            .unwrap(),
+        Some(1000)
+    );
+    assert_eq!(
+        store
+            .add_to_counter("tpm#key_a#7", 1, Some(1000), exp)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Cache: values until they expire, replaced by a later put.
+    assert_eq!(store.cache_get("k1").await.unwrap(), None);
+    store.cache_put("k1", "{\"a\":1}", exp).await.unwrap();
+    assert_eq!(
+        store.cache_get("k1").await.unwrap().as_deref(),
+        Some("{\"a\":1}")
+    );
+    store.cache_put("k1", "second", exp).await.unwrap();
+    assert_eq!(
+        store.cache_get("k1").await.unwrap().as_deref(),
+        Some("second")
+    );
+    store
+        .cache_put("k2", "old", proxy_store::now() - 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cache_get("k2").await.unwrap(),
+        None,
+        "expired values are not served"
+    );
+    let big = "x".repeat(proxy_store::MAX_CACHE_VALUE_BYTES + 1);
+    assert!(store.cache_put("k3", &big, exp).await.is_err());
+    assert_eq!(store.cache_get("k3").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn counters_hold_their_bound_under_concurrent_adds() {
+    let path = temp_path("counters");
+    let a = Store::Embedded(EmbeddedStore::open(&path).unwrap());
+    let b = Store::Embedded(EmbeddedStore::open(&path).unwrap());
+    let exp = proxy_store::now() + 60;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            s.add_to_counter("rl#k#60#9", 1, Some(25), exp)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        if t.await.unwrap().is_some() {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 25);
+    assert_eq!(a.counter("rl#k#60#9").await.unwrap(), 25);
 }
 
 fn temp_path(name: &str) -> std::path::PathBuf {
