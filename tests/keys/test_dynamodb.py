@@ -74,3 +74,63 @@ def test_keys_and_usage_on_dynamodb(sim_url, moto_url, launch, bin_path):
     rows = json.loads(out)
     assert sum(r["requests"] for r in rows) == 2
     assert sum(r["output_tokens"] for r in rows) == 11 + streamed.usage.output_tokens
+
+
+def test_three_replicas_share_one_limit(sim_url, moto_url, launch, bin_path):
+    """Three proxy-server processes on one DynamoDB: a key limited to 3 requests gets 3 in all, not 3
+    per replica, and a tokens-per-minute budget spent on one replica is refused on another."""
+    env = {**os.environ, "STORE_BACKEND": "dynamodb", "DYNAMODB_TABLE_PREFIX": "shared", "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
+           "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret"}
+    admin = bin_path("PROXY_ADMIN_BIN", "proxy-admin")
+
+    def run_admin(*args):
+        out = subprocess.run([str(admin), *args], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    run_admin("setup-tables")
+    limited = json.loads(run_admin("keys", "create", "--user-id", "team", "--name", "three", "--rate-limit-requests", "3",
+                                   "--rate-limit-window", "3600", "--json"))
+    tpm = json.loads(run_admin("keys", "create", "--user-id", "team", "--name", "tpm", "--tokens-per-minute", "30", "--json"))
+    proxy_env = {k: env[k] for k in ("STORE_BACKEND", "DYNAMODB_TABLE_PREFIX", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
+                                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    proxy_env.update({"AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim_url, "AWS_ENDPOINT_URL_BEDROCK": sim_url,
+                      "LIST_BEDROCK_MODELS": "false", "LOG_LEVEL": "warn"})
+    replicas = [launch(bin_path("PROXY_SERVER_BIN", "proxy-server"), proxy_env) for _ in range(3)]
+    try:
+        # Windows are aligned to the clock: keep clear of a boundary (an hour's, and a minute's for tokens).
+        while time.time() % 3600 > 3590 or time.time() % 60 > 45:
+            time.sleep(1)
+        clients = [anthropic.Anthropic(base_url=url, api_key=limited["key"], max_retries=0) for _, url in replicas]
+        outcomes = []
+        for i in range(9):
+            c = clients[i % 3]
+            try:
+                c.messages.create(model="qwen.qwen3-coder-480b-a35b-v1:0", max_tokens=5, messages=[{"role": "user", "content": f"r{i}"}])
+                outcomes.append("ok")
+            except anthropic.RateLimitError as e:
+                assert int(e.response.headers["retry-after"]) >= 1
+                assert e.response.headers["anthropic-ratelimit-requests-remaining"] == "0"
+                outcomes.append("429")
+        # Each replica alone would allow 3 (9 in all): the shared counter allows 3 in all.
+        assert outcomes == ["ok"] * 3 + ["429"] * 6, outcomes
+
+        first = anthropic.Anthropic(base_url=replicas[0][1], api_key=tpm["key"], max_retries=0)
+        other = anthropic.Anthropic(base_url=replicas[2][1], api_key=tpm["key"], max_retries=0)
+        assert first.messages.create(model="qwen.qwen3-coder-480b-a35b-v1:0", max_tokens=100,
+                                     messages=[{"role": "user", "content": "x [sim words=40]"}]).usage.output_tokens == 40
+        # The tokens are added when the request ends, in the background: the other replica sees them shortly.
+        deadline = time.time() + 5
+        while True:
+            try:
+                other.messages.create(model="qwen.qwen3-coder-480b-a35b-v1:0", max_tokens=5, messages=[{"role": "user", "content": "y"}])
+            except anthropic.RateLimitError as e:
+                assert "tokens per minute" in e.body["error"]["message"]
+                break
+            assert time.time() < deadline, "the other replica never saw the tokens spent on the first"
+            time.sleep(0.2)
+    finally:
+        for proc, _ in replicas:
+            proc.terminate()
+        for proc, _ in replicas:
+            assert proc.wait(timeout=30) == 0

@@ -79,6 +79,13 @@ struct Args {
     /// The window of RATE_LIMIT_REQUESTS, in seconds.
     #[arg(long, env = "RATE_LIMIT_WINDOW", default_value = "60")]
     rate_limit_window: u64,
+    /// Answer identical deterministic requests (temperature 0, top_k 1, or the request header
+    /// `x-proxy-cache: on`) of the same key from the store for CACHE_TTL seconds.
+    #[arg(long, env = "CACHE_ENABLED", default_value = "false", value_parser = parse_bool, action = ArgAction::Set)]
+    cache_enabled: bool,
+    /// Seconds a cached response is served.
+    #[arg(long, env = "CACHE_TTL", default_value = "3600")]
+    cache_ttl: u64,
     /// List Bedrock's own models and inference profiles in GET /v1/models (refreshed every 10 min).
     #[arg(long, env = "LIST_BEDROCK_MODELS", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
     list_bedrock_models: bool,
@@ -129,6 +136,9 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .map_err(anyhow::Error::msg)?;
+    if args.cache_enabled && args.cache_ttl == 0 {
+        bail!("CACHE_TTL must be at least 1 second when CACHE_ENABLED is true");
+    }
     if args.sse_ping_interval == 0 {
         bail!("SSE_PING_INTERVAL must be at least 1 second");
     }
@@ -183,6 +193,9 @@ async fn main() -> anyhow::Result<()> {
             limit: args.rate_limit_requests,
             window: Duration::from_secs(args.rate_limit_window),
         }),
+        cache_ttl: args
+            .cache_enabled
+            .then(|| Duration::from_secs(args.cache_ttl)),
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

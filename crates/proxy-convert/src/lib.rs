@@ -13,6 +13,9 @@
 //!    Bedrock; [`restore_model`] and [`native_chunk`] hand responses and stream chunks back with the
 //!    client's model name.
 //!
+//! [`message_events`] turns a finished message back into the stream that produces it (how a gateway
+//! replays a cached response to a streaming client).
+//!
 //! # Embedding
 //!
 //! ```no_run
@@ -54,6 +57,7 @@ mod document;
 mod errors;
 mod family;
 mod native;
+mod replay;
 mod request;
 mod response;
 mod stream;
@@ -64,6 +68,7 @@ pub use family::{ModelFamily, bedrock_betas};
 pub use native::{
     BEDROCK_ANTHROPIC_VERSION, NativeChunk, native_chunk, restore_model, to_native_body,
 };
+pub use replay::message_events;
 pub use request::{ConverseOptions, ConverseRequest, to_converse};
 pub use response::{content_block, from_converse, stop_reason, stop_sequence, usage};
 pub use stream::StreamConverter;

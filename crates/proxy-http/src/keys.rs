@@ -140,8 +140,8 @@ impl TokenBudgets {
     }
 }
 
-/// Token buckets per key id, in this process. (With several replicas each enforces its own bucket;
-/// a shared limit needs the DynamoDB store.)
+/// Token buckets per key id, in this process (the embedded store; with DynamoDB, [`shared`] limits
+/// apply and these buckets only stand in while the store cannot answer).
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
@@ -169,6 +169,103 @@ impl RateLimiter {
             reset: Duration::from_secs_f64((capacity - *tokens) / per_sec),
             retry_after: Duration::from_secs_f64(missing / per_sec),
         }
+    }
+}
+
+/// Limits shared by every replica on one store (the DynamoDB backend).
+///
+/// Requests: a fixed-window counter per key in the store, `rl#{key}#{window}#{n}` for the `n`-th
+/// window of `window` seconds since the Unix epoch, incremented by a conditional atomic add that
+/// refuses to pass the limit. Within one window the count across all replicas never exceeds the
+/// limit; across a window boundary a burst can reach twice the limit within one window's length
+/// (the same worst case as a token bucket: a full bucket plus one window's refill). Replica clocks
+/// place requests near a boundary in the window their own clock names, so clock skew moves the
+/// boundary by the skew, no more. When the store cannot answer, each replica falls back to its own
+/// bucket for that request: during a store outage the worst case is one full limit per replica.
+///
+/// Tokens per minute: a counter per key and UTC minute, read before a request starts (refused when
+/// it has reached the budget) and increased by the request's tokens when it ends. Requests in flight
+/// on any replica are not counted until they end, so the overshoot is what the requests admitted
+/// before the counter reached the budget go on to use.
+pub(crate) mod shared {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use proxy_store::{Store, StoreError};
+
+    use super::{Decision, Limit};
+
+    fn now_secs() -> f64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default()
+    }
+
+    /// Takes one request for `key_id` from the shared window counter.
+    pub async fn take(store: &Store, key_id: &str, limit: Limit) -> Result<Decision, StoreError> {
+        let window = limit.window.as_secs().max(1);
+        let now = now_secs();
+        let n = now as u64 / window;
+        let end = (n + 1) * window;
+        let left = Duration::from_secs_f64((end as f64 - now).max(0.0));
+        let counter = format!("rl#{key_id}#{window}#{n}");
+        let taken = store
+            .add_to_counter(&counter, 1, Some(u64::from(limit.limit)), end as i64 + 60)
+            .await?;
+        Ok(match taken {
+            Some(used) => Decision {
+                allowed: true,
+                limit: limit.limit,
+                remaining: limit.limit.saturating_sub(used as u32),
+                reset: left,
+                retry_after: Duration::ZERO,
+            },
+            None => Decision {
+                allowed: false,
+                limit: limit.limit,
+                remaining: 0,
+                reset: left,
+                retry_after: left,
+            },
+        })
+    }
+
+    fn minute_counter(key_id: &str) -> (String, f64) {
+        let now = now_secs();
+        let minute = now as u64 / 60;
+        (
+            format!("tpm#{key_id}#{minute}"),
+            ((minute + 1) * 60) as f64 - now,
+        )
+    }
+
+    /// `None` if the key may start a request now, else how long until it may.
+    pub async fn tokens_wait(
+        store: &Store,
+        key_id: &str,
+        per_minute: u64,
+    ) -> Result<Option<Duration>, StoreError> {
+        let (counter, left) = minute_counter(key_id);
+        let used = store.counter(&counter).await?;
+        Ok((used >= per_minute).then(|| Duration::from_secs_f64(left.max(0.0))))
+    }
+
+    /// Adds a finished request's tokens to this minute's counter (in the background).
+    pub fn charge_tokens(store: &Store, key_id: &str, tokens: u64) {
+        if tokens == 0 {
+            return;
+        }
+        let (counter, _) = minute_counter(key_id);
+        let store = store.clone();
+        let expires_at = proxy_store::now() + 180;
+        tokio::spawn(async move {
+            if let Err(e) = store
+                .add_to_counter(&counter, tokens, None, expires_at)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot add tokens to the shared per-minute counter");
+            }
+        });
     }
 }
 

@@ -7,6 +7,7 @@
 //! store round trip, one shared Bedrock client, SSE frames written as they arrive (the body is a
 //! pull-based stream: a slow client slows its own upstream, a gone client cancels it).
 
+mod cache;
 mod error;
 mod keys;
 mod metrics;
@@ -52,6 +53,8 @@ pub struct Settings {
     pub default_rate_limit: Option<Limit>,
     /// Whether per-key request limits are enforced at all.
     pub rate_limit_enabled: bool,
+    /// The response cache's lifetime (`None`: no cache).
+    pub cache_ttl: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -68,6 +71,7 @@ impl Default for Settings {
             ping_interval: Duration::from_secs(15),
             default_rate_limit: None,
             rate_limit_enabled: true,
+            cache_ttl: None,
         }
     }
 }
@@ -184,6 +188,13 @@ impl Gateway {
         {
             *used += record.input_tokens + record.output_tokens;
         }
+        if let (Some(_), Some(store)) = (tokens_per_minute, self.shared_limits()) {
+            keys::shared::charge_tokens(
+                store,
+                &record.key_id,
+                record.input_tokens + record.output_tokens,
+            );
+        }
         if let Some(tpm) = tokens_per_minute {
             self.token_budgets.charge(
                 &record.key_id,
@@ -232,6 +243,13 @@ impl Gateway {
             }
         }
         all
+    }
+
+    /// The store that holds limits shared by all replicas (DynamoDB), if any.
+    pub(crate) fn shared_limits(&self) -> Option<&proxy_store::Store> {
+        self.store
+            .as_ref()
+            .filter(|s| matches!(s, proxy_store::Store::Dynamo(_)))
     }
 
     /// The metrics registry.

@@ -24,6 +24,10 @@ pub struct Metrics {
     pub usage_dropped: prometheus::IntCounter,
     /// Usage records the store refused (after a retry).
     pub usage_failed: prometheus::IntCounter,
+    /// Response cache lookups by result (`hit`, `miss`, `error`).
+    pub cache: IntCounterVec,
+    /// Shared-limit checks the store could not answer (the process-local limit decided instead).
+    pub limit_store_errors: prometheus::IntCounter,
 }
 
 impl Default for Metrics {
@@ -97,9 +101,25 @@ impl Metrics {
             "Usage records the store did not take",
         )
         .unwrap();
+        let cache = IntCounterVec::new(
+            Opts::new(
+                "gateway_cache_lookups_total",
+                "Response cache lookups, by result",
+            ),
+            &["result"],
+        )
+        .unwrap();
+        let limit_store_errors = prometheus::IntCounter::new(
+            "gateway_limit_store_errors_total",
+            "Shared rate-limit checks the store could not answer (the local limit applied)",
+        )
+        .unwrap();
+        registry
+            .register(Box::new(limit_store_errors.clone()))
+            .unwrap();
         registry.register(Box::new(usage_dropped.clone())).unwrap();
         registry.register(Box::new(usage_failed.clone())).unwrap();
-        for c in [&requests, &tokens, &errors] {
+        for c in [&requests, &tokens, &errors, &cache] {
             registry.register(Box::new(c.clone())).unwrap();
         }
         for h in [&latency, &bedrock_latency, &ttft] {
@@ -115,6 +135,8 @@ impl Metrics {
             errors,
             usage_dropped,
             usage_failed,
+            cache,
+            limit_store_errors,
         }
     }
 

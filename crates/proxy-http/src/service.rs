@@ -203,14 +203,16 @@ fn rfc3339(unix: u64) -> String {
 }
 
 /// Checks what the caller may do with `model`, taking one request from its bucket.
-fn admit(
+async fn admit(
     g: &Gateway,
     principal: &Principal,
     model: &str,
     consume: bool,
 ) -> Result<Vec<(&'static str, String)>, ApiError> {
-    if let Principal::Key(k) = principal
-        && let Some(allowed) = &k.allowed_models
+    let Principal::Key(k) = principal else {
+        return Ok(Vec::new());
+    };
+    if let Some(allowed) = &k.allowed_models
         && !allowed.iter().any(|m| m == model)
     {
         return Err(ApiError::new(
@@ -218,11 +220,11 @@ fn admit(
             format!("this API key may not use model `{model}`"),
         ));
     }
-    if let Principal::Key(k) = principal
-        && consume
-        && g.settings.rate_limit_enabled
-        && let Some(tpm) = k.limits.tokens_per_minute
-        && let Some(wait) = g.token_budgets.wait(&k.key_id, tpm)
+    if !consume || !g.settings.rate_limit_enabled {
+        return Ok(Vec::new());
+    }
+    if let Some(tpm) = k.limits.tokens_per_minute
+        && let Some(wait) = tokens_wait(g, &k.key_id, tpm).await
     {
         let mut err = ApiError::new(
             ErrorType::RateLimitError,
@@ -235,13 +237,10 @@ fn admit(
         ];
         return Err(err);
     }
-    let Some(limit) = limit_for(g, principal).filter(|_| consume) else {
+    let Some(limit) = limit_for(g, principal) else {
         return Ok(Vec::new());
     };
-    let Principal::Key(k) = principal else {
-        return Ok(Vec::new());
-    };
-    let d = g.rate_limiter.take(&k.key_id, limit);
+    let d = take_request(g, &k.key_id, limit).await;
     let headers = ratelimit_headers(&d);
     if d.allowed {
         return Ok(headers);
@@ -257,6 +256,35 @@ fn admit(
     err.retry_after = Some(d.retry_after.as_secs_f64().ceil().max(1.0) as u64);
     err.headers = headers;
     Err(err)
+}
+
+/// One request from the key's limit: the store's shared counter with DynamoDB (the local bucket
+/// while the store cannot answer), else the local bucket.
+async fn take_request(g: &Gateway, key_id: &str, limit: Limit) -> crate::keys::Decision {
+    if let Some(store) = g.shared_limits() {
+        match crate::keys::shared::take(store, key_id, limit).await {
+            Ok(d) => return d,
+            Err(e) => {
+                g.metrics.limit_store_errors.inc();
+                tracing::warn!(error = %e, "shared rate limit unavailable; this replica's own limit applies");
+            }
+        }
+    }
+    g.rate_limiter.take(key_id, limit)
+}
+
+/// How long a key must wait for its tokens-per-minute budget (shared with DynamoDB, like requests).
+async fn tokens_wait(g: &Gateway, key_id: &str, tpm: u64) -> Option<std::time::Duration> {
+    if let Some(store) = g.shared_limits() {
+        match crate::keys::shared::tokens_wait(store, key_id, tpm).await {
+            Ok(w) => return w,
+            Err(e) => {
+                g.metrics.limit_store_errors.inc();
+                tracing::warn!(error = %e, "shared token limit unavailable; this replica's own limit applies");
+            }
+        }
+    }
+    g.token_budgets.wait(key_id, tpm)
 }
 
 /// A key with a monthly token budget may start requests while this month's tokens are below it.
@@ -586,7 +614,7 @@ async fn messages_inner(
     }
     tracing::Span::current().record("model", req.model.as_str());
     let route = g.router.resolve(&req.model)?;
-    let limit_headers = admit(g, principal, &req.model, true)?;
+    let limit_headers = admit(g, principal, &req.model, true).await?;
     check_monthly_budget(g, principal).await?;
     let (key_id, user_id) = principal.ids();
     let ctx = crate::sse::UsageContext {
@@ -602,6 +630,48 @@ async fn messages_inner(
     };
     let beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok());
     let stream = req.is_stream();
+    let mut limit_headers = limit_headers;
+    let cache = match (g.settings.cache_ttl, &g.store) {
+        (Some(ttl), Some(store)) => {
+            crate::cache::key(&ctx.key_id, version.as_str(), headers, &raw_json).map(|key| {
+                crate::sse::CacheFill {
+                    store: store.clone(),
+                    key,
+                    expires_at: proxy_store::now() + ttl.as_secs() as i64,
+                }
+            })
+        }
+        _ => None,
+    };
+    if let Some(fill) = &cache {
+        match fill.store.cache_get(&fill.key).await {
+            Ok(Some(text)) => match serde_json::from_str::<proxy_schema::Message>(&text) {
+                Ok(message) => {
+                    g.metrics.cache.with_label_values(&["hit"]).inc();
+                    // Bedrock did no work: the request counts, its tokens do not.
+                    g.record_usage(
+                        usage_record(&ctx, &proxy_schema::Usage::default(), started, None, stream),
+                        None,
+                    );
+                    limit_headers.push((crate::cache::HEADER, "hit".into()));
+                    let resp = if stream {
+                        crate::sse::replay(&message)
+                    } else {
+                        json_response(StatusCode::OK, &message)
+                    };
+                    return Ok((resp, limit_headers));
+                }
+                Err(e) => tracing::warn!(error = %e, "unreadable cache entry ignored"),
+            },
+            Ok(None) => {}
+            Err(e) => {
+                g.metrics.cache.with_label_values(&["error"]).inc();
+                tracing::warn!(error = %e, "response cache unavailable");
+            }
+        }
+        g.metrics.cache.with_label_values(&["miss"]).inc();
+        limit_headers.push((crate::cache::HEADER, "miss".into()));
+    }
     let message_id = format!("msg_bdrk_{}", unique_id(24));
     match route.api {
         Api::Invoke => {
@@ -615,7 +685,7 @@ async fn messages_inner(
                     .with_label_values(&["InvokeModelWithResponseStream"])
                     .observe(t.elapsed().as_secs_f64());
                 return Ok((
-                    crate::sse::native(g.clone(), receiver, ctx, started),
+                    crate::sse::native(g.clone(), receiver, ctx, started, cache),
                     limit_headers,
                 ));
             }
@@ -645,6 +715,11 @@ async fn messages_inner(
                     "usage"
                 );
             }
+            if let Some(fill) = cache
+                && let Ok(m) = serde_json::from_value::<proxy_schema::Message>(message.clone())
+            {
+                fill.put(&m);
+            }
             Ok((json_response(StatusCode::OK, &message), limit_headers))
         }
         Api::Converse => {
@@ -665,7 +740,7 @@ async fn messages_inner(
                     .with_label_values(&["ConverseStream"])
                     .observe(t.elapsed().as_secs_f64());
                 return Ok((
-                    crate::sse::converse(g.clone(), receiver, message_id, ctx, started),
+                    crate::sse::converse(g.clone(), receiver, message_id, ctx, started, cache),
                     limit_headers,
                 ));
             }
@@ -685,6 +760,9 @@ async fn messages_inner(
                 output_tokens = message.usage.output_tokens,
                 "usage"
             );
+            if let Some(fill) = cache {
+                fill.put(&message);
+            }
             Ok((json_response(StatusCode::OK, &message), limit_headers))
         }
     }
@@ -719,7 +797,7 @@ async fn count_tokens(
     tracing::Span::current().record("model", req.model.as_str());
     let route = g.router.resolve(&req.model)?;
     // Counting is free: it checks the model is allowed but takes nothing from the request limit.
-    admit(g, principal, &req.model, false)?;
+    admit(g, principal, &req.model, false).await?;
     let claude =
         proxy_convert::ModelFamily::of(&route.bedrock_id) == proxy_convert::ModelFamily::Claude;
     let beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok());

@@ -47,6 +47,43 @@ pub(crate) struct UsageContext {
     pub bedrock_model: String,
 }
 
+/// Where a cacheable response goes once it is complete.
+pub(crate) struct CacheFill {
+    pub store: proxy_store::Store,
+    pub key: String,
+    pub expires_at: i64,
+}
+
+impl CacheFill {
+    /// Stores a complete message (one with a stop reason) in the background.
+    pub fn put(self, message: &proxy_schema::Message) {
+        if message.stop_reason.is_none() {
+            return;
+        }
+        let Ok(text) = serde_json::to_string(message) else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = self
+                .store
+                .cache_put(&self.key, &text, self.expires_at)
+                .await
+            {
+                tracing::debug!(error = %e, "response not cached");
+            }
+        });
+    }
+}
+
+/// A cached message replayed as the stream that would have produced it.
+pub(crate) fn replay(message: &proxy_schema::Message) -> Response<Body> {
+    let text: String = proxy_convert::message_events(message)
+        .iter()
+        .map(StreamEvent::to_sse)
+        .collect();
+    sse_response(crate::service::full(text))
+}
+
 /// Accounts a stream when it ends, completed, failed or cut by the client: usage into the metrics
 /// and the log, time to first token, total latency.
 struct Account {
@@ -58,6 +95,8 @@ struct Account {
     usage: Usage,
     outcome: &'static str,
     span: tracing::Span,
+    /// With a cacheable request: the message rebuilt from the events, stored if it completes.
+    cache: Option<(CacheFill, proxy_schema::Accumulator)>,
 }
 
 impl Account {
@@ -65,6 +104,15 @@ impl Account {
     fn end(&mut self, outcome: &'static str) {
         if self.outcome == "cancelled" {
             self.outcome = outcome;
+        }
+    }
+
+    /// Feeds an event to the cache's accumulator, if the response is cacheable.
+    fn observe(&mut self, event: &StreamEvent) {
+        if let Some((_, acc)) = &mut self.cache
+            && acc.push(event).is_err()
+        {
+            self.cache = None;
         }
     }
 
@@ -94,6 +142,13 @@ impl Drop for Account {
             crate::service::usage_record(&self.ctx, &self.usage, self.started, ttft, true),
             self.ctx.tokens_per_minute,
         );
+        if self.outcome == "completed"
+            && let Some((fill, acc)) = self.cache.take()
+            && acc.error().is_none()
+            && let Some(message) = acc.into_message()
+        {
+            fill.put(&message);
+        }
         m.latency
             .with_label_values(&["/v1/messages (stream end)"])
             .observe(self.started.elapsed().as_secs_f64());
@@ -128,6 +183,7 @@ pub(crate) fn converse(
     message_id: String,
     ctx: UsageContext,
     started: Instant,
+    cache: Option<CacheFill>,
 ) -> Response<Body> {
     let ping = g.settings.ping_interval;
     let model = ctx.model.clone();
@@ -140,6 +196,7 @@ pub(crate) fn converse(
         usage: Usage::default(),
         outcome: "cancelled",
         span: tracing::Span::current(),
+        cache: cache.map(|c| (c, proxy_schema::Accumulator::new())),
     };
     let frames = async_stream::stream! {
         let mut conv = StreamConverter::new(message_id, model);
@@ -163,6 +220,7 @@ pub(crate) fn converse(
                 if is_content(e) {
                     account.first_token();
                 }
+                account.observe(e);
                 out.push_str(&e.to_sse());
             }
             account.usage = conv.usage().clone();
@@ -184,6 +242,7 @@ pub(crate) fn native(
     mut receiver: EventReceiver<ResponseStream, ResponseStreamError>,
     ctx: UsageContext,
     started: Instant,
+    cache: Option<CacheFill>,
 ) -> Response<Body> {
     let ping = g.settings.ping_interval;
     let model = ctx.model.clone();
@@ -196,6 +255,7 @@ pub(crate) fn native(
         usage: Usage::default(),
         outcome: "cancelled",
         span: tracing::Span::current(),
+        cache: cache.map(|c| (c, proxy_schema::Accumulator::new())),
     };
     let frames = async_stream::stream! {
         loop {
@@ -233,6 +293,12 @@ pub(crate) fn native(
                 }
             };
             let ev = &chunk.event;
+            if account.cache.is_some() {
+                match serde_json::from_value::<StreamEvent>(ev.clone()) {
+                    Ok(e) => account.observe(&e),
+                    Err(_) => account.cache = None,
+                }
+            }
             match ev["type"].as_str() {
                 Some("message_start") => {
                     if let Ok(u) = serde_json::from_value::<Usage>(ev["message"]["usage"].clone()) {
