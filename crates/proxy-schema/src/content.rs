@@ -23,6 +23,30 @@ pub(crate) fn from_value_with_path<T: DeserializeOwned, E: serde::de::Error>(
     })
 }
 
+/// Deserialises the fields of an internally tagged object (its `type` already read) with
+/// [`from_value_with_path`], after removing `type` so that structs denying unknown fields accept it.
+fn body_without_type<T: DeserializeOwned, E: serde::de::Error>(mut value: Value) -> Result<T, E> {
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("type");
+    }
+    from_value_with_path(value)
+}
+
+/// Implements `Deserialize` for enums of the shape `Text(String) | Blocks(Vec<ContentBlock>)` through
+/// [`string_or_seq`] (its precise error for anything else, element paths kept).
+macro_rules! deserialize_string_or_blocks {
+    ($($ty:ident),+ $(,)?) => {$(
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok(match $crate::content::string_or_seq(d)? {
+                    $crate::content::StringOrSeq::String(s) => $ty::Text(s),
+                    $crate::content::StringOrSeq::Seq(b) => $ty::Blocks(b),
+                })
+            }
+        }
+    )+};
+}
+
 /// `cache_control` on a block, a tool or the request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheControl {
@@ -134,21 +158,21 @@ impl<'de> Deserialize<'de> for ImageSource {
         struct File {
             file_id: String,
         }
-        let mut value = Value::deserialize(d)?;
-        let kind = value.as_object_mut().and_then(|o| o.remove("type"));
-        match kind.as_ref().and_then(Value::as_str) {
+        let value = Value::deserialize(d)?;
+        let kind = value.get("type").and_then(Value::as_str).map(str::to_owned);
+        match kind.as_deref() {
             Some("base64") => {
-                let b: B64 = from_value_with_path(value)?;
+                let b: B64 = body_without_type(value)?;
                 Ok(ImageSource::Base64 {
                     media_type: b.media_type,
                     data: b.data,
                 })
             }
             Some("url") => Ok(ImageSource::Url {
-                url: from_value_with_path::<Url, D::Error>(value)?.url,
+                url: body_without_type::<Url, D::Error>(value)?.url,
             }),
             Some("file") => Ok(ImageSource::File {
-                file_id: from_value_with_path::<File, D::Error>(value)?.file_id,
+                file_id: body_without_type::<File, D::Error>(value)?.file_id,
             }),
             Some(other) => Err(D::Error::custom(format!(
                 "{INNER_PATH}type{INNER_PATH}unknown variant `{other}`, expected one of `base64`, `url`, `file`"
@@ -181,14 +205,7 @@ pub enum DocumentContent {
     Blocks(Vec<ContentBlock>),
 }
 
-impl<'de> Deserialize<'de> for DocumentContent {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        string_or_seq(d).map(|v| match v {
-            StringOrSeq::String(s) => DocumentContent::Text(s),
-            StringOrSeq::Seq(b) => DocumentContent::Blocks(b),
-        })
-    }
-}
+deserialize_string_or_blocks!(DocumentContent);
 
 /// Where a document comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,14 +319,7 @@ pub enum ToolResultContent {
     Blocks(Vec<ContentBlock>),
 }
 
-impl<'de> Deserialize<'de> for ToolResultContent {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        string_or_seq(d).map(|v| match v {
-            StringOrSeq::String(s) => ToolResultContent::Text(s),
-            StringOrSeq::Seq(b) => ToolResultContent::Blocks(b),
-        })
-    }
-}
+deserialize_string_or_blocks!(ToolResultContent);
 
 /// A tool result from the client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -399,12 +409,6 @@ impl<'de> Deserialize<'de> for ContentBlock {
 impl ContentBlock {
     /// Known types field by field (so an error names the field inside the block); others raw.
     fn from_value<E: serde::de::Error>(value: Value) -> Result<Self, E> {
-        fn go<T: DeserializeOwned, E: serde::de::Error>(mut v: Value) -> Result<T, E> {
-            if let Some(obj) = v.as_object_mut() {
-                obj.remove("type");
-            }
-            from_value_with_path(v)
-        }
         let kind = match value.get("type") {
             Some(Value::String(t)) => t.clone(),
             Some(_) => {
@@ -420,14 +424,14 @@ impl ContentBlock {
             }
         };
         Ok(match kind.as_str() {
-            "text" => ContentBlock::Text(go(value)?),
-            "image" => ContentBlock::Image(go(value)?),
-            "document" => ContentBlock::Document(go(value)?),
-            "search_result" => ContentBlock::SearchResult(go(value)?),
-            "tool_use" => ContentBlock::ToolUse(go(value)?),
-            "tool_result" => ContentBlock::ToolResult(go(value)?),
-            "thinking" => ContentBlock::Thinking(go(value)?),
-            "redacted_thinking" => ContentBlock::RedactedThinking(go(value)?),
+            "text" => ContentBlock::Text(body_without_type(value)?),
+            "image" => ContentBlock::Image(body_without_type(value)?),
+            "document" => ContentBlock::Document(body_without_type(value)?),
+            "search_result" => ContentBlock::SearchResult(body_without_type(value)?),
+            "tool_use" => ContentBlock::ToolUse(body_without_type(value)?),
+            "tool_result" => ContentBlock::ToolResult(body_without_type(value)?),
+            "thinking" => ContentBlock::Thinking(body_without_type(value)?),
+            "redacted_thinking" => ContentBlock::RedactedThinking(body_without_type(value)?),
             _ => ContentBlock::Other(value),
         })
     }
