@@ -215,24 +215,31 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Starts a built bedrock-sim binary on `listen` and waits until it prints its address.
-fn start_sim(binary: &Path, listen: &str, extra: &[&str]) -> Result<(KillOnDrop, String)> {
+/// Starts `cmd` (a built server binary, given its `--listen` address) and waits until it prints
+/// `{name} listening on {url}` on stdout; returns the child (killed on drop) and that url.
+fn start_server(name: &str, cmd: &mut Command) -> Result<(KillOnDrop, String)> {
     use std::io::BufRead;
-    let mut child = Command::new(binary)
-        .args(["--listen", listen])
-        .args(extra)
+    let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
+        .with_context(|| format!("cannot start {}", Path::new(cmd.get_program()).display()))?;
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
     std::io::BufReader::new(stdout).read_line(&mut line)?;
     let url = line
         .trim()
-        .strip_prefix("bedrock-sim listening on ")
-        .with_context(|| format!("bedrock-sim did not start: {line:?}"))?
+        .strip_prefix(&format!("{name} listening on "))
+        .with_context(|| format!("{name} did not start: {line:?}"))?
         .to_owned();
     Ok((KillOnDrop(child), url))
+}
+
+/// Starts a built bedrock-sim binary on `listen` and waits until it prints its address.
+fn start_sim(binary: &Path, listen: &str, extra: &[&str]) -> Result<(KillOnDrop, String)> {
+    start_server(
+        "bedrock-sim",
+        Command::new(binary).args(["--listen", listen]).args(extra),
+    )
 }
 
 /// Starts a built proxy-server on `listen` in front of the emulator at `sim_url`.
@@ -242,35 +249,25 @@ fn start_proxy(
     sim_url: &str,
     key: &str,
 ) -> Result<(KillOnDrop, String)> {
-    use std::io::BufRead;
-    let mut child = Command::new(binary)
-        .args(["--listen", listen])
-        .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
-        .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "demo")
-        .env("AWS_SECRET_ACCESS_KEY", "demo")
-        .env("MASTER_API_KEY", key)
-        .env(
-            "STORE_PATH",
-            std::env::temp_dir().join(format!("gateway-{}.db", std::process::id())),
-        )
-        .env(
-            "LOG_LEVEL",
-            std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line)?;
-    let url = line
-        .trim()
-        .strip_prefix("proxy-server listening on ")
-        .with_context(|| format!("proxy-server did not start: {line:?}"))?
-        .to_owned();
-    Ok((KillOnDrop(child), url))
+    start_server(
+        "proxy-server",
+        Command::new(binary)
+            .args(["--listen", listen])
+            .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
+            .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "demo")
+            .env("AWS_SECRET_ACCESS_KEY", "demo")
+            .env("MASTER_API_KEY", key)
+            .env(
+                "STORE_PATH",
+                std::env::temp_dir().join(format!("gateway-{}.db", std::process::id())),
+            )
+            .env(
+                "LOG_LEVEL",
+                std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+            ),
+    )
 }
 
 fn demo(root: &Path) -> Result<()> {
