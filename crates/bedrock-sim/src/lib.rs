@@ -93,6 +93,9 @@
 //! `stream.state`: `streaming`, `completed`, `failed` or `cancelled` when the client went away),
 //! oldest first, bounded by `--record-limit`; `POST /_sim/reset` forgets them; `GET /_sim/health` answers 200.
 //!
+//! Tests start the emulator in-process with [`testing::LocalSim`] (an ephemeral loopback port, stopped
+//! on drop).
+//!
 //! # Throughput
 //!
 //! `cargo xtask bench` drives a release build with `wrk -t2 -c64` on loopback, wrk and the emulator
@@ -108,6 +111,7 @@ pub mod directives;
 pub mod eventstream;
 mod generate;
 mod server;
+pub mod testing;
 pub mod validate;
 
 pub use server::{Config, ModelRule, Sim, run};

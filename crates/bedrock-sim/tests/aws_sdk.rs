@@ -23,49 +23,25 @@ const CLAUDE_BARE: &str = "anthropic.claude-sonnet-4-5-20250929-v1:0";
 const QWEN: &str = "qwen.qwen3-coder-480b-a35b-v1:0";
 
 struct Harness {
-    url: String,
+    sim: bedrock_sim::testing::LocalSim,
     client: Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn start() -> Harness {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let sim = bedrock_sim::Sim::new(bedrock_sim::Config::default());
-    tokio::spawn(bedrock_sim::run(listener, sim, async {
-        let _ = rx.await;
-    }));
+    let sim = bedrock_sim::testing::LocalSim::start(bedrock_sim::Config::default())
+        .await
+        .unwrap();
     let conf = aws_sdk_bedrockruntime::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .endpoint_url(&url)
+        .endpoint_url(sim.url())
         .retry_config(RetryConfig::disabled())
         .build();
     Harness {
-        url,
+        sim,
         client: Client::from_conf(conf),
-        _stop: tx,
     }
-}
-
-/// What the emulator recorded, through its control endpoint over plain HTTP/1.1.
-async fn recorded(url: &str) -> Vec<Value> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = url.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET /_sim/requests HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (_, body) = text.split_once("\r\n\r\n").unwrap();
-    serde_json::from_str(body).unwrap()
 }
 
 fn doc(v: &Value) -> Document {
@@ -166,7 +142,7 @@ async fn converse_returns_text_usage_and_is_recorded() {
             usage.input_tokens() + usage.output_tokens()
         );
     }
-    let rec = recorded(&h.url).await;
+    let rec = h.sim.recorded().await.unwrap();
     assert_eq!(rec.len(), 2);
     assert_eq!(rec[0]["operation"], "Converse");
     assert_eq!(rec[0]["model_id"], CLAUDE, "model id decoded from %3A");

@@ -21,51 +21,30 @@ const CLAUDE: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
 const QWEN: &str = "qwen.qwen3-coder-480b-a35b-v1:0";
 
 struct Sim {
-    url: String,
+    sim: bedrock_sim::testing::LocalSim,
     client: Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn sim() -> Sim {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bedrock_sim::run(
-        listener,
-        bedrock_sim::Sim::new(bedrock_sim::Config::default()),
-        async {
-            let _ = rx.await;
-        },
-    ));
+    let sim = bedrock_sim::testing::LocalSim::start(bedrock_sim::Config::default())
+        .await
+        .unwrap();
     let conf = aws_sdk_bedrockruntime::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .endpoint_url(&url)
+        .endpoint_url(sim.url())
         .retry_config(RetryConfig::disabled())
         .build();
     Sim {
-        url,
+        sim,
         client: Client::from_conf(conf),
-        _stop: tx,
     }
 }
 
 impl Sim {
     async fn last_received(&self) -> Value {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let addr = self.url.trim_start_matches("http://");
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(
-            format!("GET /_sim/requests HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await.unwrap();
-        let text = String::from_utf8(raw).unwrap();
-        let all: Vec<Value> = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+        let all = self.sim.recorded().await.unwrap();
         all.last().cloned().unwrap()
     }
 

@@ -1,0 +1,63 @@
+//! The emulator inside a test process: served on an ephemeral loopback port of the caller's tokio
+//! runtime for as long as a [`LocalSim`] lives.
+//!
+//! ```no_run
+//! # async fn example() -> std::io::Result<()> {
+//! let sim = bedrock_sim::testing::LocalSim::start(bedrock_sim::Config::default()).await?;
+//! // Point an AWS SDK client (endpoint_url) or a proxy at sim.url(), then:
+//! let received = sim.recorded().await?;
+//! # Ok(()) }
+//! ```
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+use crate::{Config, Sim, run};
+
+/// An emulator serving on `127.0.0.1` (a port the OS picked) until this value is dropped.
+#[derive(Debug)]
+pub struct LocalSim {
+    url: String,
+    _stop: oneshot::Sender<()>,
+}
+
+impl LocalSim {
+    /// Binds `127.0.0.1:0` and serves `config` there, on a task of the current tokio runtime (so it
+    /// must be called inside one, e.g. a `#[tokio::test]`). Dropping the value shuts the server down
+    /// gracefully.
+    pub async fn start(config: Config) -> std::io::Result<LocalSim> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(run(listener, Sim::new(config), async {
+            let _ = stopped.await;
+        }));
+        Ok(LocalSim { url, _stop: stop })
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`: the endpoint to give an AWS SDK client.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// What the emulator received, oldest first: the answer of `GET /_sim/requests`, fetched over
+    /// plain HTTP/1.1 like any other client of the control endpoint.
+    pub async fn recorded(&self) -> std::io::Result<Vec<Value>> {
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(
+            format!("GET /_sim/requests HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await?;
+        let text = String::from_utf8(raw).map_err(std::io::Error::other)?;
+        let (_, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no HTTP response body"))?;
+        Ok(serde_json::from_str(body)?)
+    }
+}
