@@ -31,6 +31,9 @@ struct Cli {
         global = true
     )]
     dynamodb_table_prefix: String,
+    /// The gateway's config file; its `[prices]` table adds cost estimates (`cost_usd`) to usage.
+    #[arg(long, env = "PROXY_CONFIG", global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -398,8 +401,26 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .await?;
             let rows = if *totals { totals_by_key(&rows) } else { rows };
+            let prices = match &cli.config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| {
+                        format!("PROXY_CONFIG / --config: cannot read {}", path.display())
+                    })?;
+                    proxy_store::PriceTable::from_config(&text).map_err(|e| {
+                        anyhow::anyhow!("PROXY_CONFIG / --config: {}: {e}", path.display())
+                    })?
+                }
+                None => proxy_store::PriceTable::default(),
+            };
+            let priced = !prices.is_empty();
             if *json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                let mut out = serde_json::to_value(&rows)?;
+                if priced && let Some(items) = out.as_array_mut() {
+                    for (item, row) in items.iter_mut().zip(&rows) {
+                        item["cost_usd"] = serde_json::json!(prices.cost(row));
+                    }
+                }
+                println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 let cells: Vec<Vec<String>> = rows
                     .iter()
@@ -419,22 +440,31 @@ async fn main() -> anyhow::Result<()> {
                             r.cache_read_input_tokens.to_string(),
                             r.cache_creation_input_tokens.to_string(),
                         ]
+                        .into_iter()
+                        .chain(priced.then(|| {
+                            prices
+                                .cost(r)
+                                .map(|c| format!("{c:.4}"))
+                                .unwrap_or_else(|| "-".into())
+                        }))
+                        .collect()
                     })
                     .collect();
-                table(
-                    &[
-                        "DAY",
-                        "KEY_ID",
-                        "USER_ID",
-                        "MODEL",
-                        "REQUESTS",
-                        "INPUT",
-                        "OUTPUT",
-                        "CACHE_READ",
-                        "CACHE_WRITE",
-                    ],
-                    &cells,
-                );
+                let mut header = vec![
+                    "DAY",
+                    "KEY_ID",
+                    "USER_ID",
+                    "MODEL",
+                    "REQUESTS",
+                    "INPUT",
+                    "OUTPUT",
+                    "CACHE_READ",
+                    "CACHE_WRITE",
+                ];
+                if priced {
+                    header.push("COST_USD");
+                }
+                table(&header, &cells);
             }
         }
     }

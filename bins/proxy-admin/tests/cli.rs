@@ -203,6 +203,44 @@ async fn usage_reports_what_the_store_holds() {
     assert_eq!(since.as_array().unwrap().len(), 1);
     let (ok, table, _) = admin(&path, &["usage", "--user-id", "alice"]);
     assert!(ok && table.lines().count() == 4 && table.starts_with("DAY"));
+    assert!(!table.contains("COST_USD") && rows[0].get("cost_usd").is_none());
+
+    // With the gateway's config, its price table gives cost estimates.
+    let config = path.with_file_name("gateway.toml");
+    std::fs::write(
+        &config,
+        "[[models]]\nname = \"claude-sonnet-4-5\"\nbedrock_id = \"us.anthropic.claude-sonnet-4-5-20250929-v1:0\"\n\n\
+         [prices.\"claude-*\"]\ninput = 3.0\noutput = 15.0\ncache_read = 0.3\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let priced = json(&path, &["usage", "--totals", "--config", config, "--json"]);
+    let k1 = priced
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key_id"] == "key_1")
+        .unwrap();
+    // 30 input, 60 output, 2 cache-read tokens.
+    let want = (30.0 * 3.0 + 60.0 * 15.0 + 2.0 * 0.3) / 1e6;
+    assert!(
+        (k1["cost_usd"].as_f64().unwrap() - want).abs() < 1e-12,
+        "{k1}"
+    );
+    let (ok, table, _) = admin(&path, &["usage", "--config", config]);
+    assert!(
+        ok && table.lines().next().unwrap().ends_with("COST_USD"),
+        "{table}"
+    );
+    let (ok, _, err) = admin(
+        &path,
+        &[
+            "usage",
+            "--config",
+            path.with_file_name("missing.toml").to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && err.contains("PROXY_CONFIG"), "{err}");
 }
 
 #[test]

@@ -156,7 +156,18 @@ async fn main() -> anyhow::Result<()> {
             let text = std::fs::read_to_string(path).with_context(|| {
                 format!("PROXY_CONFIG / --config: cannot read {}", path.display())
             })?;
-            toml::from_str(&text).with_context(|| {
+            // The price table is proxy-admin's (cost estimates); it is checked here all the same,
+            // so a bad one is found at start.
+            proxy_store::PriceTable::from_config(&text)
+                .map_err(|e| anyhow::anyhow!("PROXY_CONFIG / --config: {}: {e}", path.display()))?;
+            let mut doc: toml::Table = toml::from_str(&text).with_context(|| {
+                format!(
+                    "PROXY_CONFIG / --config: {} is not a valid config",
+                    path.display()
+                )
+            })?;
+            doc.remove("prices");
+            doc.try_into().with_context(|| {
                 format!(
                     "PROXY_CONFIG / --config: {} is not a valid config",
                     path.display()

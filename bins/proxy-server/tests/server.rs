@@ -333,8 +333,56 @@ fn bad_settings_stop_start_up_naming_them() {
         )
         .contains("PROXY_CONFIG")
     );
+    let bad_prices = dir.join("bad-prices.toml");
+    std::fs::write(&bad_prices, "[prices.\"claude-*\"]\ninput = 3.0\n").unwrap();
+    let err = run(
+        &[
+            ("MASTER_API_KEY", KEY),
+            ("PROXY_CONFIG", bad_prices.to_str().unwrap()),
+        ],
+        &[],
+    );
+    assert!(
+        err.contains("PROXY_CONFIG") && err.contains("output"),
+        "{err}"
+    );
     assert!(
         run(&[("MASTER_API_KEY", KEY), ("LISTEN_ADDR", "nowhere")], &[]).contains("LISTEN_ADDR")
+    );
+    assert!(
+        run(
+            &[
+                ("MASTER_API_KEY", KEY),
+                ("CACHE_ENABLED", "true"),
+                ("CACHE_TTL", "0")
+            ],
+            &[]
+        )
+        .contains("CACHE_TTL")
+    );
+}
+
+#[test]
+fn a_config_with_routes_and_prices_is_served() {
+    let sim_url = sim();
+    let dir = std::env::temp_dir().join(format!("proxy-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        "[[models]]\nname = \"coder\"\nbedrock_id = \"qwen.qwen3-coder-480b-a35b-v1:0\"\napi = \"converse\"\n\n\
+         [prices.coder]\ninput = 0.22\noutput = 1.8\n",
+    )
+    .unwrap();
+    let p = proxy(&sim_url, &[("PROXY_CONFIG", config.to_str().unwrap())]);
+    let (status, body) = post(
+        &p.addr,
+        r#"{"model":"coder","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    assert_eq!(
+        (status, body["model"].as_str()),
+        (200, Some("coder")),
+        "{body}"
     );
 }
 

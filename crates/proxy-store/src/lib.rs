@@ -1,21 +1,23 @@
-//! `proxy-store`: the gateway's persistent state (API keys and usage records with daily aggregates)
-//! behind one interface, [`Store`], with an embedded backend (SQLite in WAL mode, so `proxy-server`
-//! and `proxy-admin` can use the same file at the same time).
+//! `proxy-store`: the gateway's persistent state (API keys, usage records with daily aggregates,
+//! the counters of limits shared by replicas, and cached responses) behind one interface, [`Store`],
+//! with an embedded backend (SQLite in WAL mode, so `proxy-server` and `proxy-admin` can use the same
+//! file at the same time) and a DynamoDB backend (tables `{prefix}-api-keys`, `-usage` and `-cache`,
+//! created by [`setup_tables`], never by the server). [`PriceTable`] turns usage into cost estimates.
 //!
 //! It holds no secrets: keys are stored as SHA-256 hashes (see `proxy-auth`), with a short
-//! displayable prefix. It does no caching and no rate limiting; those live in `proxy-auth`.
-//!
-//! The DynamoDB backend keeps the same data in tables `{prefix}-api-keys`, `-usage` and `-cache`
-//! (created by [`setup_tables`], never by the server). Not yet here: the response cache.
+//! displayable prefix. Caching of keys and the rate-limit policy live in `proxy-http`; the store only
+//! offers the atomic bounded counter they are built on ([`Store::add_to_counter`]).
 
 mod dynamo;
 mod embedded;
+mod prices;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use dynamo::{DynamoStore, setup_tables, table_names};
 pub use embedded::EmbeddedStore;
+pub use prices::{Price, PriceTable};
 
 /// Per-key limits; `None` means the gateway's defaults apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
