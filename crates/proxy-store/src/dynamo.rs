@@ -15,6 +15,47 @@ use crate::{ApiKey, KeyUpdate, StoreError, UsageQuery, UsageRecord, UsageRow, ut
 
 type Item = HashMap<String, AttributeValue>;
 
+/// A query or a scan, read to the end page by page.
+enum Read {
+    Query(aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder),
+    Scan(aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder),
+}
+
+impl Read {
+    /// Every item, following `LastEvaluatedKey` until there is none.
+    async fn all(self) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let (page, next) = match &self {
+                Read::Query(q) => {
+                    let out = q
+                        .clone()
+                        .set_exclusive_start_key(start.take())
+                        .send()
+                        .await
+                        .map_err(|e| backend(e.into_service_error()))?;
+                    (out.items, out.last_evaluated_key)
+                }
+                Read::Scan(q) => {
+                    let out = q
+                        .clone()
+                        .set_exclusive_start_key(start.take())
+                        .send()
+                        .await
+                        .map_err(|e| backend(e.into_service_error()))?;
+                    (out.items, out.last_evaluated_key)
+                }
+            };
+            items.extend(page.unwrap_or_default());
+            match next {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
 /// The DynamoDB store.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -344,42 +385,18 @@ impl DynamoStore {
     }
 
     pub(crate) async fn list_keys(&self, user_id: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
-        let mut keys = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let (items, next) = match user_id {
-                Some(u) => {
-                    let out = self
-                        .client
-                        .query()
-                        .table_name(&self.keys)
-                        .index_name("user_id-index")
-                        .key_condition_expression("user_id = :u")
-                        .expression_attribute_values(":u", s(u))
-                        .set_exclusive_start_key(start.take())
-                        .send()
-                        .await
-                        .map_err(|e| backend(e.into_service_error()))?;
-                    (out.items().to_vec(), out.last_evaluated_key().cloned())
-                }
-                None => {
-                    let out = self
-                        .client
-                        .scan()
-                        .table_name(&self.keys)
-                        .set_exclusive_start_key(start.take())
-                        .send()
-                        .await
-                        .map_err(|e| backend(e.into_service_error()))?;
-                    (out.items().to_vec(), out.last_evaluated_key().cloned())
-                }
-            };
-            keys.extend(items.iter().map(key_from));
-            match next {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
+        let read = match user_id {
+            Some(u) => Read::Query(
+                self.client
+                    .query()
+                    .table_name(&self.keys)
+                    .index_name("user_id-index")
+                    .key_condition_expression("user_id = :u")
+                    .expression_attribute_values(":u", s(u)),
+            ),
+            None => Read::Scan(self.client.scan().table_name(&self.keys)),
+        };
+        let mut keys: Vec<ApiKey> = read.all().await?.iter().map(key_from).collect();
         keys.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
         Ok(keys)
     }
@@ -504,56 +521,36 @@ impl DynamoStore {
     pub(crate) async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
         // Days sort as strings; "0000" is before every day (DynamoDB rejects empty key values).
         let since = q.since.clone().unwrap_or_else(|| "0000".into());
-        let mut rows = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let (items, next) = if let Some(key_id) = &q.key_id {
-                let out = self
-                    .client
+        let read = if let Some(key_id) = &q.key_id {
+            Read::Query(
+                self.client
                     .query()
                     .table_name(&self.usage)
                     .key_condition_expression("pk = :p AND sk >= :s")
                     .expression_attribute_values(":p", s(format!("key#{key_id}")))
-                    .expression_attribute_values(":s", s(&since))
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| backend(e.into_service_error()))?;
-                (out.items().to_vec(), out.last_evaluated_key().cloned())
-            } else if let Some(user_id) = &q.user_id {
-                let out = self
-                    .client
+                    .expression_attribute_values(":s", s(&since)),
+            )
+        } else if let Some(user_id) = &q.user_id {
+            Read::Query(
+                self.client
                     .query()
                     .table_name(&self.usage)
                     .index_name("agg_user-index")
                     .key_condition_expression("agg_user = :u AND sk >= :s")
                     .expression_attribute_values(":u", s(user_id))
-                    .expression_attribute_values(":s", s(&since))
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| backend(e.into_service_error()))?;
-                (out.items().to_vec(), out.last_evaluated_key().cloned())
-            } else {
-                let out = self
-                    .client
+                    .expression_attribute_values(":s", s(&since)),
+            )
+        } else {
+            Read::Scan(
+                self.client
                     .scan()
                     .table_name(&self.usage)
                     .filter_expression("begins_with(pk, :p) AND sk >= :s")
                     .expression_attribute_values(":p", s("key#"))
-                    .expression_attribute_values(":s", s(&since))
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| backend(e.into_service_error()))?;
-                (out.items().to_vec(), out.last_evaluated_key().cloned())
-            };
-            rows.extend(items.iter().map(row_from));
-            match next {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
+                    .expression_attribute_values(":s", s(&since)),
+            )
+        };
+        let mut rows: Vec<UsageRow> = read.all().await?.iter().map(row_from).collect();
         rows.retain(|r| q.user_id.as_ref().is_none_or(|u| &r.user_id == u));
         rows.sort_by(|a, b| (&a.day, &a.key_id, &a.model).cmp(&(&b.day, &b.key_id, &b.model)));
         Ok(rows)
