@@ -248,6 +248,7 @@ fn start_proxy(
     listen: &str,
     sim_url: &str,
     key: &str,
+    extra_env: &[(&str, &str)],
 ) -> Result<(KillOnDrop, String)> {
     start_server(
         "proxy-server",
@@ -266,7 +267,8 @@ fn start_proxy(
             .env(
                 "LOG_LEVEL",
                 std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
-            ),
+            )
+            .envs(extra_env.iter().copied()),
     )
 }
 
@@ -290,6 +292,7 @@ fn demo(root: &Path) -> Result<()> {
         "127.0.0.1:8000",
         &sim_url,
         key,
+        &[],
     )?;
     println!(
         "\nproxy-server is serving the Anthropic API at {url}, in front of bedrock-sim at {sim_url}\n\
@@ -420,7 +423,21 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         "127.0.0.1:0",
         &sim_url,
         key,
+        &[],
     )?;
+    // A second gateway with the response cache on (its own store file).
+    let cache_store = std::env::temp_dir().join(format!("gateway-cache-{}.db", std::process::id()));
+    let (_cached, cached_url) = start_proxy(
+        &root.join("target/release/proxy-server"),
+        "127.0.0.1:0",
+        &sim_url,
+        key,
+        &[
+            ("CACHE_ENABLED", "true"),
+            ("STORE_PATH", cache_store.to_str().unwrap_or_default()),
+        ],
+    )?;
+    let cached_addr = cached_url.trim_start_matches("http://").to_owned();
     let sim_addr = sim_url.trim_start_matches("http://").to_owned();
     let proxy_addr = proxy_url.trim_start_matches("http://").to_owned();
     let dir = std::env::temp_dir().join(format!("gateway-bench-{}", std::process::id()));
@@ -440,6 +457,9 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
             r#"{{"model":"{model}","max_tokens":256,"stream":{stream},"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
         )
     };
+    let deterministic = format!(
+        r#"{{"model":"qwen.qwen3-coder-480b-a35b-v1:0","max_tokens":256,"temperature":0,"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
+    );
     let qwen = "/model/qwen.qwen3-coder-480b-a35b-v1%3A0";
     let claude = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0";
     let sim_auth = [("authorization", "Bearer bench")];
@@ -524,6 +544,52 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         );
     }
 
+    // The response cache: after one miss every request is a hit served from the embedded store.
+    timed_request(
+        &cached_addr,
+        "/v1/messages",
+        &proxy_auth,
+        &deterministic,
+        None,
+    )?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (miss50, miss99) = latencies(
+        n,
+        || {
+            timed_request(
+                &proxy_addr,
+                "/v1/messages",
+                &proxy_auth,
+                &deterministic,
+                None,
+            )
+        },
+        false,
+    )?;
+    let (hit50, hit99) = latencies(
+        n,
+        || {
+            timed_request(
+                &cached_addr,
+                "/v1/messages",
+                &proxy_auth,
+                &deterministic,
+                None,
+            )
+        },
+        false,
+    )?;
+    println!(
+        "  {:<44} {:>8.3}ms {:>8.3}ms {:>8.3}ms {:>8.3}ms   hit/miss p50 {:.2}x, p99 {:.2}x",
+        "cache hit vs miss (Converse route, sim)",
+        ms(miss50),
+        ms(hit50),
+        ms(miss99),
+        ms(hit99),
+        ms(hit50) / ms(miss50),
+        ms(hit99) / ms(miss99)
+    );
+
     println!(
         "\nThroughput, wrk -t2 -c64 -d{seconds}s (wrk, gateway and emulator share the {cores} cores)"
     );
@@ -578,6 +644,12 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         &anthropic("claude-sonnet-4-5-20250929", false),
         &proxy_auth,
     )?;
+    let hits = wrk(
+        "proxy-server cache hits",
+        format!("{cached_url}/v1/messages"),
+        &deterministic,
+        &proxy_auth,
+    )?;
     wrk(
         "bedrock-sim ConverseStream",
         format!("{sim_url}{qwen}/converse-stream"),
@@ -596,6 +668,11 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         native_rps / direct,
         direct
     );
+    println!(
+        "  cache hits / Converse route through the gateway: {:.2}",
+        hits / proxied
+    );
+    let _ = std::fs::remove_file(&cache_store);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
