@@ -62,12 +62,14 @@ impl Accumulator {
                     (ContentBlock::Thinking(t), Delta::SignatureDelta { signature }) => {
                         t.signature = signature.clone()
                     }
-                    (ContentBlock::ToolUse(_), Delta::InputJsonDelta { partial_json }) => {
-                        self.partial_json[*index].push_str(partial_json)
-                    }
-                    (ContentBlock::Other(_), Delta::InputJsonDelta { partial_json }) => {
-                        self.partial_json[*index].push_str(partial_json)
-                    }
+                    (
+                        ContentBlock::ToolUse(_) | ContentBlock::Other(_),
+                        Delta::InputJsonDelta { partial_json },
+                    ) => self
+                        .partial_json
+                        .get_mut(*index)
+                        .ok_or_else(|| format!("delta for unknown block {index}"))?
+                        .push_str(partial_json),
                     (b, d) => return Err(format!("delta {d:?} does not fit block {}", b.kind())),
                 }
             }
@@ -76,12 +78,25 @@ impl Accumulator {
                     .message
                     .as_mut()
                     .ok_or("content_block_stop before message_start")?;
-                let json = std::mem::take(&mut self.partial_json[*index]);
-                if let Some(ContentBlock::ToolUse(t)) = m.content.get_mut(*index)
-                    && !json.is_empty()
-                {
-                    t.input = serde_json::from_str::<Value>(&json)
-                        .map_err(|e| format!("tool input is not JSON: {e}"))?;
+                let json = std::mem::take(
+                    self.partial_json
+                        .get_mut(*index)
+                        .ok_or_else(|| format!("content_block_stop for unknown block {index}"))?,
+                );
+                if json.is_empty() {
+                    return Ok(());
+                }
+                let input = || {
+                    serde_json::from_str::<Value>(&json)
+                        .map_err(|e| format!("tool input is not JSON: {e}"))
+                };
+                match m.content.get_mut(*index) {
+                    Some(ContentBlock::ToolUse(t)) => t.input = input()?,
+                    // Server tool blocks (`server_tool_use`, ...) stream their input the same way.
+                    Some(ContentBlock::Other(Value::Object(o))) => {
+                        o.insert("input".into(), input()?);
+                    }
+                    _ => {}
                 }
             }
             StreamEvent::MessageDelta { delta, usage } => {
@@ -121,5 +136,59 @@ impl Accumulator {
     /// The final message.
     pub fn into_message(self) -> Option<Message> {
         self.message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(v: Value) -> StreamEvent {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn events_for_unknown_blocks_are_errors_not_panics() {
+        let mut acc = Accumulator::new();
+        acc.push(&ev(
+            json!({"type": "message_start", "message": {"id": "m", "type": "message",
+            "role": "assistant", "model": "x", "content": [], "stop_reason": null,
+            "stop_sequence": null, "usage": {"input_tokens": 1, "output_tokens": 0}}}),
+        ))
+        .unwrap();
+        assert!(
+            acc.push(&ev(json!({"type": "content_block_stop", "index": 3})))
+                .is_err()
+        );
+        assert!(
+            acc.push(&ev(json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": "{"}})))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn server_tool_inputs_are_joined_like_tool_inputs() {
+        let mut acc = Accumulator::new();
+        for e in [
+            json!({"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant",
+                "model": "x", "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 1, "output_tokens": 0}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block":
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": "{\"query\": "}}),
+            json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": "\"rust\"}"}}),
+            json!({"type": "content_block_stop", "index": 0}),
+        ] {
+            acc.push(&ev(e)).unwrap();
+        }
+        let m = acc.into_message().unwrap();
+        assert_eq!(
+            serde_json::to_value(&m.content[0]).unwrap()["input"],
+            json!({"query": "rust"})
+        );
     }
 }
