@@ -11,6 +11,25 @@ use proxy_store::{ApiKey, Store, UsageRecord};
 /// How long a looked-up key (or its absence) is trusted. Revocation takes effect within this time
 /// on every replica.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+/// How long a store call on the request path may take before the request goes on without it (a
+/// key lookup then fails with 529; a shared limit falls back to the local one; a cache lookup is a
+/// miss). A slow store must not hold every request.
+pub const STORE_DEADLINE: Duration = Duration::from_millis(500);
+
+/// `fut` within [`STORE_DEADLINE`]; running out of time is a store error.
+pub(crate) async fn within<T>(
+    fut: impl std::future::Future<Output = Result<T, proxy_store::StoreError>>,
+) -> Result<T, proxy_store::StoreError> {
+    tokio::time::timeout(STORE_DEADLINE, fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(proxy_store::StoreError::Backend(format!(
+                "the store did not answer within {} ms",
+                STORE_DEADLINE.as_millis()
+            )))
+        })
+}
+
 /// At most this many cached lookups (unknown keys included); beyond it, expired entries go first,
 /// then everything.
 const KEY_CACHE_MAX: usize = 10_000;
@@ -62,8 +81,7 @@ impl KeyCache {
         {
             return Ok(key.clone());
         }
-        let key = store
-            .key_by_hash(hash)
+        let key = within(store.key_by_hash(hash))
             .await?
             .filter(|k| k.active)
             .map(Arc::new);
@@ -183,16 +201,17 @@ impl RateLimiter {
 /// boundary by the skew, no more. When the store cannot answer, each replica falls back to its own
 /// bucket for that request: during a store outage the worst case is one full limit per replica.
 ///
-/// Tokens per minute: a counter per key and UTC minute, read before a request starts (refused when
-/// it has reached the budget) and increased by the request's tokens when it ends. Requests in flight
-/// on any replica are not counted until they end, so the overshoot is what the requests admitted
-/// before the counter reached the budget go on to use.
+/// Tokens per minute: a counter per key and UTC minute, increased by a request's tokens when it
+/// ends. A request may start while this minute's tokens plus what the previous minute used beyond
+/// the budget (an overdraft carries over, as in the local bucket) are below the budget. Requests in
+/// flight on any replica are not counted until they end, so the overshoot is what the requests
+/// admitted before the counter reached the budget go on to use.
 pub(crate) mod shared {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use proxy_store::{Store, StoreError};
 
-    use super::{Decision, Limit};
+    use super::{Decision, Limit, within};
 
     fn now_secs() -> f64 {
         SystemTime::now()
@@ -209,9 +228,13 @@ pub(crate) mod shared {
         let end = (n + 1) * window;
         let left = Duration::from_secs_f64((end as f64 - now).max(0.0));
         let counter = format!("rl#{key_id}#{window}#{n}");
-        let taken = store
-            .add_to_counter(&counter, 1, Some(u64::from(limit.limit)), end as i64 + 60)
-            .await?;
+        let taken = within(store.add_to_counter(
+            &counter,
+            1,
+            Some(u64::from(limit.limit)),
+            end as i64 + 60,
+        ))
+        .await?;
         Ok(match taken {
             Some(used) => Decision {
                 allowed: true,
@@ -230,13 +253,9 @@ pub(crate) mod shared {
         })
     }
 
-    fn minute_counter(key_id: &str) -> (String, f64) {
-        let now = now_secs();
-        let minute = now as u64 / 60;
-        (
-            format!("tpm#{key_id}#{minute}"),
-            ((minute + 1) * 60) as f64 - now,
-        )
+    /// The per-minute token counter of `minute` (minutes since the epoch).
+    fn minute_counter(key_id: &str, minute: u64) -> String {
+        format!("tpm#{key_id}#{minute}")
     }
 
     /// `None` if the key may start a request now, else how long until it may.
@@ -245,27 +264,31 @@ pub(crate) mod shared {
         key_id: &str,
         per_minute: u64,
     ) -> Result<Option<Duration>, StoreError> {
-        let (counter, left) = minute_counter(key_id);
-        let used = store.counter(&counter).await?;
-        Ok((used >= per_minute).then(|| Duration::from_secs_f64(left.max(0.0))))
+        let now = now_secs();
+        let minute = now as u64 / 60;
+        let left = ((minute + 1) * 60) as f64 - now;
+        let (this, last) = (
+            minute_counter(key_id, minute),
+            minute_counter(key_id, minute.saturating_sub(1)),
+        );
+        let (this, last) = tokio::join!(within(store.counter(&this)), within(store.counter(&last)));
+        let used = this? + last?.saturating_sub(per_minute);
+        Ok((used >= per_minute).then(|| Duration::from_secs_f64(left.max(1.0))))
     }
 
-    /// Adds a finished request's tokens to this minute's counter (in the background).
-    pub fn charge_tokens(store: &Store, key_id: &str, tokens: u64) {
+    /// Adds a finished request's tokens to this minute's counter.
+    pub async fn charge_tokens(store: Store, key_id: String, tokens: u64) {
         if tokens == 0 {
             return;
         }
-        let (counter, _) = minute_counter(key_id);
-        let store = store.clone();
+        let counter = minute_counter(&key_id, now_secs() as u64 / 60);
         let expires_at = proxy_store::now() + 180;
-        tokio::spawn(async move {
-            if let Err(e) = store
-                .add_to_counter(&counter, tokens, None, expires_at)
-                .await
-            {
-                tracing::warn!(error = %e, "cannot add tokens to the shared per-minute counter");
-            }
-        });
+        if let Err(e) = store
+            .add_to_counter(&counter, tokens, None, expires_at)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot add tokens to the shared per-minute counter");
+        }
     }
 }
 
@@ -370,6 +393,39 @@ impl UsageSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn shared_token_budgets_carry_the_last_minutes_overdraft() {
+        let store = Store::Embedded(
+            proxy_store::EmbeddedStore::open(std::path::Path::new(":memory:")).unwrap(),
+        );
+        // Counters are per clock minute: start well inside one.
+        while proxy_store::now() % 60 > 57 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let minute = proxy_store::now() as u64 / 60;
+        let exp = proxy_store::now() + 120;
+        assert_eq!(shared::tokens_wait(&store, "k", 30).await.unwrap(), None);
+        // Last minute used 50 of 30: 20 carry over, this minute may use 10 more.
+        let last = format!("tpm#k#{}", minute - 1);
+        store.add_to_counter(&last, 50, None, exp).await.unwrap();
+        assert_eq!(shared::tokens_wait(&store, "k", 30).await.unwrap(), None);
+        shared::charge_tokens(store.clone(), "k".into(), 9).await;
+        assert_eq!(shared::tokens_wait(&store, "k", 30).await.unwrap(), None);
+        shared::charge_tokens(store.clone(), "k".into(), 1).await;
+        let wait = shared::tokens_wait(&store, "k", 30).await.unwrap();
+        assert!(wait.is_some_and(|w| w <= Duration::from_secs(60)));
+        // Another key is not affected.
+        assert_eq!(
+            shared::tokens_wait(&store, "other", 30).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            proxy_store::now() as u64 / 60,
+            minute,
+            "one minute throughout"
+        );
+    }
 
     #[test]
     fn token_budgets_refuse_after_an_overdraw_until_refilled() {

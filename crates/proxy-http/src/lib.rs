@@ -93,7 +93,12 @@ pub struct Gateway {
     /// Tokens used this month per key: (month `YYYY-MM`, tokens, read from the store at).
     monthly: std::sync::Mutex<std::collections::HashMap<String, (String, u64, Instant)>>,
     usage: Option<keys::UsageSink>,
+    /// Permits for background store writes (shared token counts, cache fills).
+    background: Arc<tokio::sync::Semaphore>,
 }
+
+/// At most this many background store writes (shared token counts, cache fills) at a time.
+pub const BACKGROUND_TASKS: usize = 1024;
 
 impl Gateway {
     /// The gateway over a router and a Bedrock client.
@@ -127,6 +132,7 @@ impl Gateway {
             token_budgets: keys::TokenBudgets::default(),
             monthly: std::sync::Mutex::new(std::collections::HashMap::new()),
             usage,
+            background: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_TASKS)),
         })
     }
 
@@ -189,11 +195,11 @@ impl Gateway {
             *used += record.input_tokens + record.output_tokens;
         }
         if let (Some(_), Some(store)) = (tokens_per_minute, self.shared_limits()) {
-            keys::shared::charge_tokens(
-                store,
-                &record.key_id,
+            self.spawn_background(keys::shared::charge_tokens(
+                store.clone(),
+                record.key_id.clone(),
                 record.input_tokens + record.output_tokens,
-            );
+            ));
         }
         if let Some(tpm) = tokens_per_minute {
             self.token_budgets.charge(
@@ -243,6 +249,23 @@ impl Gateway {
             }
         }
         all
+    }
+
+    /// Runs a store write off the request path, at most [`BACKGROUND_TASKS`] at a time: beyond
+    /// that (the store far behind) the write is dropped and counted, so memory stays bounded.
+    pub(crate) fn spawn_background(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        match self.background.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    fut.await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                self.metrics.background_dropped.inc();
+                tracing::warn!("too many store writes pending: one dropped");
+            }
+        }
     }
 
     /// The store that holds limits shared by all replicas (DynamoDB), if any.

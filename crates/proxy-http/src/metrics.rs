@@ -28,6 +28,8 @@ pub struct Metrics {
     pub cache: IntCounterVec,
     /// Shared-limit checks the store could not answer (the process-local limit decided instead).
     pub limit_store_errors: prometheus::IntCounter,
+    /// Background store writes dropped because too many were pending.
+    pub background_dropped: prometheus::IntCounter,
 }
 
 impl Default for Metrics {
@@ -114,9 +116,14 @@ impl Metrics {
             "Shared rate-limit checks the store could not answer (the local limit applied)",
         )
         .unwrap();
-        registry
-            .register(Box::new(limit_store_errors.clone()))
-            .unwrap();
+        let background_dropped = prometheus::IntCounter::new(
+            "gateway_background_writes_dropped_total",
+            "Background store writes (shared token counts, cache fills) dropped: too many pending",
+        )
+        .unwrap();
+        for c in [&limit_store_errors, &background_dropped] {
+            registry.register(Box::new(c.clone())).unwrap();
+        }
         registry.register(Box::new(usage_dropped.clone())).unwrap();
         registry.register(Box::new(usage_failed.clone())).unwrap();
         for c in [&requests, &tokens, &errors, &cache] {
@@ -137,6 +144,7 @@ impl Metrics {
             usage_failed,
             cache,
             limit_store_errors,
+            background_dropped,
         }
     }
 

@@ -637,14 +637,14 @@ async fn messages_inner(
                 crate::sse::CacheFill {
                     store: store.clone(),
                     key,
-                    expires_at: proxy_store::now() + ttl.as_secs() as i64,
+                    ttl,
                 }
             })
         }
         _ => None,
     };
     if let Some(fill) = &cache {
-        match fill.store.cache_get(&fill.key).await {
+        match crate::keys::within(fill.store.cache_get(&fill.key)).await {
             Ok(Some(text)) => match serde_json::from_str::<proxy_schema::Message>(&text) {
                 Ok(message) => {
                     g.metrics.cache.with_label_values(&["hit"]).inc();
@@ -661,15 +661,17 @@ async fn messages_inner(
                     };
                     return Ok((resp, limit_headers));
                 }
-                Err(e) => tracing::warn!(error = %e, "unreadable cache entry ignored"),
+                Err(e) => {
+                    g.metrics.cache.with_label_values(&["error"]).inc();
+                    tracing::warn!(error = %e, "unreadable cache entry ignored")
+                }
             },
-            Ok(None) => {}
+            Ok(None) => g.metrics.cache.with_label_values(&["miss"]).inc(),
             Err(e) => {
                 g.metrics.cache.with_label_values(&["error"]).inc();
                 tracing::warn!(error = %e, "response cache unavailable");
             }
         }
-        g.metrics.cache.with_label_values(&["miss"]).inc();
         limit_headers.push((crate::cache::HEADER, "miss".into()));
     }
     let message_id = format!("msg_bdrk_{}", unique_id(24));
@@ -718,7 +720,7 @@ async fn messages_inner(
             if let Some(fill) = cache
                 && let Ok(m) = serde_json::from_value::<proxy_schema::Message>(message.clone())
             {
-                fill.put(&m);
+                fill.put(g, &m);
             }
             Ok((json_response(StatusCode::OK, &message), limit_headers))
         }
@@ -761,7 +763,7 @@ async fn messages_inner(
                 "usage"
             );
             if let Some(fill) = cache {
-                fill.put(&message);
+                fill.put(g, &message);
             }
             Ok((json_response(StatusCode::OK, &message), limit_headers))
         }

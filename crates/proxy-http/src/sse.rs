@@ -51,24 +51,22 @@ pub(crate) struct UsageContext {
 pub(crate) struct CacheFill {
     pub store: proxy_store::Store,
     pub key: String,
-    pub expires_at: i64,
+    /// How long the entry is served, from when it is stored.
+    pub ttl: std::time::Duration,
 }
 
 impl CacheFill {
     /// Stores a complete message (one with a stop reason) in the background.
-    pub fn put(self, message: &proxy_schema::Message) {
+    pub fn put(self, g: &Gateway, message: &proxy_schema::Message) {
         if message.stop_reason.is_none() {
             return;
         }
         let Ok(text) = serde_json::to_string(message) else {
             return;
         };
-        tokio::spawn(async move {
-            if let Err(e) = self
-                .store
-                .cache_put(&self.key, &text, self.expires_at)
-                .await
-            {
+        g.spawn_background(async move {
+            let expires_at = proxy_store::now() + self.ttl.as_secs() as i64;
+            if let Err(e) = self.store.cache_put(&self.key, &text, expires_at).await {
                 tracing::debug!(error = %e, "response not cached");
             }
         });
@@ -147,7 +145,7 @@ impl Drop for Account {
             && acc.error().is_none()
             && let Some(message) = acc.into_message()
         {
-            fill.put(&message);
+            fill.put(&self.gateway, &message);
         }
         m.latency
             .with_label_values(&["/v1/messages (stream end)"])

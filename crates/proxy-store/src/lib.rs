@@ -236,7 +236,15 @@ pub async fn open(
 
 /// A DynamoDB client from the standard AWS configuration (`AWS_ENDPOINT_URL_DYNAMODB` included).
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    // Bounded calls: a hanging DynamoDB must surface as an error (the gateway then falls back or
+    // answers 529), not hold requests. Each attempt gets 5 s, a call with its retries 15 s.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .operation_attempt_timeout(std::time::Duration::from_secs(5))
+        .operation_timeout(std::time::Duration::from_secs(15))
+        .build();
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
         .load()
         .await;
     aws_sdk_dynamodb::Client::new(&conf)
