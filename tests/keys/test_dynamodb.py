@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import anthropic
 import pytest
@@ -15,7 +16,8 @@ import pytest
 
 
 @pytest.fixture
-def moto_url():
+def moto():
+    """A moto server on loopback: (process, url)."""
     server = pathlib.Path(sys.executable).parent / "moto_server"
     if not server.exists():
         pytest.fail(f"{server} is missing: moto[server] is in tests/requirements.txt")
@@ -31,9 +33,14 @@ def moto_url():
         except OSError:
             assert time.time() < deadline, "moto_server did not start"
             time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
+    yield proc, f"http://127.0.0.1:{port}"
     proc.kill()
     proc.wait()
+
+
+@pytest.fixture
+def moto_url(moto):
+    return moto[1]
 
 
 def test_keys_and_usage_on_dynamodb(sim_url, moto_url, launch, bin_path):
@@ -134,3 +141,48 @@ def test_three_replicas_share_one_limit(sim_url, moto_url, launch, bin_path):
             proc.terminate()
         for proc, _ in replicas:
             assert proc.wait(timeout=30) == 0
+
+
+def metric(url, name):
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_a_store_outage_does_not_fail_served_requests(sim_url, moto, launch, bin_path):
+    """DynamoDB goes away under a running gateway: requests of a key it knows are still served (the
+    shared limit falls back to the local bucket), and the lost store writes are counted, not failed
+    requests; the gateway still stops cleanly."""
+    moto_proc, url = moto
+    env = {**os.environ, "STORE_BACKEND": "dynamodb", "DYNAMODB_TABLE_PREFIX": "outage", "AWS_ENDPOINT_URL_DYNAMODB": url,
+           "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret"}
+    admin = bin_path("PROXY_ADMIN_BIN", "proxy-admin")
+    for args in (["setup-tables"], ["keys", "create", "--user-id", "u", "--name", "n", "--rate-limit-requests", "50", "--json"]):
+        out = subprocess.run([str(admin), *args], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+    key = json.loads(out.stdout)
+    proxy_env = {k: env[k] for k in ("STORE_BACKEND", "DYNAMODB_TABLE_PREFIX", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
+                                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    proxy_env.update({"AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim_url, "AWS_ENDPOINT_URL_BEDROCK": sim_url,
+                      "LIST_BEDROCK_MODELS": "false", "LOG_LEVEL": "error"})
+    proc, gw = launch(bin_path("PROXY_SERVER_BIN", "proxy-server"), proxy_env)
+    try:
+        c = anthropic.Anthropic(base_url=gw, api_key=key["key"], max_retries=0)
+        c.messages.create(model="qwen.qwen3-coder-480b-a35b-v1:0", max_tokens=5, messages=[{"role": "user", "content": "before"}])
+        assert metric(gw, "gateway_limit_store_errors_total") == 0
+        moto_proc.kill()
+        moto_proc.wait()
+        started = time.time()
+        for i in range(3):
+            msg = c.messages.create(model="qwen.qwen3-coder-480b-a35b-v1:0", max_tokens=5,
+                                    messages=[{"role": "user", "content": f"during {i}"}])
+            assert msg.content
+        assert time.time() - started < 4, "within the key cache's lifetime, and no request waited long"
+        assert metric(gw, "gateway_limit_store_errors_total") >= 3
+        deadline = time.time() + 20
+        while metric(gw, "gateway_usage_records_failed_total") < 1:
+            assert time.time() < deadline, "failed usage writes are counted"
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
