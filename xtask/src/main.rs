@@ -300,9 +300,9 @@ fn demo(root: &Path) -> Result<()> {
          Try it:\n\n  \
          curl -s {url}/v1/messages -H 'x-api-key: {key}' -H 'anthropic-version: 2023-06-01' \\\n    \
          -H 'content-type: application/json' \\\n    \
-         -d '{{\"model\":\"claude-sonnet-4-5-20250929\",\"max_tokens\":256,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'\n\n\
+         -d '{{\"model\":\"claude-sonnet-4-6\",\"max_tokens\":256,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'\n\n\
          Any Anthropic client works: ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY={key}\n\
-         (e.g. claude --model claude-sonnet-4-5-20250929). Script the emulator with markers such as\n\
+         (e.g. claude --model claude-sonnet-4-6). Script the emulator with markers such as\n\
          [sim thinking tool] in the prompt (bedrock-sim --help lists them); what Bedrock received:\n\
          curl -s {sim_url}/_sim/requests\n"
     );
