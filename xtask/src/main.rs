@@ -108,10 +108,25 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         } else {
             "ip link set lo up && exec \"$0\" test -p proxy-store --test behaviour -- --ignored"
         };
-        run(Command::new("unshare")
-            .args(["-n", "sh", "-c", inner])
-            .arg(&cargo_bin))
-        .context("DynamoDB Local runs in `unshare -n` (root, util-linux and iproute2 needed)")?;
+        let namespaces = Command::new("unshare")
+            .args(["-n", "sh", "-c", "ip link set lo up"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if namespaces {
+            run(Command::new("unshare")
+                .args(["-n", "sh", "-c", inner])
+                .arg(&cargo_bin))?;
+        } else {
+            // Not root (or no util-linux/iproute2): the test still runs, with its port open.
+            eprintln!(
+                "warning: no private network namespace here (unshare -n needs root); DynamoDB Local's port is reachable from outside while its test runs"
+            );
+            run(Command::new("sh")
+                .args(["-c", inner.trim_start_matches("ip link set lo up && ")])
+                .arg(&cargo_bin))?;
+        }
     }
     if !rust_only {
         run(cargo().args(["build", "--bins"]))?;
