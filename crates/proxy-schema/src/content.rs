@@ -46,6 +46,7 @@ macro_rules! deserialize_string_or_blocks {
         }
     )+};
 }
+pub(crate) use deserialize_string_or_blocks;
 
 /// `cache_control` on a block, a tool or the request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -31,14 +31,7 @@ pub enum MessageContent {
     Blocks(Vec<ContentBlock>),
 }
 
-impl<'de> Deserialize<'de> for MessageContent {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        string_or_seq(d).map(|v| match v {
-            StringOrSeq::String(s) => MessageContent::Text(s),
-            StringOrSeq::Seq(b) => MessageContent::Blocks(b),
-        })
-    }
-}
+crate::content::deserialize_string_or_blocks!(MessageContent);
 
 impl MessageContent {
     /// The content as blocks (a string becomes one text block).
