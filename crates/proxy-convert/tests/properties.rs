@@ -272,4 +272,26 @@ proptest! {
         prop_assert_eq!(serde_json::to_value(&streamed).unwrap(), serde_json::to_value(&expected).unwrap());
         prop_assert_eq!(conv.usage().output_tokens, output as u64);
     }
+
+    #[test]
+    fn a_replayed_message_accumulates_to_itself(
+        generated in blocks(),
+        stop in prop_oneof![Just("end_turn"), Just("tool_use"), Just("max_tokens"), Just("stop_sequence")],
+        input in 0u64..5000, output in 0u64..5000, read in prop::option::of(0u64..100),
+    ) {
+        // What a cached response is served as to a streaming client: its events, on the wire and back.
+        let message: proxy_schema::Message = serde_json::from_value(json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+            "content": generated.iter().map(anthropic_block).collect::<Vec<_>>(),
+            "stop_reason": stop, "stop_sequence": if stop == "stop_sequence" { json!("END") } else { Value::Null },
+            "usage": {"input_tokens": input, "output_tokens": output, "cache_read_input_tokens": read},
+        })).unwrap();
+        let mut acc = Accumulator::new();
+        for e in proxy_convert::message_events(&message) {
+            let sse = e.to_sse();
+            let data = sse.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            acc.push(&serde_json::from_str(data).unwrap()).map_err(TestCaseError::fail)?;
+        }
+        prop_assert_eq!(serde_json::to_value(acc.into_message().unwrap()).unwrap(), serde_json::to_value(&message).unwrap());
+    }
 }
