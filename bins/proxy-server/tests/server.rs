@@ -18,16 +18,11 @@ fn sim() -> String {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(format!("http://{}", listener.local_addr().unwrap()))
+            let sim = bedrock_sim::testing::LocalSim::start(bedrock_sim::Config::default())
+                .await
                 .unwrap();
-            bedrock_sim::run(
-                listener,
-                bedrock_sim::Sim::new(bedrock_sim::Config::default()),
-                std::future::pending(),
-            )
-            .await
-            .unwrap();
+            tx.send(sim.url().to_owned()).unwrap();
+            std::future::pending::<()>().await;
         });
     });
     rx.recv().unwrap()
