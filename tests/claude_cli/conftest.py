@@ -5,34 +5,22 @@ import json
 import os
 import pathlib
 import subprocess
-import urllib.request
+import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from harness import binary, recorder, start, start_sim, stop  # noqa: E402
+
 HERE = pathlib.Path(__file__).resolve().parent
 KEY = "sk-test-master-0123456789"
 
 
-def start(path, env=None):
-    path = pathlib.Path(path)
-    if not path.exists():
-        pytest.fail(f"{path} is missing: build it with `cargo build --bins`")
-    proc = subprocess.Popen([str(path), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
-    line = proc.stdout.readline()
-    if " listening on " not in line:
-        proc.kill()
-        pytest.fail(f"{path.name} did not start: {line!r}")
-    return proc, line.split(" on ", 1)[1].strip()
-
-
 @pytest.fixture(scope="session")
 def sim_url():
-    proc, url = start(os.environ.get("BEDROCK_SIM_BIN", ROOT / "target/debug/bedrock-sim"))
+    proc, url = start_sim()
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop(proc, timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -40,16 +28,14 @@ def proxy_url(sim_url, tmp_path_factory):
     env = {"AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim_url, "AWS_ENDPOINT_URL_BEDROCK": sim_url, "AWS_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret", "MASTER_API_KEY": KEY,
            "STORE_PATH": str(tmp_path_factory.mktemp("store") / "gateway.db"), "LOG_LEVEL": "warn"}
-    proc, url = start(os.environ.get("PROXY_SERVER_BIN", ROOT / "target/debug/proxy-server"), env)
+    proc, url = start(binary("PROXY_SERVER_BIN", "proxy-server"), env)
     yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop(proc)
 
 
 @pytest.fixture
 def sim(sim_url):
-    urllib.request.urlopen(urllib.request.Request(f"{sim_url}/_sim/reset", method="POST")).read()
-    return lambda: json.loads(urllib.request.urlopen(f"{sim_url}/_sim/requests").read())
+    return recorder(sim_url)
 
 
 @pytest.fixture

@@ -5,27 +5,12 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def binary(env_name, name):
-    path = pathlib.Path(os.environ.get(env_name, ROOT / "target/debug" / name))
-    if not path.exists():
-        pytest.fail(f"{path} is missing: build it with `cargo build --bins`")
-    return path
-
-
-def start(path, env=None):
-    proc = subprocess.Popen([str(path), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
-    line = proc.stdout.readline()
-    if " listening on " not in line:
-        proc.kill()
-        pytest.fail(f"{path.name} did not start: {line!r}")
-    return proc, line.split(" on ", 1)[1].strip()
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from harness import binary, start, start_sim  # noqa: E402
 
 
 class Gateway:
@@ -54,7 +39,7 @@ class Gateway:
 
 @pytest.fixture(scope="session")
 def sim_url():
-    proc, url = start(binary("BEDROCK_SIM_BIN", "bedrock-sim"))
+    proc, url = start_sim()
     yield url
     proc.terminate()
     proc.wait(timeout=10)

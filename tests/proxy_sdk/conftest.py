@@ -2,38 +2,23 @@
 Anthropic SDK of whichever generation this venv holds (2.x: Bearer + 2026-10-21; 0.x: x-api-key +
 2023-06-01)."""
 
-import json
-import os
 import pathlib
-import subprocess
-import urllib.request
+import sys
 
 import anthropic
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from harness import binary, recorder, start, start_sim, stop  # noqa: E402
+
 MASTER_KEY = "sk-test-master-0123456789"
-
-
-def start(binary, env=None):
-    binary = pathlib.Path(binary)
-    if not binary.exists():
-        pytest.fail(f"{binary} is missing: build it with `cargo build --bins`")
-    proc = subprocess.Popen([str(binary), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
-    line = proc.stdout.readline()
-    if " listening on " not in line:
-        proc.kill()
-        pytest.fail(f"{binary.name} did not start: {line!r}")
-    return proc, line.split(" on ", 1)[1].strip()
 
 
 @pytest.fixture(scope="session")
 def sim_url():
-    proc, url = start(os.environ.get("BEDROCK_SIM_BIN", ROOT / "target/debug/bedrock-sim"))
+    proc, url = start_sim()
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop(proc, timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -54,10 +39,9 @@ def proxy_url(sim_url, tmp_path_factory):
         "STORE_PATH": str(config.parent / "gateway.db"),
         "LOG_LEVEL": "warn",
     }
-    proc, url = start(os.environ.get("PROXY_SERVER_BIN", ROOT / "target/debug/proxy-server"), env)
+    proc, url = start(binary("PROXY_SERVER_BIN", "proxy-server"), env)
     yield url
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0, "proxy-server must exit cleanly on SIGTERM"
+    assert stop(proc) == 0, "proxy-server must exit cleanly on SIGTERM"
 
 
 @pytest.fixture
@@ -73,5 +57,4 @@ def client(proxy_url):
 @pytest.fixture
 def sim(sim_url):
     """Reset the emulator's recording; `sim()` returns what it received since."""
-    urllib.request.urlopen(urllib.request.Request(f"{sim_url}/_sim/reset", method="POST")).read()
-    return lambda: json.loads(urllib.request.urlopen(f"{sim_url}/_sim/requests").read())
+    return recorder(sim_url)

@@ -2,23 +2,19 @@
 Bedrock with `Authorization: Bearer <token>` (both routes, streams included) instead of SigV4."""
 
 import os
-import pathlib
-import subprocess
 import uuid
 
 import anthropic
 import pytest
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from harness import binary, start, stop
 
 
 @pytest.fixture
 def bearer_gateway(sim_url, tmp_path):
-    binary = pathlib.Path(os.environ.get("PROXY_SERVER_BIN", ROOT / "target/debug/proxy-server"))
     token = f"bedrock-api-key-{uuid.uuid4().hex}"
     # No credential of any other kind: environment, files and instance metadata are all out of reach.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({
+    no_aws = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proc, url = start(binary("PROXY_SERVER_BIN", "proxy-server"), base_env=no_aws, env={
         "AWS_BEARER_TOKEN_BEDROCK": token,
         "AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -26,14 +22,8 @@ def bearer_gateway(sim_url, tmp_path):
         "MASTER_API_KEY": "sk-test-master-0123456789", "STORE_PATH": str(tmp_path / "gateway.db"),
         "LIST_BEDROCK_MODELS": "false", "LOG_LEVEL": "error",
     })
-    proc = subprocess.Popen([str(binary), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True, env=env)
-    line = proc.stdout.readline()
-    if " listening on " not in line:
-        proc.kill()
-        pytest.fail(f"proxy-server did not start: {line!r}")
-    yield line.split(" on ", 1)[1].strip(), token
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0
+    yield url, token
+    assert stop(proc) == 0
 
 
 def test_bedrock_api_key_is_sent_as_bearer(bearer_gateway, sim):
