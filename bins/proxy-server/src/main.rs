@@ -151,14 +151,14 @@ async fn main() -> anyhow::Result<()> {
             args.api_key_header
         );
     }
+    let mut prices = proxy_store::PriceTable::default();
     let mut routing: proxy_bedrock::RoutingConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| {
                 format!("PROXY_CONFIG / --config: cannot read {}", path.display())
             })?;
-            // The price table is proxy-admin's (cost estimates); it is checked here all the same,
-            // so a bad one is found at start.
-            proxy_store::PriceTable::from_config(&text)
+            // The price table: cost estimates in /metrics here, and in `proxy-admin usage`.
+            prices = proxy_store::PriceTable::from_config(&text)
                 .map_err(|e| anyhow::anyhow!("PROXY_CONFIG / --config: {}: {e}", path.display()))?;
             let mut doc: toml::Table = toml::from_str(&text).with_context(|| {
                 format!(
@@ -207,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
         cache_ttl: args
             .cache_enabled
             .then(|| Duration::from_secs(args.cache_ttl)),
+        prices,
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

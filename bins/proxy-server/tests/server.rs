@@ -379,6 +379,25 @@ fn a_config_with_routes_and_prices_is_served() {
         (200, Some("coder")),
         "{body}"
     );
+    // The price table gives a cost estimate in /metrics.
+    let usage = &body["usage"];
+    let want = (usage["input_tokens"].as_f64().unwrap() * 0.22
+        + usage["output_tokens"].as_f64().unwrap() * 1.8)
+        / 1e6;
+    let mut s = TcpStream::connect(&p.addr).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut metrics = String::new();
+    s.read_to_string(&mut metrics).unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("gateway_cost_usd_total{model=\"coder\"}"))
+        .unwrap_or_else(|| panic!("no cost metric in {metrics}"));
+    let got: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(want > 0.0 && (got - want).abs() < 1e-12, "{got} vs {want}");
 }
 
 /// A plain request; returns (status, body as JSON).

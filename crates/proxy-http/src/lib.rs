@@ -55,6 +55,8 @@ pub struct Settings {
     pub rate_limit_enabled: bool,
     /// The response cache's lifetime (`None`: no cache).
     pub cache_ttl: Option<Duration>,
+    /// Prices for the cost estimate metric (`gateway_cost_usd_total`); empty: no estimate.
+    pub prices: proxy_store::PriceTable,
 }
 
 impl Default for Settings {
@@ -72,6 +74,7 @@ impl Default for Settings {
             default_rate_limit: None,
             rate_limit_enabled: true,
             cache_ttl: None,
+            prices: proxy_store::PriceTable::default(),
         }
     }
 }
@@ -207,6 +210,20 @@ impl Gateway {
                 tpm,
                 record.input_tokens + record.output_tokens,
             );
+        }
+        if let Some(cost) = self.settings.prices.cost_of(
+            &record.model,
+            [
+                record.input_tokens,
+                record.output_tokens,
+                record.cache_read_input_tokens,
+                record.cache_creation_input_tokens,
+            ],
+        ) {
+            self.metrics
+                .cost
+                .with_label_values(&[&record.model])
+                .inc_by(cost);
         }
         if let Some(u) = &self.usage {
             u.record(record);

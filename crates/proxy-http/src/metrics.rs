@@ -30,6 +30,8 @@ pub struct Metrics {
     pub limit_store_errors: prometheus::IntCounter,
     /// Background store writes dropped because too many were pending.
     pub background_dropped: prometheus::IntCounter,
+    /// Estimated cost in USD by model (from the config's price table).
+    pub cost: prometheus::CounterVec,
 }
 
 impl Default for Metrics {
@@ -121,6 +123,15 @@ impl Metrics {
             "Background store writes (shared token counts, cache fills) dropped: too many pending",
         )
         .unwrap();
+        let cost = prometheus::CounterVec::new(
+            Opts::new(
+                "gateway_cost_usd_total",
+                "Estimated cost in USD of the tokens served, by model (models in the price table)",
+            ),
+            &["model"],
+        )
+        .unwrap();
+        registry.register(Box::new(cost.clone())).unwrap();
         for c in [&limit_store_errors, &background_dropped] {
             registry.register(Box::new(c.clone())).unwrap();
         }
@@ -145,6 +156,7 @@ impl Metrics {
             cache,
             limit_store_errors,
             background_dropped,
+            cost,
         }
     }
 

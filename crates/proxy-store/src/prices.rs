@@ -83,16 +83,28 @@ impl PriceTable {
 
     /// The estimated cost of a usage row in USD, if its model has a price.
     pub fn cost(&self, row: &UsageRow) -> Option<f64> {
-        let p = self.price(&row.model)?;
+        self.cost_of(
+            &row.model,
+            [
+                row.input_tokens,
+                row.output_tokens,
+                row.cache_read_input_tokens,
+                row.cache_creation_input_tokens,
+            ],
+        )
+    }
+
+    /// The estimated cost in USD of `[input, output, cache_read, cache_write]` tokens of `model`, if
+    /// it has a price.
+    pub fn cost_of(&self, model: &str, tokens: [u64; 4]) -> Option<f64> {
+        let p = self.price(model)?;
+        let [input, output, read, write] = tokens;
         let per = |tokens: u64, usd: f64| tokens as f64 * usd / 1e6;
         Some(
-            per(row.input_tokens, p.input)
-                + per(row.output_tokens, p.output)
-                + per(row.cache_read_input_tokens, p.cache_read.unwrap_or(p.input))
-                + per(
-                    row.cache_creation_input_tokens,
-                    p.cache_write.unwrap_or(p.input),
-                ),
+            per(input, p.input)
+                + per(output, p.output)
+                + per(read, p.cache_read.unwrap_or(p.input))
+                + per(write, p.cache_write.unwrap_or(p.input)),
         )
     }
 }
