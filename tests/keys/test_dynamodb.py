@@ -43,15 +43,42 @@ def moto_url(moto):
     return moto[1]
 
 
-def test_keys_and_usage_on_dynamodb(sim_url, moto_url, launch, bin_path):
-    env = {**os.environ, "STORE_BACKEND": "dynamodb", "DYNAMODB_TABLE_PREFIX": "itest", "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
-           "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret"}
-    admin = bin_path("PROXY_ADMIN_BIN", "proxy-admin")
+def store_env(dynamodb_url, prefix):
+    """The DynamoDB store settings, as proxy-admin and proxy-server both take them."""
+    return {"STORE_BACKEND": "dynamodb", "DYNAMODB_TABLE_PREFIX": prefix, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+            "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret"}
 
-    def run_admin(*args):
-        out = subprocess.run([str(admin), *args], env=env, capture_output=True, text=True, timeout=60)
+
+def gateway_env(store, sim_url, log_level="warn"):
+    """proxy-server on that store, in front of the emulator."""
+    return {**store, "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim_url, "AWS_ENDPOINT_URL_BEDROCK": sim_url,
+            "LIST_BEDROCK_MODELS": "false", "LOG_LEVEL": log_level}
+
+
+def admin(bin_path, store):
+    """`run(*args)`: proxy-admin on that store, (exit code, stdout, stderr)."""
+    binary = bin_path("PROXY_ADMIN_BIN", "proxy-admin")
+
+    def run(*args):
+        out = subprocess.run([str(binary), *args], env={**os.environ, **store}, capture_output=True, text=True, timeout=60)
         return out.returncode, out.stdout, out.stderr
+    return run
 
+
+def admin_ok(bin_path, store):
+    """`run(*args)`: proxy-admin on that store, asserted to succeed; its stdout."""
+    run = admin(bin_path, store)
+
+    def ok(*args):
+        code, out, err = run(*args)
+        assert code == 0, err
+        return out
+    return ok
+
+
+def test_keys_and_usage_on_dynamodb(sim_url, moto_url, launch, bin_path):
+    store = store_env(moto_url, "itest")
+    run_admin = admin(bin_path, store)
     code, _, err = run_admin("keys", "list")
     assert code != 0 and "setup-tables" in err, "missing tables are named with how to create them"
     code, out, err = run_admin("setup-tables")
@@ -62,11 +89,7 @@ def test_keys_and_usage_on_dynamodb(sim_url, moto_url, launch, bin_path):
     assert code == 0, err
     key = json.loads(out)
 
-    proxy_env = {k: env[k] for k in ("STORE_BACKEND", "DYNAMODB_TABLE_PREFIX", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
-                                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    proxy_env.update({"AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim_url, "AWS_ENDPOINT_URL_BEDROCK": sim_url,
-                      "LIST_BEDROCK_MODELS": "false", "LOG_LEVEL": "warn"})
-    proc, url = launch(bin_path("PROXY_SERVER_BIN", "proxy-server"), proxy_env)
+    proc, url = launch(bin_path("PROXY_SERVER_BIN", "proxy-server"), gateway_env(store, sim_url))
     try:
         c = anthropic.Anthropic(base_url=url, api_key=key["key"], max_retries=0)
         msg = c.messages.create(model="qwen.qwen3-coder-480b-a35b-v1:0", max_tokens=50, messages=[{"role": "user", "content": "x [sim words=11]"}])
@@ -86,24 +109,13 @@ def test_keys_and_usage_on_dynamodb(sim_url, moto_url, launch, bin_path):
 def test_three_replicas_share_one_limit(sim_url, moto_url, launch, bin_path):
     """Three proxy-server processes on one DynamoDB: a key limited to 3 requests gets 3 in all, not 3
     per replica, and a tokens-per-minute budget spent on one replica is refused on another."""
-    env = {**os.environ, "STORE_BACKEND": "dynamodb", "DYNAMODB_TABLE_PREFIX": "shared", "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
-           "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret"}
-    admin = bin_path("PROXY_ADMIN_BIN", "proxy-admin")
-
-    def run_admin(*args):
-        out = subprocess.run([str(admin), *args], env=env, capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
+    store = store_env(moto_url, "shared")
+    run_admin = admin_ok(bin_path, store)
     run_admin("setup-tables")
     limited = json.loads(run_admin("keys", "create", "--user-id", "team", "--name", "three", "--rate-limit-requests", "3",
                                    "--rate-limit-window", "3600", "--json"))
     tpm = json.loads(run_admin("keys", "create", "--user-id", "team", "--name", "tpm", "--tokens-per-minute", "30", "--json"))
-    proxy_env = {k: env[k] for k in ("STORE_BACKEND", "DYNAMODB_TABLE_PREFIX", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
-                                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    proxy_env.update({"AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim_url, "AWS_ENDPOINT_URL_BEDROCK": sim_url,
-                      "LIST_BEDROCK_MODELS": "false", "LOG_LEVEL": "warn"})
-    replicas = [launch(bin_path("PROXY_SERVER_BIN", "proxy-server"), proxy_env) for _ in range(3)]
+    replicas = [launch(bin_path("PROXY_SERVER_BIN", "proxy-server"), gateway_env(store, sim_url)) for _ in range(3)]
     try:
         # Windows are aligned to the clock: keep clear of a boundary (an hour's, and a minute's for tokens).
         while time.time() % 3600 > 3590 or time.time() % 60 > 45:
@@ -154,18 +166,11 @@ def test_a_store_outage_does_not_fail_served_requests(sim_url, moto, launch, bin
     shared limit falls back to the local bucket), and the lost store writes are counted, not failed
     requests; the gateway still stops cleanly."""
     moto_proc, url = moto
-    env = {**os.environ, "STORE_BACKEND": "dynamodb", "DYNAMODB_TABLE_PREFIX": "outage", "AWS_ENDPOINT_URL_DYNAMODB": url,
-           "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret"}
-    admin = bin_path("PROXY_ADMIN_BIN", "proxy-admin")
-    for args in (["setup-tables"], ["keys", "create", "--user-id", "u", "--name", "n", "--rate-limit-requests", "50", "--json"]):
-        out = subprocess.run([str(admin), *args], env=env, capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-    key = json.loads(out.stdout)
-    proxy_env = {k: env[k] for k in ("STORE_BACKEND", "DYNAMODB_TABLE_PREFIX", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
-                                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    proxy_env.update({"AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim_url, "AWS_ENDPOINT_URL_BEDROCK": sim_url,
-                      "LIST_BEDROCK_MODELS": "false", "LOG_LEVEL": "error"})
-    proc, gw = launch(bin_path("PROXY_SERVER_BIN", "proxy-server"), proxy_env)
+    store = store_env(url, "outage")
+    run_admin = admin_ok(bin_path, store)
+    run_admin("setup-tables")
+    key = json.loads(run_admin("keys", "create", "--user-id", "u", "--name", "n", "--rate-limit-requests", "50", "--json"))
+    proc, gw = launch(bin_path("PROXY_SERVER_BIN", "proxy-server"), gateway_env(store, sim_url, log_level="error"))
     try:
         c = anthropic.Anthropic(base_url=gw, api_key=key["key"], max_retries=0)
         c.messages.create(model="qwen.qwen3-coder-480b-a35b-v1:0", max_tokens=5, messages=[{"role": "user", "content": "before"}])
