@@ -157,22 +157,18 @@ async fn main() -> anyhow::Result<()> {
             let text = std::fs::read_to_string(path).with_context(|| {
                 format!("PROXY_CONFIG / --config: cannot read {}", path.display())
             })?;
-            // The price table: cost estimates in /metrics here, and in `proxy-admin usage`.
-            prices = proxy_store::PriceTable::from_config(&text)
+            let invalid = || {
+                format!(
+                    "PROXY_CONFIG / --config: {} is not a valid config",
+                    path.display()
+                )
+            };
+            let mut doc: toml::Table = toml::from_str(&text).with_context(invalid)?;
+            // The price table: cost estimates in /metrics here, and in `proxy-admin usage`. The rest
+            // of the file is the routing.
+            prices = proxy_store::PriceTable::take_from(&mut doc)
                 .map_err(|e| anyhow::anyhow!("PROXY_CONFIG / --config: {}: {e}", path.display()))?;
-            let mut doc: toml::Table = toml::from_str(&text).with_context(|| {
-                format!(
-                    "PROXY_CONFIG / --config: {} is not a valid config",
-                    path.display()
-                )
-            })?;
-            doc.remove("prices");
-            doc.try_into().with_context(|| {
-                format!(
-                    "PROXY_CONFIG / --config: {} is not a valid config",
-                    path.display()
-                )
-            })?
+            doc.try_into().with_context(invalid)?
         }
         None => proxy_bedrock::RoutingConfig::default(),
     };

@@ -320,7 +320,7 @@ impl EmbeddedStore {
         let now = crate::now();
         self.with(move |c| {
             // Expired counters are dropped now and then, so the table stays small.
-            if rand_percent() == 0 {
+            if every_hundredth_call() {
                 c.execute("DELETE FROM counters WHERE expires_at < ?1", [now])
                     .map_err(backend)?;
             }
@@ -378,7 +378,7 @@ impl EmbeddedStore {
         let (key, value) = (key.to_owned(), value.to_owned());
         let now = crate::now();
         self.with(move |c| {
-            if rand_percent() == 0 {
+            if every_hundredth_call() {
                 c.execute("DELETE FROM cache WHERE expires_at <= ?1", [now])
                     .map_err(backend)?;
             }
@@ -393,9 +393,9 @@ impl EmbeddedStore {
     }
 }
 
-/// A number in 0..100 that differs from call to call (for occasional clean-ups; not a secret).
-fn rand_percent() -> u32 {
+/// True on one call in a hundred (for occasional clean-ups of expired rows).
+fn every_hundredth_call() -> bool {
     use std::sync::atomic::{AtomicU32, Ordering};
     static CALLS: AtomicU32 = AtomicU32::new(0);
-    CALLS.fetch_add(1, Ordering::Relaxed) % 100
+    CALLS.fetch_add(1, Ordering::Relaxed).is_multiple_of(100)
 }

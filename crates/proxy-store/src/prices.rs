@@ -47,6 +47,12 @@ impl PriceTable {
     /// Other tables of the file (model routes) are not looked at.
     pub fn from_config(text: &str) -> Result<Self, String> {
         let mut doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        Self::take_from(&mut doc)
+    }
+
+    /// Takes the `prices` table out of a parsed config file (leaving the rest, e.g. the model routes,
+    /// for their own reader) and checks it; no table gives an empty price table.
+    pub fn take_from(doc: &mut toml::Table) -> Result<Self, String> {
         let Some(prices) = doc.remove("prices") else {
             return Ok(PriceTable::default());
         };
