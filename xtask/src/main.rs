@@ -581,32 +581,15 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         None,
     )?;
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let (miss50, miss99) = latencies(
-        n,
-        || {
-            timed_request(
-                &proxy_addr,
-                "/v1/messages",
-                &proxy_auth,
-                &deterministic,
-                None,
-            )
-        },
-        false,
-    )?;
-    let (hit50, hit99) = latencies(
-        n,
-        || {
-            timed_request(
-                &cached_addr,
-                "/v1/messages",
-                &proxy_auth,
-                &deterministic,
-                None,
-            )
-        },
-        false,
-    )?;
+    let deterministic_at = |addr: &str| {
+        latencies(
+            n,
+            || timed_request(addr, "/v1/messages", &proxy_auth, &deterministic, None),
+            false,
+        )
+    };
+    let (miss50, miss99) = deterministic_at(&proxy_addr)?;
+    let (hit50, hit99) = deterministic_at(&cached_addr)?;
     println!(
         "  {:<44} {:>8.3}ms {:>8.3}ms {:>8.3}ms {:>8.3}ms   hit/miss p50 {:.2}x, p99 {:.2}x",
         "cache hit vs miss (Converse route, sim)",
