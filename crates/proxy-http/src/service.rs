@@ -156,14 +156,9 @@ async fn authenticate(g: &Gateway, headers: &HeaderMap) -> Result<(Principal, St
     }
 }
 
-/// The request limit that applies to a caller, if any.
-fn limit_for(g: &Gateway, principal: &Principal) -> Option<Limit> {
-    let Principal::Key(k) = principal else {
-        return None;
-    };
-    if !g.settings.rate_limit_enabled {
-        return None;
-    }
+/// The request limit of a store key (its own, else the gateway's default), if any. Only called
+/// with limits enforced.
+fn limit_for(g: &Gateway, k: &proxy_store::ApiKey) -> Option<Limit> {
     match (
         k.limits.rate_limit_requests,
         k.limits.rate_limit_window_secs,
@@ -237,7 +232,7 @@ async fn admit(
         ];
         return Err(err);
     }
-    let Some(limit) = limit_for(g, principal) else {
+    let Some(limit) = limit_for(g, k) else {
         return Ok(Vec::new());
     };
     let d = take_request(g, &k.key_id, limit).await;
@@ -592,6 +587,47 @@ pub(crate) fn usage_record(
     }
 }
 
+/// A cacheable request's answer from the response cache, if it holds one. A hit counts as a request
+/// with no tokens (Bedrock did no work); an unreadable or unreachable cache is a miss.
+async fn cached_response(
+    g: &Gateway,
+    fill: &crate::sse::CacheFill,
+    ctx: &crate::sse::UsageContext,
+    started: Instant,
+    stream: bool,
+) -> Option<Response<Body>> {
+    let text = match crate::keys::within(fill.store.cache_get(&fill.key)).await {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            g.metrics.cache.with_label_values(&["miss"]).inc();
+            return None;
+        }
+        Err(e) => {
+            g.metrics.cache.with_label_values(&["error"]).inc();
+            tracing::warn!(error = %e, "response cache unavailable");
+            return None;
+        }
+    };
+    let message = match serde_json::from_str::<proxy_schema::Message>(&text) {
+        Ok(m) => m,
+        Err(e) => {
+            g.metrics.cache.with_label_values(&["error"]).inc();
+            tracing::warn!(error = %e, "unreadable cache entry ignored");
+            return None;
+        }
+    };
+    g.metrics.cache.with_label_values(&["hit"]).inc();
+    g.record_usage(
+        usage_record(ctx, &proxy_schema::Usage::default(), started, None, stream),
+        None,
+    );
+    Some(if stream {
+        crate::sse::replay(&message)
+    } else {
+        json_response(StatusCode::OK, &message)
+    })
+}
+
 async fn messages_inner(
     g: &Arc<Gateway>,
     principal: &Principal,
@@ -614,7 +650,7 @@ async fn messages_inner(
     }
     tracing::Span::current().record("model", req.model.as_str());
     let route = g.router.resolve(&req.model)?;
-    let limit_headers = admit(g, principal, &req.model, true).await?;
+    let mut limit_headers = admit(g, principal, &req.model, true).await?;
     check_monthly_budget(g, principal).await?;
     let (key_id, user_id) = principal.ids();
     let ctx = crate::sse::UsageContext {
@@ -630,7 +666,6 @@ async fn messages_inner(
     };
     let beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok());
     let stream = req.is_stream();
-    let mut limit_headers = limit_headers;
     let cache = match (g.settings.cache_ttl, &g.store) {
         (Some(ttl), Some(store)) => {
             crate::cache::key(&ctx.key_id, version.as_str(), headers, &raw_json).map(|key| {
@@ -644,35 +679,12 @@ async fn messages_inner(
         _ => None,
     };
     if let Some(fill) = &cache {
-        match crate::keys::within(fill.store.cache_get(&fill.key)).await {
-            Ok(Some(text)) => match serde_json::from_str::<proxy_schema::Message>(&text) {
-                Ok(message) => {
-                    g.metrics.cache.with_label_values(&["hit"]).inc();
-                    // Bedrock did no work: the request counts, its tokens do not.
-                    g.record_usage(
-                        usage_record(&ctx, &proxy_schema::Usage::default(), started, None, stream),
-                        None,
-                    );
-                    limit_headers.push((crate::cache::HEADER, "hit".into()));
-                    let resp = if stream {
-                        crate::sse::replay(&message)
-                    } else {
-                        json_response(StatusCode::OK, &message)
-                    };
-                    return Ok((resp, limit_headers));
-                }
-                Err(e) => {
-                    g.metrics.cache.with_label_values(&["error"]).inc();
-                    tracing::warn!(error = %e, "unreadable cache entry ignored")
-                }
-            },
-            Ok(None) => g.metrics.cache.with_label_values(&["miss"]).inc(),
-            Err(e) => {
-                g.metrics.cache.with_label_values(&["error"]).inc();
-                tracing::warn!(error = %e, "response cache unavailable");
-            }
+        let hit = cached_response(g, fill, &ctx, started, stream).await;
+        let result = if hit.is_some() { "hit" } else { "miss" };
+        limit_headers.push((crate::cache::HEADER, result.into()));
+        if let Some(resp) = hit {
+            return Ok((resp, limit_headers));
         }
-        limit_headers.push((crate::cache::HEADER, "miss".into()));
     }
     let message_id = format!("msg_bdrk_{}", unique_id(24));
     match route.api {
