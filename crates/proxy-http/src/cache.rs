@@ -81,6 +81,32 @@ fn canonical(v: &Value, top: bool, out: &mut String) {
     }
 }
 
+/// Where a cacheable response goes once it is complete.
+pub(crate) struct CacheFill {
+    pub store: proxy_store::Store,
+    pub key: String,
+    /// How long the entry is served, from when it is stored.
+    pub ttl: std::time::Duration,
+}
+
+impl CacheFill {
+    /// Stores a complete message (one with a stop reason) in the background.
+    pub fn put(self, g: &crate::Gateway, message: &proxy_schema::Message) {
+        if message.stop_reason.is_none() {
+            return;
+        }
+        let Ok(text) = serde_json::to_string(message) else {
+            return;
+        };
+        g.spawn_background(async move {
+            let expires_at = proxy_store::now() + self.ttl.as_secs() as i64;
+            if let Err(e) = self.store.cache_put(&self.key, &text, expires_at).await {
+                tracing::debug!(error = %e, "response not cached");
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

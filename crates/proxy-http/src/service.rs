@@ -591,7 +591,7 @@ pub(crate) fn usage_record(
 /// with no tokens (Bedrock did no work); an unreadable or unreachable cache is a miss.
 async fn cached_response(
     g: &Gateway,
-    fill: &crate::sse::CacheFill,
+    fill: &crate::cache::CacheFill,
     ctx: &crate::sse::UsageContext,
     started: Instant,
     stream: bool,
@@ -669,7 +669,7 @@ async fn messages_inner(
     let cache = match (g.settings.cache_ttl, &g.store) {
         (Some(ttl), Some(store)) => {
             crate::cache::key(&ctx.key_id, version.as_str(), headers, &raw_json).map(|key| {
-                crate::sse::CacheFill {
+                crate::cache::CacheFill {
                     store: store.clone(),
                     key,
                     ttl,

@@ -47,32 +47,6 @@ pub(crate) struct UsageContext {
     pub bedrock_model: String,
 }
 
-/// Where a cacheable response goes once it is complete.
-pub(crate) struct CacheFill {
-    pub store: proxy_store::Store,
-    pub key: String,
-    /// How long the entry is served, from when it is stored.
-    pub ttl: std::time::Duration,
-}
-
-impl CacheFill {
-    /// Stores a complete message (one with a stop reason) in the background.
-    pub fn put(self, g: &Gateway, message: &proxy_schema::Message) {
-        if message.stop_reason.is_none() {
-            return;
-        }
-        let Ok(text) = serde_json::to_string(message) else {
-            return;
-        };
-        g.spawn_background(async move {
-            let expires_at = proxy_store::now() + self.ttl.as_secs() as i64;
-            if let Err(e) = self.store.cache_put(&self.key, &text, expires_at).await {
-                tracing::debug!(error = %e, "response not cached");
-            }
-        });
-    }
-}
-
 /// A cached message replayed as the stream that would have produced it.
 pub(crate) fn replay(message: &proxy_schema::Message) -> Response<Body> {
     let text: String = proxy_convert::message_events(message)
@@ -94,7 +68,7 @@ struct Account {
     outcome: &'static str,
     span: tracing::Span,
     /// With a cacheable request: the message rebuilt from the events, stored if it completes.
-    cache: Option<(CacheFill, proxy_schema::Accumulator)>,
+    cache: Option<(crate::cache::CacheFill, proxy_schema::Accumulator)>,
 }
 
 impl Account {
@@ -181,7 +155,7 @@ pub(crate) fn converse(
     message_id: String,
     ctx: UsageContext,
     started: Instant,
-    cache: Option<CacheFill>,
+    cache: Option<crate::cache::CacheFill>,
 ) -> Response<Body> {
     let ping = g.settings.ping_interval;
     let model = ctx.model.clone();
@@ -240,7 +214,7 @@ pub(crate) fn native(
     mut receiver: EventReceiver<ResponseStream, ResponseStreamError>,
     ctx: UsageContext,
     started: Instant,
-    cache: Option<CacheFill>,
+    cache: Option<crate::cache::CacheFill>,
 ) -> Response<Body> {
     let ping = g.settings.ping_interval;
     let model = ctx.model.clone();
