@@ -3,8 +3,7 @@
 //! enforce on top of the shapes. Every failure is a message for a 400 `ValidationException`.
 //!
 //! Shapes follow the botocore `bedrock-runtime` 2023-09-30 model as summarised in
-//! `../shared/reference/wire-formats.md` B.2. Where the reference marks a rule unverified, the
-//! comment at the check says so.
+//! `docs/WIRE-NOTES.md`. Where a rule is not verified, the comment at the check says so (`⚠`).
 
 use std::collections::HashSet;
 
@@ -905,7 +904,7 @@ fn converse_semantics(body: &Value, model: &Model, needs_messages: bool) -> Resu
                         .enumerate()
                     {
                         let ipath = format!("{path}.toolResult.content.{k}");
-                        // ⚠ unverified (wire-formats open question 5): Bedrock's handling of blank text inside
+                        // ⚠ unverified (docs/WIRE-NOTES.md, item 5): Bedrock's handling of blank text inside
                         // a toolResult. Claude rejects whitespace-only text blocks everywhere, so we do too.
                         if let Some(t) = item.get("text").and_then(Value::as_str)
                             && t.trim().is_empty()

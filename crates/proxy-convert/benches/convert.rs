@@ -17,10 +17,10 @@ const CLAUDE: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
 fn fixture() -> (Vec<u8>, String) {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/claude-code/01-first-turn-stream.json"
+        "/../../tests/fixtures/claude-code/01-first-turn-stream.json"
     );
     let fixture: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).expect("shared fixtures")).unwrap();
+        serde_json::from_slice(&std::fs::read(path).expect("tests/fixtures/claude-code")).unwrap();
     let beta = fixture["headers"]["anthropic-beta"]
         .as_str()
         .unwrap_or_default()

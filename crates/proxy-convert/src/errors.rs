@@ -1,4 +1,4 @@
-//! Bedrock errors -> Anthropic error types (wire reference E.4b).
+//! Bedrock errors -> Anthropic error types (the mapping in docs/WIRE-NOTES.md).
 
 use proxy_schema::ErrorType;
 

@@ -391,7 +391,7 @@ fn convert_blocks(
                         }
                     }
                 }
-                // ⚠ Unverified (wire reference open question 5): how Bedrock takes an empty toolResult
+                // ⚠ Unverified (docs/WIRE-NOTES.md, item 5): how Bedrock takes an empty toolResult
                 // content; an empty list is what the request shape allows.
                 let status = tr.is_error.map(|e| {
                     if e {
@@ -423,7 +423,7 @@ fn convert_blocks(
                         .expect("text is set"),
                 ),
             )),
-            // ⚠ Unverified (open question 4): redactedContent carries the bytes of the opaque `data`.
+            // ⚠ Unverified (docs/WIRE-NOTES.md, item 4): redactedContent carries the bytes of the opaque `data`.
             ContentBlock::RedactedThinking(r) if claude => {
                 Some(bedrock::ContentBlock::ReasoningContent(
                     ReasoningContentBlock::RedactedContent(Blob::new(r.data.as_bytes())),

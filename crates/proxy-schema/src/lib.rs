@@ -391,9 +391,9 @@ mod tests {
     #[test]
     fn claude_code_fixtures_parse_and_round_trip() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/claude-code");
+            .join("../../tests/fixtures/claude-code");
         let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).expect("the shared fixtures beside the repository") {
+        for entry in std::fs::read_dir(&dir).expect("tests/fixtures/claude-code") {
             let path = entry.unwrap().path();
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
