@@ -261,8 +261,18 @@ fn check_limits(args: &LimitArgs) -> anyhow::Result<()> {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    // Errors as one line (`{e:#}` joins the causes): no backtrace even with RUST_BACKTRACE set.
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("proxy-admin: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::SetupTables = &cli.command {
         let client = proxy_store::dynamodb_client().await;
         let created = proxy_store::setup_tables(&client, &cli.dynamodb_table_prefix).await?;

@@ -18,14 +18,30 @@ fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// Read from the environment only, as by every AWS SDK; listed in `--help`.
+const AFTER_HELP: &str = "\
+AWS settings read from the environment, as every AWS SDK reads them:
+  AWS_REGION / AWS_DEFAULT_REGION     region (or --region); decides the geography of Claude's profiles
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE, ...
+                                      credentials (the standard chain: environment, profile, web identity,
+                                      ECS, instance metadata)
+  AWS_BEARER_TOKEN_BEDROCK            a Bedrock API key, sent as `Authorization: Bearer` instead of SigV4
+  AWS_ENDPOINT_URL_BEDROCK_RUNTIME    Bedrock Runtime endpoint (e.g. bedrock-sim: http://127.0.0.1:8001)
+  AWS_ENDPOINT_URL_BEDROCK            Bedrock control plane endpoint (model listings)
+  AWS_ENDPOINT_URL_DYNAMODB           DynamoDB endpoint (STORE_BACKEND=dynamodb)
+
+A bad setting stops start-up with one line naming it (exit status 2).";
+
 /// The Anthropic Messages API on AWS Bedrock.
 #[derive(Debug, Parser)]
-#[command(name = "proxy-server", version)]
+#[command(name = "proxy-server", version, after_help = AFTER_HELP)]
 struct Args {
     /// Address to listen on (port 0 picks a free one; the address served is printed).
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
     listen: String,
-    /// TOML config file: [[models]] routes (name, bedrock_id, api), fallback_model, profile_prefix.
+    /// TOML config file: model routes ([[models]] with name, bedrock_id, api; fallback_model;
+    /// profile_prefix) and the price table for cost estimates ([prices."model"] input, output,
+    /// cache_read, cache_write in USD per million tokens).
     #[arg(long, env = "PROXY_CONFIG")]
     config: Option<PathBuf>,
     /// AWS region (otherwise the standard AWS configuration chain decides).
@@ -70,7 +86,7 @@ struct Args {
     /// Prefix of the DynamoDB tables (`{prefix}-api-keys`, `-usage`, `-cache`).
     #[arg(long, env = "DYNAMODB_TABLE_PREFIX", default_value = "anthropic-proxy")]
     dynamodb_table_prefix: String,
-    /// Enforce per-key request limits.
+    /// Enforce per-key limits: requests per window, tokens per minute, monthly token budgets.
     #[arg(long, env = "RATE_LIMIT_ENABLED", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
     rate_limit_enabled: bool,
     /// Requests per window for store keys without their own limit.
@@ -95,7 +111,8 @@ struct Args {
     /// Seconds open requests get to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30")]
     shutdown_grace: u64,
-    /// Log filter (error, warn, info, debug, trace, or a tracing filter).
+    /// Log level: error, warn, info, debug, trace or off, or per-module directives such as
+    /// `info,proxy_http=debug`.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     log_level: String,
     /// Log format.
@@ -103,11 +120,62 @@ struct Args {
     log_format: String,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .context("LOG_LEVEL / --log-level is not a valid filter")?;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("proxy-server: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // One line per configuration error: no backtrace (RUST_BACKTRACE is often set on hosts), no
+    // debug dump.
+    match runtime.block_on(serve(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("proxy-server: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+const LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace", "off"];
+
+/// The log filter: a level, or comma-separated directives `[target=]level`. Anything else (a typo
+/// such as `bogus`, which tracing would read as a target name and so log nothing) is refused.
+fn log_filter(spec: &str) -> anyhow::Result<tracing_subscriber::EnvFilter> {
+    let refuse = || {
+        anyhow::anyhow!(
+            "LOG_LEVEL / --log-level: `{spec}` is not a log level: use one of {} or directives such as `info,proxy_http=debug`",
+            LEVELS.join(", ")
+        )
+    };
+    let directives: Vec<&str> = spec.split(',').map(str::trim).collect();
+    let valid = directives.iter().all(|d| {
+        let level = d.rsplit_once('=').map_or(
+            *d,
+            |(target, level)| {
+                if target.is_empty() { "" } else { level }
+            },
+        );
+        LEVELS.contains(&level.to_ascii_lowercase().as_str())
+    });
+    if !valid {
+        return Err(refuse());
+    }
+    // Without a region, aws-config asks instance metadata and logs each failed try as a warning with
+    // the whole response debug-printed; start-up then stops with one clear line instead (below).
+    let quiet = if spec.contains("aws_config") {
+        String::new()
+    } else {
+        ",aws_config::imds::region=error".to_owned()
+    };
+    tracing_subscriber::EnvFilter::try_new(format!("{spec}{quiet}")).map_err(|_| refuse())
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let filter = log_filter(&args.log_level)?;
     if args.log_format == "json" {
         tracing_subscriber::fmt()
             .json()
@@ -179,7 +247,9 @@ async fn main() -> anyhow::Result<()> {
         proxy_bedrock::Bedrock::from_env(args.region, Duration::from_secs(args.bedrock_timeout))
             .await;
     let Some(region) = bedrock.region() else {
-        bail!("AWS_REGION is not set and the AWS configuration names no region");
+        bail!(
+            "AWS_REGION is not set, and neither the AWS profile nor instance metadata names a region: set AWS_REGION or --region"
+        );
     };
     let router = proxy_bedrock::Router::new(routing, &region);
     if let Some(f) = router_fallback_error(&router) {
@@ -251,4 +321,26 @@ fn http_header_invalid(name: &str) -> bool {
 /// the first request.
 fn router_fallback_error(router: &proxy_bedrock::Router) -> Option<String> {
     router.fallback_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_levels_are_checked() {
+        for ok in [
+            "info",
+            "WARN",
+            "off",
+            "info,proxy_http=debug",
+            "aws_config=error",
+        ] {
+            assert!(log_filter(ok).is_ok(), "{ok}");
+        }
+        for bad in ["bogus", "", "info,", "=debug", "proxy_http=loud", "inf"] {
+            let e = log_filter(bad).unwrap_err().to_string();
+            assert!(e.starts_with("LOG_LEVEL / --log-level: "), "{e}");
+        }
+    }
 }

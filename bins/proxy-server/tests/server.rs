@@ -358,6 +358,53 @@ fn bad_settings_stop_start_up_naming_them() {
 }
 
 #[test]
+fn configuration_errors_are_one_line_without_backtrace() {
+    let one_line = |env: &[(&str, &str)], removed: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        let store =
+            std::env::temp_dir().join(format!("proxy-server-line-{}.db", std::process::id()));
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .env("AWS_REGION", "us-east-1")
+            .env("LIST_BEDROCK_MODELS", "false")
+            .env("STORE_PATH", store)
+            .env("MASTER_API_KEY", KEY)
+            // Common on hosts; it must not turn a configuration error into a stack dump.
+            .env("RUST_BACKTRACE", "1")
+            // Where no region is set, instance metadata must not be asked for long.
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        for k in removed {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{env:?}: {stderr}");
+        assert!(stderr.starts_with("proxy-server: "), "{stderr}");
+        stderr
+    };
+    let e = one_line(&[("LOG_LEVEL", "bogus")], &[]);
+    assert!(e.contains("LOG_LEVEL") && e.contains("debug"), "{e}");
+    let e = one_line(&[("MASTER_API_KEY", "short")], &[]);
+    assert!(e.contains("MASTER_API_KEY"), "{e}");
+    // No region anywhere: an empty home (no ~/.aws/config), no region variables.
+    let home = std::env::temp_dir().join(format!("proxy-server-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let e = one_line(
+        &[("HOME", home.to_str().unwrap())],
+        &[
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_PROFILE",
+            "AWS_CONFIG_FILE",
+        ],
+    );
+    assert!(e.contains("AWS_REGION"), "{e}");
+}
+
+#[test]
 fn a_config_with_routes_and_prices_is_served() {
     let sim_url = sim();
     let dir = std::env::temp_dir().join(format!("proxy-config-{}", std::process::id()));
