@@ -78,6 +78,13 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     // The venvs come first: the Rust suite of the DynamoDB store runs moto's server from `.venv`.
     let (current, legacy) = venvs(root)?;
     let moto = root.join(".venv/bin/moto_server");
+    let outside = outside_paths(root)?;
+    if !outside.is_empty() {
+        bail!(
+            "these files reach outside the repository (a fresh clone has nothing beside it):\n  {}",
+            outside.join("\n  ")
+        );
+    }
     if !python_only {
         run(cargo().args(["fmt", "--all", "--check"]))?;
         run(cargo().args([
@@ -181,6 +188,101 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Folders that are not the project's own text: builds, installs, venvs, captured data.
+const NOT_SOURCE: &[&str] = &[
+    ".git",
+    "target",
+    "node_modules",
+    "__pycache__",
+    ".pytest_cache",
+    "data",
+    "fixtures",
+];
+
+/// Every place in the project's code, tests, benches, scripts and docs that reads or points at a path
+/// outside the repository: a relative path that climbs above the repository root (counted from the
+/// nearest package root, `Cargo.toml` or `package.json`, or else the file's folder), an absolute path
+/// into this machine's work folder, or the developers' reference folder beside the repository.
+fn outside_paths(root: &Path) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    // Spelled in pieces so that this check does not find itself.
+    let beside = format!("{}/{}", "..", "shared");
+    let work = format!("{}{}/", "/wo", "rk");
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if path.is_dir() {
+                if !NOT_SOURCE.contains(&name) && !name.starts_with(".venv") {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            let text_file = matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("rs" | "py" | "sh" | "toml" | "md" | "yaml" | "yml" | "ts" | "js" | "txt")
+            ) || dir.ends_with(".ci");
+            if !text_file {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let base = package_root(root, &dir);
+            let depth = base
+                .strip_prefix(root)
+                .map_or(0, |p| p.components().count());
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            for (n, line) in text.lines().enumerate() {
+                let ups = max_climb(line);
+                if line.contains(&beside) || line.contains(&work) || ups > depth {
+                    found.push(format!("{shown}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The nearest folder from `dir` up to `root` that holds `Cargo.toml` or `package.json`, else `dir`.
+fn package_root(root: &Path, dir: &Path) -> PathBuf {
+    let mut d = dir;
+    while d.starts_with(root) {
+        if d.join("Cargo.toml").exists() || d.join("package.json").exists() {
+            return d.to_path_buf();
+        }
+        match d.parent() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    dir.to_path_buf()
+}
+
+/// The longest run of `../` in a line.
+fn max_climb(line: &str) -> usize {
+    let bytes = line.as_bytes();
+    let (mut best, mut i) = (0, 0);
+    while i < bytes.len() {
+        let mut run = 0;
+        while bytes[i + run * 3..].starts_with(b"../") {
+            run += 1;
+        }
+        best = best.max(run);
+        i += (run * 3).max(1);
+    }
+    best
+}
+
 /// `npm ci` in `dir` when its lock file changed since the last install.
 fn npm_install(dir: &Path) -> Result<()> {
     let lock =
@@ -270,17 +372,19 @@ fn start_sim(binary: &Path, listen: &str, extra: &[&str]) -> Result<(KillOnDrop,
     )
 }
 
-/// Starts a built proxy-server on `listen` in front of the emulator at `sim_url`.
+/// Starts a built proxy-server on `listen` in front of the emulator at `sim_url`, with its embedded
+/// store in the file `store`.
 fn start_proxy(
     binary: &Path,
     listen: &str,
     sim_url: &str,
     key: &str,
+    store: &Path,
     extra_env: &[(&str, &str)],
 ) -> Result<(KillOnDrop, String)> {
     start_server(
         "proxy-server",
-        Command::new(binary)
+        child_command(binary)
             .args(["--listen", listen])
             .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
             .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
@@ -288,10 +392,7 @@ fn start_proxy(
             .env("AWS_ACCESS_KEY_ID", "demo")
             .env("AWS_SECRET_ACCESS_KEY", "demo")
             .env("MASTER_API_KEY", key)
-            .env(
-                "STORE_PATH",
-                std::env::temp_dir().join(format!("gateway-{}.db", std::process::id())),
-            )
+            .env("STORE_PATH", store)
             .env(
                 "LOG_LEVEL",
                 std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
@@ -300,7 +401,62 @@ fn start_proxy(
     )
 }
 
+/// A command for a server this task starts. Where util-linux's `setpriv` is installed, the server
+/// gets SIGTERM when this process dies, however it dies (even by SIGKILL), so nothing is left running.
+fn child_command(binary: &Path) -> Command {
+    let setpriv = Command::new("setpriv")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if setpriv {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--pdeathsig", "TERM", "--"]).arg(binary);
+        cmd
+    } else {
+        Command::new(binary)
+    }
+}
+
+/// A scratch directory of this task under `target/`, emptied when created and removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(root: &Path, name: &str) -> Result<Self> {
+        let dir = root.join("target").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Asks a server to stop as SIGTERM does (it drains and flushes usage), then waits for it.
+fn terminate(child: &mut KillOnDrop) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if child.0.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn demo(root: &Path) -> Result<()> {
+    eprintln!(
+        "Building bedrock-sim, proxy-server and proxy-admin (release). The first build compiles the AWS SDK\n\
+         and takes about 6 minutes on 2 cores; later ones take seconds."
+    );
     run(cargo().args([
         "build",
         "--release",
@@ -308,11 +464,23 @@ fn demo(root: &Path) -> Result<()> {
         "bedrock-sim",
         "--bin",
         "proxy-server",
+        "--bin",
+        "proxy-admin",
     ]))?;
-    let (_sim, sim_url) = start_sim(
-        &root.join("target/release/bedrock-sim"),
-        "127.0.0.1:8001",
-        &[],
+    // SIGINT, SIGTERM and SIGHUP (Ctrl-C, `kill PID`, a closed terminal) stop both servers and remove
+    // the store; SIGKILL stops them too (setpriv, above) and leaves only target/demo behind, which the
+    // next run empties.
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])?;
+    let scratch = Scratch::new(root, "demo")?;
+    let store = scratch.0.join("gateway.db");
+    let sim_bin = root.join("target/release/bedrock-sim");
+    let (mut sim, sim_url) = start_server(
+        "bedrock-sim",
+        child_command(&sim_bin).args(["--listen", "127.0.0.1:8001"]),
     )?;
     let key = "sk-demo-0123456789";
     let (mut proxy, url) = start_proxy(
@@ -320,25 +488,58 @@ fn demo(root: &Path) -> Result<()> {
         "127.0.0.1:8000",
         &sim_url,
         key,
+        &store,
         &[],
     )?;
+    let admin = root.join("target/release/proxy-admin");
     println!(
         "\nproxy-server is serving the Anthropic API at {url}, in front of bedrock-sim at {sim_url}\n\
-         (no AWS account needed; Ctrl-C stops both).\n\n\
-         Try it:\n\n  \
+         (no AWS account needed; Ctrl-C stops both). Keys and usage live in {store}\n\
+         (removed when the demo stops).\n\n\
+         Try it with the demo's operator key:\n\n  \
          curl -s {url}/v1/messages -H 'x-api-key: {key}' -H 'anthropic-version: 2023-06-01' \\\n    \
          -H 'content-type: application/json' \\\n    \
          -d '{{\"model\":\"claude-sonnet-4-6\",\"max_tokens\":256,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'\n\n\
+         Make a key of your own for this demo (it prints the key once), and list usage:\n\n  \
+         STORE_PATH={store} {admin} keys create --user-id you --name demo\n  \
+         STORE_PATH={store} {admin} usage --user-id you\n\n\
          Any Anthropic client works: ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY={key}\n\
-         (e.g. claude --model claude-sonnet-4-6). Script the emulator with markers such as\n\
-         [sim thinking tool] in the prompt (bedrock-sim --help lists them); what Bedrock received:\n\
-         curl -s {sim_url}/_sim/requests\n"
+         (e.g. npx -y @anthropic-ai/claude-code@2.1.197 --model claude-sonnet-4-6). Script the emulator with\n\
+         markers such as [sim thinking tool] in the prompt (bedrock-sim --help lists them); what Bedrock\n\
+         received: curl -s {sim_url}/_sim/requests\n",
+        store = store.display(),
+        admin = admin.display(),
     );
-    let status = proxy.0.wait()?;
-    if !status.success() {
-        bail!("proxy-server exited with {status}");
-    }
-    Ok(())
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = signals.handle();
+    let watcher = std::thread::spawn(move || {
+        let mut signals = signals;
+        if let Some(sig) = signals.forever().next() {
+            let _ = tx.send(sig);
+        }
+    });
+    let outcome = loop {
+        if let Ok(sig) = rx.recv_timeout(Duration::from_millis(200)) {
+            eprintln!("\nstopping the demo (signal {sig})");
+            break Ok(());
+        }
+        if let Some(status) = proxy.0.try_wait()? {
+            break if status.success() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("proxy-server exited with {status}"))
+            };
+        }
+        if let Some(status) = sim.0.try_wait()? {
+            break Err(anyhow::anyhow!("bedrock-sim exited with {status}"));
+        }
+    };
+    terminate(&mut proxy);
+    terminate(&mut sim);
+    handle.close();
+    let _ = watcher.join();
+    drop(scratch);
+    outcome
 }
 
 /// One HTTP/1.1 request on a fresh connection; returns (time to the first occurrence of `marker`
@@ -440,6 +641,7 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         "--bin",
         "proxy-server",
     ]))?;
+    let scratch = Scratch::new(root, "bench")?;
     let (_sim, sim_url) = start_sim(
         &root.join("target/release/bedrock-sim"),
         "127.0.0.1:0",
@@ -451,25 +653,22 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         "127.0.0.1:0",
         &sim_url,
         key,
+        &scratch.0.join("gateway.db"),
         &[],
     )?;
     // A second gateway with the response cache on (its own store file).
-    let cache_store = std::env::temp_dir().join(format!("gateway-cache-{}.db", std::process::id()));
     let (_cached, cached_url) = start_proxy(
         &root.join("target/release/proxy-server"),
         "127.0.0.1:0",
         &sim_url,
         key,
-        &[
-            ("CACHE_ENABLED", "true"),
-            ("STORE_PATH", cache_store.to_str().unwrap_or_default()),
-        ],
+        &scratch.0.join("gateway-cache.db"),
+        &[("CACHE_ENABLED", "true")],
     )?;
     let cached_addr = cached_url.trim_start_matches("http://").to_owned();
     let sim_addr = sim_url.trim_start_matches("http://").to_owned();
     let proxy_addr = proxy_url.trim_start_matches("http://").to_owned();
-    let dir = std::env::temp_dir().join(format!("gateway-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = scratch.0.clone();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -683,7 +882,40 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         "  cache hits / Converse route through the gateway: {:.2}",
         hits / proxied
     );
-    let _ = std::fs::remove_file(&cache_store);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_reads_outside_the_repository() {
+        let outside = outside_paths(&project_root()).unwrap();
+        assert!(outside.is_empty(), "outside the repository: {outside:#?}");
+    }
+
+    #[test]
+    fn the_check_finds_a_path_that_climbs_out() {
+        let dir = project_root().join("target/outside-paths-check");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("crates/a/src")).unwrap();
+        std::fs::write(dir.join("crates/a/Cargo.toml"), "").unwrap();
+        // From crates/a (the package root), two levels up is the tree's root, three are outside it.
+        std::fs::write(
+            dir.join("crates/a/src/lib.rs"),
+            format!(
+                "const A: &str = \"{}x\";\nconst B: &str = \"{}y\";\n",
+                "../".repeat(2),
+                "../".repeat(3)
+            ),
+        )
+        .unwrap();
+        let found = outside_paths(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("crates/a/src/lib.rs:2:"), "{found:?}");
+        assert_eq!(max_climb(&format!("a/{}b ../c", "../".repeat(3))), 3);
+        assert_eq!(max_climb(".../x"), 1);
+    }
 }
