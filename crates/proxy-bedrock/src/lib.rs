@@ -1,11 +1,15 @@
 //! `proxy-bedrock`: the gateway's Bedrock side. One shared `aws-sdk-bedrockruntime` client (connection
 //! reuse, the standard credential chain including Bedrock API keys, the standard endpoint overrides),
 //! model routing ([`Router`]), and the mapping of every upstream failure to an Anthropic error type
-//! ([`UpstreamError`]).
+//! ([`UpstreamError`]). Bedrock's Anthropic Messages API, which the SDK cannot call, goes through a
+//! lean signed client of its own ([`signed`], [`messages`]; SSE decoding in [`sse`]).
 //!
 //! It does no conversion itself (that is `proxy-convert`) and knows nothing of HTTP serving.
 
+pub mod messages;
 mod routing;
+pub mod signed;
+pub mod sse;
 
 use std::time::Duration;
 
@@ -21,6 +25,9 @@ use aws_sdk_bedrockruntime::types::{ConverseStreamOutput, CountTokensInput, Resp
 use proxy_convert::ConverseRequest;
 use proxy_schema::ErrorType;
 
+pub use messages::{
+    Endpoint, Endpoints, MessageStream, MessagesClient, MessagesEvent, MessagesReply,
+};
 pub use routing::{
     Api, ListedModel, ModelRoute, Route, RouteError, Router, RoutingConfig, geography,
 };
@@ -89,6 +96,42 @@ where
     }
 }
 
+/// The Messages API client from the SDK's configuration: the same region, credential chain and
+/// Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`, read as the SDK reads it) and endpoint overrides.
+fn messages_client(shared: &aws_types::SdkConfig, timeout: Duration) -> Option<MessagesClient> {
+    let Some(region) = shared.region().map(|r| r.to_string()) else {
+        tracing::warn!("no AWS region: the Messages API route is unavailable");
+        return None;
+    };
+    let bearer = aws_types::service_config::ServiceConfigKey::builder()
+        .service_id("bedrock")
+        .env("AWS_BEARER_TOKEN")
+        .profile("")
+        .build()
+        .ok()
+        .and_then(|key| shared.service_config()?.load_config(key))
+        .filter(|t| !t.trim().is_empty());
+    let auth = match (bearer, shared.credentials_provider()) {
+        (Some(token), _) => signed::Auth::Bearer(token),
+        (None, Some(provider)) => signed::Auth::SigV4(provider),
+        (None, None) => {
+            tracing::warn!("no AWS credentials: the Messages API route is unavailable");
+            return None;
+        }
+    };
+    match signed::SignedClient::new(auth, signed::ClientSettings::new(timeout)) {
+        Ok(client) => Some(MessagesClient::new(
+            client,
+            region.clone(),
+            Endpoints::from_sdk_config(shared, &region),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the Messages API client");
+            None
+        }
+    }
+}
+
 /// The Anthropic error type of an exception inside an InvokeModelWithResponseStream.
 pub fn response_stream_error_type(e: &ResponseStreamError) -> ErrorType {
     match e {
@@ -111,6 +154,9 @@ pub struct Bedrock {
     credentials: Option<aws_sdk_bedrockruntime::config::SharedCredentialsProvider>,
     bearer: bool,
     timeout: Duration,
+    /// The Messages API client; `None` when it could not be set up (no region, no credentials, or
+    /// no TLS), which `messages_api` reports.
+    messages: Option<MessagesClient>,
 }
 
 impl Bedrock {
@@ -136,13 +182,25 @@ impl Bedrock {
             .build();
         // The control plane (model listings) honours AWS_ENDPOINT_URL_BEDROCK.
         let control = aws_sdk_bedrock::Client::new(&shared);
+        let messages = messages_client(&shared, timeout);
         Bedrock {
             client: Client::from_conf(conf),
             control,
             credentials,
             bearer,
             timeout,
+            messages,
         }
+    }
+
+    /// The Messages API client (runtime's `/anthropic` and Mantle), or why there is none.
+    pub fn messages_api(&self) -> Result<&MessagesClient, UpstreamError> {
+        self.messages.as_ref().ok_or_else(|| {
+            UpstreamError::new(
+                ErrorType::ApiError,
+                "the gateway cannot call Bedrock's Messages API (no region, credentials or TLS; see the start-up log)",
+            )
+        })
     }
 
     /// The region in use.

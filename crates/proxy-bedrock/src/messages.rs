@@ -1,0 +1,856 @@
+//! Bedrock's Anthropic Messages API, which the AWS SDK has no operation for: `POST
+//! /anthropic/v1/messages` on bedrock-runtime (inference-profile ids, SigV4 service `bedrock`) and
+//! on bedrock-mantle (bare `anthropic.*` ids, SigV4 service `bedrock-mantle`), and Mantle's `POST
+//! /anthropic/v1/messages/count_tokens`. Sent through the [`SignedClient`].
+//!
+//! The body goes as given (the caller has rewritten `model` and removed what Bedrock refuses). The
+//! answer is a whole [`Message`] or a [`MessageStream`] of events decoded from the SSE body as it
+//! arrives. Failures become [`UpstreamError`]s: Anthropic's error envelope keeps its error type,
+//! AWS-style errors (`x-amzn-errortype`, `__type`) go through `proxy_convert::error_type`, anything
+//! else is typed by its HTTP status.
+//!
+//! Not verified against Bedrock (coded defensively, and marked where it matters below):
+//! - which `anthropic-version` each host wants (header or body, and which values): the client's
+//!   header is passed through, `2023-06-01` when it sent none, and never put in the body;
+//! - whether runtime streams plain SSE as Mantle does (we accept only `text/event-stream`);
+//! - runtime answers an operation it does not serve (count_tokens among them) with HTTP 200 and a
+//!   coral `UnknownOperationException` body: any such body, whatever the status, is an error;
+//! - the shapes of throttling and overload answers (429/503/529), so the status decides when the
+//!   body does not.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use aws_types::SdkConfig;
+use aws_types::service_config::ServiceConfigKey;
+use bytes::Bytes;
+use futures::Stream;
+use http::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use proxy_schema::{ErrorType, Message, StreamEvent};
+use serde_json::Value;
+
+use crate::UpstreamError;
+use crate::signed::{SendError, SignedClient};
+use crate::sse::{SseDecoder, SseEvent};
+
+/// The `anthropic-version` sent when the client sent none. ⚠ Which values each host accepts is
+/// not established; Bedrock's documentation shows this one for Mantle.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// The largest response body read whole (a message, an error, a count). Bedrock's payload limit is
+/// 20 MB; a larger answer is refused rather than buffered.
+const BODY_LIMIT: usize = 32 << 20;
+
+/// Which Bedrock host serves the Messages API for a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// bedrock-runtime's `/anthropic` (inference-profile ids such as `us.anthropic.claude-opus-4-8`).
+    Runtime,
+    /// bedrock-mantle (bare ids such as `anthropic.claude-opus-4-8`).
+    Mantle,
+}
+
+impl Endpoint {
+    /// The SigV4 signing name: `bedrock` on runtime, `bedrock-mantle` on Mantle.
+    pub fn signing_name(self) -> &'static str {
+        match self {
+            Endpoint::Runtime => "bedrock",
+            Endpoint::Mantle => "bedrock-mantle",
+        }
+    }
+
+    /// The service id by which the AWS configuration names the endpoint override:
+    /// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, `AWS_ENDPOINT_URL_BEDROCK_MANTLE` (and the `services`
+    /// sections of the config file: `bedrock-runtime`, `bedrock-mantle`).
+    fn service_id(self) -> &'static str {
+        match self {
+            Endpoint::Runtime => "Bedrock Runtime",
+            Endpoint::Mantle => "Bedrock Mantle",
+        }
+    }
+}
+
+/// The base URLs of both hosts (scheme, host, optional port and path prefix; no trailing `/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// bedrock-runtime, default `https://bedrock-runtime.{region}.amazonaws.com`.
+    pub runtime: String,
+    /// bedrock-mantle, default `https://bedrock-mantle.{region}.api.aws`.
+    pub mantle: String,
+}
+
+impl Endpoints {
+    /// Both hosts' public endpoints in `region`.
+    pub fn for_region(region: &str) -> Endpoints {
+        Endpoints::resolve(region, |_| None)
+    }
+
+    /// The endpoints as the AWS SDK would configure them: for each host its own variable
+    /// (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, `AWS_ENDPOINT_URL_BEDROCK_MANTLE`), else the generic
+    /// `AWS_ENDPOINT_URL`, else the config file's `services` section or `endpoint_url`, none of them
+    /// when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is set; else the public endpoint in `region`.
+    /// There is no SDK for Mantle: its override is named the way the SDK names every service's.
+    pub fn from_sdk_config(config: &SdkConfig, region: &str) -> Endpoints {
+        Endpoints::resolve(region, |endpoint| {
+            let key = ServiceConfigKey::builder()
+                .service_id(endpoint.service_id())
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .ok()?;
+            config
+                .service_config()
+                .and_then(|c| c.load_config(key))
+                .or_else(|| config.endpoint_url().map(str::to_owned))
+        })
+    }
+
+    /// Defaults in `region`, overridden by what `configured` returns for an endpoint.
+    fn resolve(region: &str, configured: impl Fn(Endpoint) -> Option<String>) -> Endpoints {
+        let base = |endpoint: Endpoint, default: String| {
+            configured(endpoint)
+                .filter(|u| !u.trim().is_empty())
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .unwrap_or(default)
+        };
+        Endpoints {
+            runtime: base(
+                Endpoint::Runtime,
+                format!("https://bedrock-runtime.{region}.amazonaws.com"),
+            ),
+            mantle: base(
+                Endpoint::Mantle,
+                format!("https://bedrock-mantle.{region}.api.aws"),
+            ),
+        }
+    }
+
+    /// The base URL of `endpoint`.
+    pub fn base(&self, endpoint: Endpoint) -> &str {
+        match endpoint {
+            Endpoint::Runtime => &self.runtime,
+            Endpoint::Mantle => &self.mantle,
+        }
+    }
+}
+
+/// What `messages` returns: the whole message, or its stream.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per call, moved once; boxing would only add an allocation"
+)]
+pub enum MessagesReply {
+    /// The answer to a request without `stream`.
+    Message(Message),
+    /// The answer to a streaming request.
+    Stream(MessageStream),
+}
+
+/// An item of a [`MessageStream`].
+#[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "events are handed on one at a time, never stored in bulk; `StreamEvent` is unboxed on the other routes too"
+)]
+pub enum MessagesEvent {
+    /// An event of the Messages stream.
+    Event(StreamEvent),
+    /// An event [`StreamEvent`] cannot hold (a newer event type, or a known one with a delta or
+    /// block this gateway does not model): its SSE name and data, verbatim. Relay it with
+    /// [`MessagesEvent::to_sse`] (Anthropic's clients ignore event types they do not know) or drop it;
+    /// it never ends the stream.
+    Unknown {
+        /// The SSE `event:` name.
+        event: String,
+        /// The SSE data.
+        data: String,
+    },
+}
+
+impl MessagesEvent {
+    /// The event as SSE text.
+    pub fn to_sse(&self) -> String {
+        match self {
+            MessagesEvent::Event(e) => e.to_sse(),
+            MessagesEvent::Unknown { event, data } => {
+                let mut out = format!("event: {event}\n");
+                for line in data.split('\n') {
+                    out.push_str("data: ");
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                out.push('\n');
+                out
+            }
+        }
+    }
+}
+
+/// The Messages API on both hosts.
+#[derive(Debug, Clone)]
+pub struct MessagesClient {
+    signed: SignedClient,
+    region: String,
+    endpoints: Endpoints,
+}
+
+impl MessagesClient {
+    /// A client sending through `signed`, signing for `region`, to `endpoints`.
+    pub fn new(
+        signed: SignedClient,
+        region: impl Into<String>,
+        endpoints: Endpoints,
+    ) -> MessagesClient {
+        MessagesClient {
+            signed,
+            region: region.into(),
+            endpoints,
+        }
+    }
+
+    /// The endpoints in use.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// `POST /anthropic/v1/messages` on `endpoint` with `body` (JSON, `model` already the Bedrock
+    /// id). `anthropic_version` is the client's header (⚠ passed through; the default when `None`
+    /// is [`DEFAULT_ANTHROPIC_VERSION`]); `betas` go as one `anthropic-beta` header. `stream` must
+    /// match the body's `stream` field: it decides what is asked for (`accept`) and expected.
+    /// Resolves when the response head arrives (within `BEDROCK_TIMEOUT`); an HTTP error, or a 200
+    /// that is not a message, is an `Err`.
+    pub async fn messages(
+        &self,
+        endpoint: Endpoint,
+        body: Bytes,
+        anthropic_version: Option<&str>,
+        betas: &[String],
+        stream: bool,
+    ) -> Result<MessagesReply, UpstreamError> {
+        let accept = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let path = "/anthropic/v1/messages";
+        let response = self
+            .send(endpoint, path, body, anthropic_version, betas, accept)
+            .await?;
+        let (parts, incoming) = response.into_parts();
+        let request_id = request_id(&parts.headers);
+        let is_sse = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        if stream && parts.status.is_success() && is_sse {
+            return Ok(MessagesReply::Stream(MessageStream::new(
+                incoming, request_id,
+            )));
+        }
+        let bytes = self.read_body(incoming).await?;
+        if let Some(err) = failure(parts.status, &parts.headers, &bytes, path) {
+            tracing::warn!(status = %parts.status, request_id, kind = err.kind.as_str(), message = %err.message, "Bedrock Messages API error");
+            return Err(err);
+        }
+        if stream {
+            return Err(unexpected(
+                "Bedrock answered a streaming request without an event stream",
+                &bytes,
+                request_id,
+            ));
+        }
+        serde_json::from_slice::<Message>(&bytes)
+            .map(MessagesReply::Message)
+            .map_err(|e| {
+                tracing::warn!(error = %e, "Bedrock's message does not parse");
+                unexpected("Bedrock's answer is not a message", &bytes, request_id)
+            })
+    }
+
+    /// Mantle's `POST /anthropic/v1/messages/count_tokens` with `body` (a count_tokens request,
+    /// `model` the Bedrock id); returns `input_tokens`. ⚠ Runtime has no such route: asked there,
+    /// Bedrock answers `UnknownOperationException`, returned as an error.
+    pub async fn count_tokens(
+        &self,
+        endpoint: Endpoint,
+        body: Bytes,
+        anthropic_version: Option<&str>,
+        betas: &[String],
+    ) -> Result<u64, UpstreamError> {
+        let path = "/anthropic/v1/messages/count_tokens";
+        let response = self
+            .send(
+                endpoint,
+                path,
+                body,
+                anthropic_version,
+                betas,
+                "application/json",
+            )
+            .await?;
+        let (parts, incoming) = response.into_parts();
+        let request_id = request_id(&parts.headers);
+        let bytes = self.read_body(incoming).await?;
+        if let Some(err) = failure(parts.status, &parts.headers, &bytes, path) {
+            return Err(err);
+        }
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("input_tokens").and_then(Value::as_u64))
+            .ok_or_else(|| unexpected("Bedrock's token count does not parse", &bytes, request_id))
+    }
+
+    async fn send(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        body: Bytes,
+        anthropic_version: Option<&str>,
+        betas: &[String],
+        accept: &'static str,
+    ) -> Result<http::Response<Incoming>, UpstreamError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static(accept));
+        let version = anthropic_version
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .unwrap_or(DEFAULT_ANTHROPIC_VERSION);
+        headers.insert(
+            "anthropic-version",
+            HeaderValue::from_str(version).map_err(|_| {
+                UpstreamError::new(
+                    ErrorType::InvalidRequestError,
+                    "anthropic-version: not a valid header value",
+                )
+            })?,
+        );
+        let betas: Vec<&str> = betas
+            .iter()
+            .map(|b| b.trim())
+            .filter(|b| !b.is_empty())
+            .collect();
+        if !betas.is_empty() {
+            headers.insert(
+                "anthropic-beta",
+                HeaderValue::from_str(&betas.join(",")).map_err(|_| {
+                    UpstreamError::new(
+                        ErrorType::InvalidRequestError,
+                        "anthropic-beta: not a valid header value",
+                    )
+                })?,
+            );
+        }
+        let url = format!("{}{path}", self.endpoints.base(endpoint));
+        self.signed
+            .sign_and_send(
+                endpoint.signing_name(),
+                &self.region,
+                Method::POST,
+                &url,
+                headers,
+                body,
+            )
+            .await
+            .map_err(UpstreamError::from)
+    }
+
+    /// Reads a whole body, bounded in size and in time.
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, UpstreamError> {
+        let limited = http_body_util::Limited::new(body, BODY_LIMIT);
+        match tokio::time::timeout(self.signed.timeout(), limited.collect()).await {
+            Err(_) => Err(UpstreamError::new(
+                ErrorType::TimeoutError,
+                "Bedrock did not finish its answer within BEDROCK_TIMEOUT",
+            )),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reading Bedrock's answer failed");
+                Err(UpstreamError::new(
+                    ErrorType::ApiError,
+                    "Bedrock's answer could not be read whole",
+                ))
+            }
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+}
+
+impl From<SendError> for UpstreamError {
+    /// As the SDK's failures map: no answer in time is a timeout, an unreachable endpoint is
+    /// overload (retryable), a request the gateway cannot build or sign is its own fault.
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Timeout(_) => {
+                UpstreamError::new(ErrorType::TimeoutError, "Bedrock did not answer in time")
+            }
+            SendError::Transport(detail) => {
+                tracing::warn!(error = %detail, "Bedrock unreachable");
+                UpstreamError::new(
+                    ErrorType::OverloadedError,
+                    "Bedrock is unreachable from the gateway",
+                )
+            }
+            SendError::Credentials(detail) | SendError::InvalidRequest(detail) => {
+                tracing::error!(error = %detail, "cannot build the Bedrock request (credentials or configuration)");
+                UpstreamError::new(
+                    ErrorType::ApiError,
+                    "the gateway cannot call Bedrock (credentials or configuration)",
+                )
+            }
+        }
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    ["request-id", "x-amzn-requestid"]
+        .iter()
+        .find_map(|h| headers.get(*h))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// An answer that is neither a result nor a recognisable error.
+fn unexpected(what: &str, body: &[u8], request_id: Option<String>) -> UpstreamError {
+    let start = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    tracing::warn!(request_id, body = %start, "{what}");
+    UpstreamError::new(ErrorType::ApiError, what)
+}
+
+/// The Anthropic error type Anthropic gives an HTTP status.
+fn status_kind(status: StatusCode) -> ErrorType {
+    match status.as_u16() {
+        400 | 422 => ErrorType::InvalidRequestError,
+        401 => ErrorType::AuthenticationError,
+        402 => ErrorType::BillingError,
+        403 => ErrorType::PermissionError,
+        404 => ErrorType::NotFoundError,
+        413 => ErrorType::RequestTooLarge,
+        429 => ErrorType::RateLimitError,
+        503 | 529 => ErrorType::OverloadedError,
+        504 => ErrorType::TimeoutError,
+        _ => ErrorType::ApiError,
+    }
+}
+
+/// The error an answer carries, if it is one: any non-2xx status; a 2xx with an AWS error type
+/// (header or body) or Anthropic's error envelope.
+fn failure(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    path: &str,
+) -> Option<UpstreamError> {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let mut err = envelope_error(json.as_ref(), status)
+        .or_else(|| aws_error(headers, json.as_ref(), status, path))
+        .or_else(|| {
+            (!status.is_success()).then(|| {
+                let text = String::from_utf8_lossy(&body[..body.len().min(500)]);
+                let message = if text.trim().is_empty() {
+                    format!("Bedrock answered HTTP {}", status.as_u16())
+                } else {
+                    text.trim().to_owned()
+                };
+                UpstreamError::new(status_kind(status), message)
+            })
+        })?;
+    if let Some(secs) = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        err.retry_after = Some(secs);
+    }
+    Some(err)
+}
+
+/// `{"type":"error","error":{"type":…,"message":…}}`: the error type as given (by the status when
+/// it is one this gateway does not know).
+fn envelope_error(json: Option<&Value>, status: StatusCode) -> Option<UpstreamError> {
+    let json = json?;
+    if json.get("type").and_then(Value::as_str) != Some("error") {
+        return None;
+    }
+    let error = json.get("error")?;
+    let kind = error
+        .get("type")
+        .and_then(|t| serde_json::from_value::<ErrorType>(t.clone()).ok())
+        .unwrap_or_else(|| status_kind(status));
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("Bedrock returned an error")
+        .to_owned();
+    Some(UpstreamError::new(kind, message))
+}
+
+/// An AWS-style error: the code from `x-amzn-errortype`, else the body's `code` or `__type` (also
+/// under coral's `Output`); the message from `message`, `Message` or `errorMessage`.
+fn aws_error(
+    headers: &HeaderMap,
+    json: Option<&Value>,
+    status: StatusCode,
+    path: &str,
+) -> Option<UpstreamError> {
+    let str_at = |v: &Value, keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| v.get(*k).and_then(Value::as_str))
+            .map(str::to_owned)
+    };
+    let objects: Vec<&Value> = json
+        .into_iter()
+        .flat_map(|j| [Some(j), j.get("Output")])
+        .flatten()
+        .collect();
+    let code = headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| objects.iter().find_map(|o| str_at(o, &["code", "__type"])))?;
+    let short = code
+        .rsplit('#')
+        .next()
+        .unwrap_or(&code)
+        .split(':')
+        .next()
+        .unwrap_or(&code)
+        .to_owned();
+    let message = objects
+        .iter()
+        .find_map(|o| str_at(o, &["message", "Message", "errorMessage"]));
+    if short == "UnknownOperationException" {
+        // ⚠ runtime's answer (HTTP 200) to an operation it does not serve.
+        return Some(UpstreamError::new(
+            ErrorType::ApiError,
+            format!("Bedrock does not serve {path} on this endpoint (UnknownOperationException)"),
+        ));
+    }
+    let message = message.unwrap_or_else(|| short.clone());
+    let mut kind = proxy_convert::error_type(&short, &message);
+    if kind == ErrorType::ApiError && !status.is_success() {
+        kind = status_kind(status);
+    }
+    Some(UpstreamError::new(kind, message))
+}
+
+/// The events of a streamed answer, decoded as the body arrives (pulled: nothing is read ahead of
+/// the consumer). Items:
+/// - `Ok(Event)` for every event of the Messages stream, `ping` included;
+/// - `Ok(Unknown)` for events the schema does not model (never fatal);
+/// - one `Err` and then the end, for an SSE `error` event (its error type kept), a broken or
+///   undecodable body, or a body that ends before `message_stop`.
+///
+/// Dropping the stream drops the response body, which closes the upstream stream (on HTTP/1.1 the
+/// connection) and so cancels the call.
+#[derive(Debug)]
+pub struct MessageStream {
+    body: Incoming,
+    decoder: SseDecoder,
+    /// No more items (an error was given, or the body ended).
+    done: bool,
+    saw_stop: bool,
+    request_id: Option<String>,
+}
+
+impl MessageStream {
+    fn new(body: Incoming, request_id: Option<String>) -> Self {
+        MessageStream {
+            body,
+            decoder: SseDecoder::default(),
+            done: false,
+            saw_stop: false,
+            request_id,
+        }
+    }
+
+    /// Bedrock's request id (`request-id` or `x-amzn-requestid`), for logs and support cases.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    fn fail(&mut self, err: UpstreamError) -> Poll<Option<Result<MessagesEvent, UpstreamError>>> {
+        self.done = true;
+        tracing::warn!(request_id = self.request_id, kind = err.kind.as_str(), message = %err.message, "Bedrock Messages stream failed");
+        Poll::Ready(Some(Err(err)))
+    }
+}
+
+/// The item an SSE event becomes.
+pub(crate) fn stream_item(ev: SseEvent) -> Result<MessagesEvent, UpstreamError> {
+    let json: Option<Value> = serde_json::from_str(&ev.data).ok();
+    let is_error = ev.event == "error"
+        || json
+            .as_ref()
+            .and_then(|j| j.get("type"))
+            .and_then(Value::as_str)
+            == Some("error");
+    if is_error {
+        return Err(
+            envelope_error(json.as_ref(), StatusCode::INTERNAL_SERVER_ERROR).unwrap_or_else(|| {
+                UpstreamError::new(ErrorType::ApiError, "Bedrock's stream reported an error")
+            }),
+        );
+    }
+    match json.map(serde_json::from_value::<StreamEvent>) {
+        Some(Ok(event)) => Ok(MessagesEvent::Event(event)),
+        _ => {
+            tracing::debug!(event = %ev.event, "passing an SSE event the schema does not model");
+            Ok(MessagesEvent::Unknown {
+                event: ev.event,
+                data: ev.data,
+            })
+        }
+    }
+}
+
+impl Stream for MessageStream {
+    type Item = Result<MessagesEvent, UpstreamError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match this.decoder.next_event() {
+                Err(e) => {
+                    return this.fail(UpstreamError::new(
+                        ErrorType::ApiError,
+                        format!("Bedrock's event stream cannot be decoded: {e}"),
+                    ));
+                }
+                Ok(Some(ev)) => match stream_item(ev) {
+                    Ok(item) => {
+                        if matches!(item, MessagesEvent::Event(StreamEvent::MessageStop)) {
+                            this.saw_stop = true;
+                        }
+                        return Poll::Ready(Some(Ok(item)));
+                    }
+                    Err(e) => return this.fail(e),
+                },
+                Ok(None) => {}
+            }
+            match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Trailers carry no events.
+                    if let Ok(data) = frame.into_data() {
+                        this.decoder.push(&data);
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "Bedrock's stream broke");
+                    return this.fail(UpstreamError::new(
+                        ErrorType::ApiError,
+                        "the connection to Bedrock broke during the stream",
+                    ));
+                }
+                Poll::Ready(None) => {
+                    if this.saw_stop {
+                        this.done = true;
+                        return Poll::Ready(None);
+                    }
+                    return this.fail(UpstreamError::new(
+                        ErrorType::ApiError,
+                        "Bedrock's stream ended before message_stop",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn endpoints_default_per_region_and_follow_overrides() {
+        let e = Endpoints::for_region("eu-west-1");
+        assert_eq!(e.runtime, "https://bedrock-runtime.eu-west-1.amazonaws.com");
+        assert_eq!(e.mantle, "https://bedrock-mantle.eu-west-1.api.aws");
+        let e = Endpoints::resolve("us-east-1", |ep| match ep {
+            Endpoint::Mantle => Some("http://127.0.0.1:9/mantle/ ".into()),
+            Endpoint::Runtime => Some("  ".into()),
+        });
+        assert_eq!(e.mantle, "http://127.0.0.1:9/mantle");
+        assert_eq!(e.runtime, "https://bedrock-runtime.us-east-1.amazonaws.com");
+        assert_eq!(e.base(Endpoint::Mantle), "http://127.0.0.1:9/mantle");
+    }
+
+    #[test]
+    fn signing_names() {
+        assert_eq!(Endpoint::Runtime.signing_name(), "bedrock");
+        assert_eq!(Endpoint::Mantle.signing_name(), "bedrock-mantle");
+    }
+
+    #[test]
+    fn envelope_errors_keep_their_type() {
+        let body = br#"{"type":"error","error":{"type":"not_found_error","message":"The model 'x' does not exist"}}"#;
+        let e = failure(StatusCode::BAD_REQUEST, &HeaderMap::new(), body, "/p").unwrap();
+        assert_eq!(e.kind, ErrorType::NotFoundError);
+        assert_eq!(e.message, "The model 'x' does not exist");
+        // An error type this gateway does not know: the status decides.
+        let body = br#"{"type":"error","error":{"type":"brand_new_error","message":"m"}}"#;
+        let e = failure(StatusCode::FORBIDDEN, &HeaderMap::new(), body, "/p").unwrap();
+        assert_eq!(e.kind, ErrorType::PermissionError);
+    }
+
+    #[test]
+    fn aws_errors_map_through_the_shared_table() {
+        let e = failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            &h(&[
+                (
+                    "x-amzn-errortype",
+                    "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+                ),
+                ("retry-after", "7"),
+            ]),
+            br#"{"message":"Too many requests, please wait before trying again."}"#,
+            "/p",
+        )
+        .unwrap();
+        assert_eq!(e.kind, ErrorType::RateLimitError);
+        assert_eq!(
+            e.message,
+            "Too many requests, please wait before trying again."
+        );
+        assert_eq!(e.retry_after, Some(7));
+
+        let e = failure(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            br#"{"__type":"com.amazon.bedrock#ValidationException","Message":"on-demand throughput isn't supported"}"#,
+            "/p",
+        )
+        .unwrap();
+        assert_eq!(e.kind, ErrorType::InvalidRequestError);
+        assert_eq!(e.message, "on-demand throughput isn't supported");
+
+        // An unknown code takes the status's type.
+        let e = failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &h(&[("x-amzn-errortype", "SomethingNewException")]),
+            b"",
+            "/p",
+        )
+        .unwrap();
+        assert_eq!(e.kind, ErrorType::OverloadedError);
+        assert_eq!(e.retry_after, Some(1));
+    }
+
+    #[test]
+    fn unknown_operation_in_a_200_is_an_error() {
+        let body = br#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException"},"Version":"1.0"}"#;
+        let e = failure(
+            StatusCode::OK,
+            &HeaderMap::new(),
+            body,
+            "/anthropic/v1/messages/count_tokens",
+        )
+        .unwrap();
+        assert_eq!(e.kind, ErrorType::ApiError);
+        assert!(
+            e.message.contains("UnknownOperationException"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("count_tokens"), "{}", e.message);
+        let e = failure(
+            StatusCode::OK,
+            &HeaderMap::new(),
+            br#"{"__type":"UnknownOperationException"}"#,
+            "/p",
+        );
+        assert!(e.is_some());
+    }
+
+    #[test]
+    fn a_message_is_not_a_failure() {
+        let body = br#"{"id":"msg_bdrk_1","type":"message","role":"assistant","model":"m","content":[],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
+        assert!(failure(StatusCode::OK, &HeaderMap::new(), body, "/p").is_none());
+    }
+
+    #[test]
+    fn statuses_without_a_readable_body() {
+        for (status, kind) in [
+            (400, ErrorType::InvalidRequestError),
+            (401, ErrorType::AuthenticationError),
+            (403, ErrorType::PermissionError),
+            (404, ErrorType::NotFoundError),
+            (413, ErrorType::RequestTooLarge),
+            (429, ErrorType::RateLimitError),
+            (500, ErrorType::ApiError),
+            (502, ErrorType::ApiError),
+            (503, ErrorType::OverloadedError),
+            (504, ErrorType::TimeoutError),
+            (529, ErrorType::OverloadedError),
+        ] {
+            let e = failure(
+                StatusCode::from_u16(status).unwrap(),
+                &HeaderMap::new(),
+                b"<html>oops</html>",
+                "/p",
+            )
+            .unwrap();
+            assert_eq!(e.kind, kind, "{status}");
+        }
+    }
+
+    #[test]
+    fn stream_items() {
+        let item = |event: &str, data: &str| {
+            stream_item(SseEvent {
+                event: event.into(),
+                data: data.into(),
+            })
+        };
+        assert_eq!(
+            item("ping", r#"{"type":"ping"}"#).unwrap(),
+            MessagesEvent::Event(StreamEvent::Ping)
+        );
+        let e = item(
+            "error",
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorType::OverloadedError);
+        assert_eq!(e.message, "Overloaded");
+        assert_eq!(
+            item("error", "garbage").unwrap_err().kind,
+            ErrorType::ApiError
+        );
+        // A new event type, and a known one with a delta the schema lacks: passed, not fatal.
+        for (event, data) in [
+            ("brand_new", r#"{"type":"brand_new","x":1}"#),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"compaction_delta","c":"x"}}"#,
+            ),
+        ] {
+            let got = item(event, data).unwrap();
+            assert_eq!(
+                got,
+                MessagesEvent::Unknown {
+                    event: event.into(),
+                    data: data.into()
+                }
+            );
+            assert_eq!(got.to_sse(), format!("event: {event}\ndata: {data}\n\n"));
+        }
+    }
+}
