@@ -110,6 +110,7 @@ pub mod catalog;
 pub mod directives;
 pub mod eventstream;
 mod generate;
+mod messages;
 mod server;
 pub mod testing;
 pub mod validate;
