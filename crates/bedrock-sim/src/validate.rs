@@ -1456,8 +1456,11 @@ fn native_body(body: &Value, model: &Model, dialect: Dialect) -> Result<(), Inva
             });
         }
     }
+    // The Anthropic SDK's Bedrock client (2.x) sends `2026-10-21`, which Bedrock takes only for
+    // Claude 4.7 and later (the adaptive-thinking generation); ARN-versioned models may refuse it.
     if let Some(version) = obj.get("anthropic_version")
         && version != "bedrock-2023-05-31"
+        && !(version == "2026-10-21" && model.adaptive_thinking)
     {
         return invalid(format!(
             "Invalid API version: {version}. Use bedrock-2023-05-31."
@@ -1967,6 +1970,9 @@ mod tests {
         native(&b, &claude()).unwrap();
         b["thinking"] = json!({"type": "adaptive"});
         native(&b, &m).unwrap();
+        b["anthropic_version"] = json!("2026-10-21");
+        native(&b, &m).unwrap();
+        assert!(err(native(&b, &claude())).contains("Invalid API version"));
         let conv = json!({"messages": [user("hi")], "inferenceConfig": {"maxTokens": 4096},
             "additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 1024}}});
         assert!(err(converse(&conv, &m)).contains("adaptive"));
