@@ -163,6 +163,7 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             &current,
             &[
                 "tests/boto3",
+                "tests/bedrock_messages",
                 "tests/anthropic_sdk",
                 "tests/proxy_sdk",
                 "tests/keys",

@@ -2,7 +2,9 @@
 //!
 //! Point an AWS SDK at it (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://127.0.0.1:8001`, any static
 //! credentials) and it answers Converse, ConverseStream, InvokeModel(-WithResponseStream),
-//! CountTokens, ListFoundationModels and ListInferenceProfiles with deterministic, scriptable replies.
+//! CountTokens, ListFoundationModels and ListInferenceProfiles with deterministic, scriptable replies,
+//! and Bedrock's Anthropic Messages API on the runtime (`/anthropic/...`) and Mantle
+//! (`/mantle/anthropic/...`) paths.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,10 +31,28 @@ SCRIPTING
 
   Example: curl ... -d '{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"hi [sim tool thinking]\"}]}]}'
 
+ANTHROPIC MESSAGES API
+  POST /anthropic/v1/messages                  bedrock-runtime: profile ids (us., eu., global., ...) and
+                                               ARNs; a bare id of a profile-only model gets Bedrock's
+                                               \"on-demand throughput isn't supported\" 400
+  POST /mantle/anthropic/v1/messages           bedrock-mantle: bare ids only (anthropic.claude-opus-4-8);
+  POST /mantle/anthropic/v1/messages/count_tokens   profile ids and ARNs get 404 not_found_error
+  Body and answers are Anthropic's (stream: true gives plain SSE); errors use Anthropic's envelope.
+  A request is for Mantle when its path starts with /mantle (Mantle base URL http://HOST:PORT/mantle)
+  or its SigV4 scope names bedrock-mantle. Auth: SigV4 (bedrock or bedrock-mantle), Authorization:
+  Bearer, or x-api-key; none (or two at once) is a 401 authentication_error. Runtime answers other
+  /anthropic routes (count_tokens included) with 200 and an UnknownOperationException body.
+  Refused everywhere, as Bedrock does: first-party-only betas (claude-code-*, oauth-*, files-api-*,
+  ...), tools[].eager_input_streaming, cache_control.scope, a metadata.user_id outside
+  [a-zA-Z0-9_-], and thinking.type enabled on Opus 4.7 and later.
+
 CONTROL ENDPOINTS
-  GET /_sim/requests   what was received (operation, model id, headers, body, status)
+  GET /_sim/requests   what was received (endpoint, operation, model id, headers, body, status)
   POST /_sim/reset     forget it
   GET /_sim/health     200
+  GET /_sim/models     the catalog
+  POST /_sim/models    add a model now (JSON with the [[model]] keys below); listed by the next
+                       ListFoundationModels / ListInferenceProfiles
 
 CONFIG FILE (TOML)
   region = \"us-east-1\"
@@ -44,9 +64,16 @@ CONFIG FILE (TOML)
   [[model]]
   id = \"acme.model-v1:0\"
   name = \"Acme Model\"
-  provider = \"Acme\"
-  on_demand = true
-  geos = [\"us\"]
+  provider = \"Acme\"                          # default Anthropic for anthropic.* ids
+  on_demand = true                           # or inference_types = [\"ON_DEMAND\", \"INFERENCE_PROFILE\"]
+  geos = [\"us\"]                              # us eu apac au jp in global us-gov
+  [[model]]
+  id = \"anthropic.claude-opus-6\"
+  name = \"Claude Opus 6\"
+  inference_types = [\"INFERENCE_PROFILE\"]     # profile-only: the bare id is refused
+  geos = [\"us\", \"global\"]
+  mantle = true                              # served on Mantle by its id (or mantle_id = \"...\")
+  adaptive_thinking = true                   # refuses thinking.type enabled
 ";
 
 /// A local AWS Bedrock Runtime emulator that speaks the real AWS wire protocol.

@@ -102,6 +102,10 @@ fn help_documents_the_directives() {
         "ttfb_ms=N",
         "/_sim/requests",
         "[[rule]]",
+        "/anthropic/v1/messages",
+        "/mantle/anthropic/v1/messages",
+        "POST /_sim/models",
+        "inference_types",
     ] {
         assert!(help.contains(word), "--help lacks {word}");
     }

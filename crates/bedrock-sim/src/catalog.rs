@@ -1,11 +1,16 @@
 //! The models the emulator knows, how a `modelId` from a request resolves to one of them, and the
 //! control-plane listings (ListFoundationModels, ListInferenceProfiles) built from them.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// One foundation model.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// In the config file (`[[model]]`) and in `POST /_sim/models` a model is written as a
+/// [`ModelSpec`]: `id`, `name`, and optionally `provider`, `on_demand` or `inference_types`,
+/// `geos`, `input_modalities`, `mantle` / `mantle_id` and `adaptive_thinking`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(try_from = "ModelSpec")]
 pub struct Model {
     /// The bare foundation-model id, e.g. `anthropic.claude-sonnet-4-5-20250929-v1:0`.
     pub id: String,
@@ -14,14 +19,129 @@ pub struct Model {
     /// Provider name as ListFoundationModels shows it, e.g. `Anthropic`.
     pub provider: String,
     /// Whether the bare id can be invoked (on-demand throughput); otherwise only through a profile.
-    #[serde(default)]
     pub on_demand: bool,
     /// Geographies with a system-defined cross-region inference profile (`us`, `eu`, `global`, ...).
-    #[serde(default)]
     pub geos: Vec<String>,
     /// Input modalities (`TEXT`, `IMAGE`, ...).
+    pub input_modalities: Vec<String>,
+    /// The id bedrock-mantle serves this model under (a bare id without version suffix, e.g.
+    /// `anthropic.claude-haiku-4-5`); `None` if Mantle does not serve it.
+    pub mantle_id: Option<String>,
+    /// Whether the model takes only adaptive thinking (Claude Opus 4.7 and later): a request with
+    /// `thinking.type: "enabled"` is refused.
+    pub adaptive_thinking: bool,
+}
+
+/// How a model is written in the config file and in `POST /_sim/models`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The bare foundation-model id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Provider name; defaults to `Anthropic` for `anthropic.` ids and is required otherwise.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// Whether the bare id can be invoked; the same as listing `ON_DEMAND` in `inference_types`.
+    #[serde(default)]
+    pub on_demand: Option<bool>,
+    /// `inferenceTypesSupported` as ListFoundationModels shows it: `ON_DEMAND` and/or
+    /// `INFERENCE_PROFILE`.
+    #[serde(default)]
+    pub inference_types: Option<Vec<String>>,
+    /// Geographies with a system inference profile (`us`, `eu`, `apac`, `au`, `jp`, `in`,
+    /// `global`, `us-gov`).
+    #[serde(default)]
+    pub geos: Vec<String>,
+    /// Input modalities (default `["TEXT"]`).
     #[serde(default = "text_only")]
     pub input_modalities: Vec<String>,
+    /// Served by bedrock-mantle under its own `id`.
+    #[serde(default)]
+    pub mantle: bool,
+    /// Served by bedrock-mantle under this id (implies `mantle`).
+    #[serde(default)]
+    pub mantle_id: Option<String>,
+    /// Takes only adaptive thinking (refuses `thinking.type: "enabled"`).
+    #[serde(default)]
+    pub adaptive_thinking: bool,
+}
+
+/// Geographies that have system inference profiles, as Bedrock prefixes profile ids.
+pub const GEOGRAPHIES: &[&str] = &["us", "eu", "apac", "au", "jp", "in", "global", "us-gov"];
+
+impl TryFrom<ModelSpec> for Model {
+    type Error = String;
+
+    fn try_from(spec: ModelSpec) -> Result<Model, String> {
+        if spec.id.trim().is_empty() || spec.id.contains('/') || spec.id.starts_with("arn:") {
+            return Err(format!("model id `{}` is not a bare model id", spec.id));
+        }
+        if spec.name.trim().is_empty() {
+            return Err(format!("model {}: name must not be empty", spec.id));
+        }
+        let provider = match spec.provider {
+            Some(p) if !p.trim().is_empty() => p,
+            _ if spec.id.starts_with("anthropic.") => "Anthropic".to_owned(),
+            _ => return Err(format!("model {}: provider is required", spec.id)),
+        };
+        let listed_on_demand = match &spec.inference_types {
+            None => None,
+            Some(types) => {
+                if let Some(bad) = types.iter().find(|t| {
+                    !["ON_DEMAND", "INFERENCE_PROFILE", "PROVISIONED"].contains(&t.as_str())
+                }) {
+                    return Err(format!(
+                        "model {}: unknown inference type `{bad}` (ON_DEMAND, INFERENCE_PROFILE, PROVISIONED)",
+                        spec.id
+                    ));
+                }
+                Some(types.iter().any(|t| t == "ON_DEMAND"))
+            }
+        };
+        let on_demand = match (spec.on_demand, listed_on_demand) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(format!(
+                    "model {}: on_demand and inference_types disagree",
+                    spec.id
+                ));
+            }
+            (Some(a), _) | (None, Some(a)) => a,
+            (None, None) => false,
+        };
+        if let Some(bad) = spec
+            .geos
+            .iter()
+            .find(|g| !GEOGRAPHIES.contains(&g.as_str()))
+        {
+            return Err(format!(
+                "model {}: unknown geography `{bad}` ({})",
+                spec.id,
+                GEOGRAPHIES.join(", ")
+            ));
+        }
+        let mantle_id = match spec.mantle_id {
+            Some(m) if m.contains(':') || m.contains('/') => {
+                return Err(format!(
+                    "model {}: mantle_id `{m}` must be a bare id without version suffix",
+                    spec.id
+                ));
+            }
+            Some(m) => Some(m),
+            None => spec.mantle.then(|| spec.id.clone()),
+        };
+        Ok(Model {
+            id: spec.id,
+            name: spec.name,
+            provider,
+            on_demand,
+            geos: spec.geos,
+            input_modalities: spec.input_modalities,
+            mantle_id,
+            adaptive_thinking: spec.adaptive_thinking,
+        })
+    }
 }
 
 fn text_only() -> Vec<String> {
@@ -65,13 +185,66 @@ fn model(
         } else {
             text_only()
         },
+        mantle_id: None,
+        adaptive_thinking: false,
+    }
+}
+
+/// A Claude model of the generation Bedrock serves only through inference profiles: no ARN version
+/// suffix, the same id on Mantle, and (from Opus 4.7 on) adaptive thinking only.
+fn profile_only_claude(id: &str, name: &str, geos: &[&str]) -> Model {
+    Model {
+        mantle_id: Some(id.to_owned()),
+        adaptive_thinking: true,
+        ..model(id, name, "Anthropic", false, geos, true)
     }
 }
 
 /// The built-in catalog: the current Claude models and a few Converse-only families.
+///
+/// The newest Claude models (Opus 4.7 and later, Sonnet 5, Fable 5) have no ARN-versioned id and are
+/// listed with `inferenceTypesSupported: ["INFERENCE_PROFILE"]` only, with the system profiles of the
+/// geographies Bedrock publishes for them. Where no geography was published for a model (Opus 5.5,
+/// Fable 5, Fable 5.1) the catalog assumes the Global profile only: an assumption, not a fact.
 pub fn builtin_models() -> Vec<Model> {
     let all = &["us", "eu", "apac", "jp", "global"];
+    let mut haiku_4_5 = model(
+        "anthropic.claude-haiku-4-5-20251001-v1:0",
+        "Claude Haiku 4.5",
+        "Anthropic",
+        false,
+        all,
+        true,
+    );
+    haiku_4_5.mantle_id = Some("anthropic.claude-haiku-4-5".into());
     vec![
+        profile_only_claude("anthropic.claude-opus-5-5", "Claude Opus 5.5", &["global"]),
+        profile_only_claude(
+            "anthropic.claude-opus-5",
+            "Claude Opus 5",
+            &["us", "global"],
+        ),
+        profile_only_claude(
+            "anthropic.claude-sonnet-5",
+            "Claude Sonnet 5",
+            &["us", "eu", "au", "global"],
+        ),
+        profile_only_claude(
+            "anthropic.claude-fable-5-1",
+            "Claude Fable 5.1",
+            &["global"],
+        ),
+        profile_only_claude("anthropic.claude-fable-5", "Claude Fable 5", &["global"]),
+        profile_only_claude(
+            "anthropic.claude-opus-4-8",
+            "Claude Opus 4.8",
+            &["us", "eu", "global"],
+        ),
+        profile_only_claude(
+            "anthropic.claude-opus-4-7",
+            "Claude Opus 4.7",
+            &["us", "eu", "jp", "au", "global"],
+        ),
         model(
             "anthropic.claude-opus-4-6-v1",
             "Claude Opus 4.6",
@@ -96,14 +269,7 @@ pub fn builtin_models() -> Vec<Model> {
             &["us", "eu", "global"],
             true,
         ),
-        model(
-            "anthropic.claude-haiku-4-5-20251001-v1:0",
-            "Claude Haiku 4.5",
-            "Anthropic",
-            false,
-            all,
-            true,
-        ),
+        haiku_4_5,
         model(
             "anthropic.claude-sonnet-4-5-20250929-v1:0",
             "Claude Sonnet 4.5",
@@ -288,16 +454,15 @@ pub struct Catalog {
 impl Catalog {
     /// A catalog of the built-in models plus `extra`, with ARNs in `region`.
     pub fn new(extra: Vec<Model>, region: &str) -> Self {
-        let mut models = builtin_models();
-        for m in extra {
-            models.retain(|known| known.id != m.id);
-            models.push(m);
-        }
-        Catalog {
-            models,
+        let mut catalog = Catalog {
+            models: builtin_models(),
             region: region.to_owned(),
             account: "123456789012".to_owned(),
+        };
+        for m in extra {
+            catalog.add(m);
         }
+        catalog
     }
 
     /// All models.
@@ -345,6 +510,23 @@ impl Catalog {
             .ok_or(ResolveError::Invalid)
     }
 
+    /// Adds `model` (replacing a model of the same id), as the config file's `[[model]]` and
+    /// `POST /_sim/models` do.
+    pub fn add(&mut self, model: Model) {
+        match self.models.iter_mut().find(|m| m.id == model.id) {
+            Some(known) => *known = model,
+            None => self.models.push(model),
+        }
+    }
+
+    /// The model bedrock-mantle serves under `id`: Mantle takes only bare ids without version
+    /// suffix; profile ids and ARNs name no Mantle model.
+    pub fn resolve_mantle(&self, id: &str) -> Option<&Model> {
+        self.models
+            .iter()
+            .find(|m| m.mantle_id.as_deref() == Some(id))
+    }
+
     fn model_arn(&self, id: &str) -> String {
         format!("arn:aws:bedrock:{}::foundation-model/{id}", self.region)
     }
@@ -379,8 +561,11 @@ impl Catalog {
             .filter(|m| get("byProvider").is_none_or(|p| m.provider.eq_ignore_ascii_case(p)))
             .filter(|_| get("byOutputModality").is_none_or(|o| o == "TEXT"))
             .filter(|m| {
-                get("byInferenceType")
-                    .is_none_or(|t| (t == "ON_DEMAND" && m.on_demand) || t == "PROVISIONED")
+                get("byInferenceType").is_none_or(|t| {
+                    (t == "ON_DEMAND" && m.on_demand)
+                        || t == "PROVISIONED"
+                        || t == "INFERENCE_PROFILE"
+                })
             })
             .filter(|_| get("byCustomizationType").is_none())
             .map(|m| self.model_summary(m))
@@ -408,6 +593,9 @@ impl Catalog {
                     "eu" => &["eu-central-1", "eu-west-1", "eu-west-3"],
                     "apac" => &["ap-northeast-1", "ap-southeast-1", "ap-southeast-2"],
                     "jp" => &["ap-northeast-1", "ap-northeast-3"],
+                    "au" => &["ap-southeast-2", "ap-southeast-4"],
+                    "in" => &["ap-south-1", "ap-south-2"],
+                    "us-gov" => &["us-gov-west-1", "us-gov-east-1"],
                     _ => &["us-east-1", "eu-west-1", "ap-northeast-1"],
                 };
                 let models: Vec<Value> = regions
@@ -417,6 +605,7 @@ impl Catalog {
                 let label = match geo.as_str() {
                     "global" => "Global".to_owned(),
                     "apac" => "APAC".to_owned(),
+                    "us-gov" => "US GovCloud".to_owned(),
                     g => g.to_ascii_uppercase(),
                 };
                 out.push(json!({
@@ -550,6 +739,111 @@ mod tests {
                 .anthropic_name(),
             "claude-opus-4-6"
         );
+    }
+
+    #[test]
+    fn newest_models_are_profile_only_and_on_mantle_by_bare_id() {
+        let c = catalog();
+        assert_eq!(
+            c.resolve("anthropic.claude-opus-4-8").unwrap_err(),
+            ResolveError::OnDemandNotSupported("anthropic.claude-opus-4-8".into())
+        );
+        for id in [
+            "us.anthropic.claude-opus-4-8",
+            "eu.anthropic.claude-opus-4-8",
+            "global.anthropic.claude-opus-4-8",
+            "jp.anthropic.claude-opus-4-7",
+            "au.anthropic.claude-opus-4-7",
+            "au.anthropic.claude-sonnet-5",
+            "us.anthropic.claude-opus-5",
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.anthropic.claude-opus-5-5",
+        ] {
+            assert!(c.resolve(id).unwrap().via_profile, "{id}");
+        }
+        for id in [
+            "apac.anthropic.claude-opus-4-7",
+            "eu.anthropic.claude-opus-5",
+            "us.anthropic.claude-opus-4-7-v1",
+        ] {
+            assert_eq!(c.resolve(id).unwrap_err(), ResolveError::Invalid, "{id}");
+        }
+        let m = c.resolve("us.anthropic.claude-opus-4-8").unwrap().model;
+        assert_eq!(m.name, "Claude Opus 4.8");
+        assert_eq!(m.anthropic_name(), "claude-opus-4-8");
+        assert!(m.adaptive_thinking);
+        let summary = c.model_summary(m);
+        assert_eq!(
+            summary["inferenceTypesSupported"],
+            json!(["INFERENCE_PROFILE"])
+        );
+        assert_eq!(
+            c.resolve_mantle("anthropic.claude-opus-4-8").unwrap().id,
+            "anthropic.claude-opus-4-8"
+        );
+        assert_eq!(
+            c.resolve_mantle("anthropic.claude-haiku-4-5").unwrap().id,
+            "anthropic.claude-haiku-4-5-20251001-v1:0"
+        );
+        assert!(
+            !c.resolve_mantle("anthropic.claude-haiku-4-5")
+                .unwrap()
+                .adaptive_thinking
+        );
+        assert!(c.resolve_mantle("us.anthropic.claude-opus-4-8").is_none());
+        assert!(
+            c.resolve_mantle("anthropic.claude-sonnet-4-5-20250929-v1:0")
+                .is_none()
+        );
+        let profiles: Vec<String> = c
+            .profiles()
+            .iter()
+            .filter_map(|p| p["inferenceProfileId"].as_str().map(str::to_owned))
+            .filter(|p| p.ends_with(".anthropic.claude-opus-4-7"))
+            .collect();
+        assert_eq!(
+            profiles,
+            ["us", "eu", "jp", "au", "global"].map(|g| format!("{g}.anthropic.claude-opus-4-7"))
+        );
+    }
+
+    #[test]
+    fn models_from_specs() {
+        let spec = |v: Value| serde_json::from_value::<Model>(v);
+        let m = spec(
+            json!({"id": "anthropic.claude-opus-6", "name": "Claude Opus 6",
+            "inference_types": ["INFERENCE_PROFILE"], "geos": ["us", "global"], "mantle": true,
+            "adaptive_thinking": true}),
+        )
+        .unwrap();
+        assert_eq!(m.provider, "Anthropic");
+        assert!(!m.on_demand);
+        assert_eq!(m.mantle_id.as_deref(), Some("anthropic.claude-opus-6"));
+        let mut c = catalog();
+        c.add(m.clone());
+        assert!(c.resolve("global.anthropic.claude-opus-6").is_ok());
+        assert!(c.resolve_mantle("anthropic.claude-opus-6").is_some());
+        // A model round-trips through its own JSON.
+        let again: Model = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+        assert_eq!(again.geos, m.geos);
+        assert_eq!(again.mantle_id, m.mantle_id);
+        assert!(
+            spec(json!({"id": "acme.x", "name": "X"}))
+                .unwrap_err()
+                .to_string()
+                .contains("provider")
+        );
+        assert!(
+            spec(json!({"id": "acme.x", "name": "X", "provider": "Acme", "geos": ["mars"]}))
+                .is_err()
+        );
+        assert!(spec(json!({"id": "acme.x", "name": "X", "provider": "Acme", "on_demand": false, "inference_types": ["ON_DEMAND"]})).is_err());
+        assert!(spec(json!({"id": "acme.x", "name": "X", "provider": "Acme", "inference_types": ["SOMETIMES"]})).is_err());
+        assert!(
+            spec(json!({"id": "acme.x", "name": "X", "provider": "Acme", "colour": "red"}))
+                .is_err()
+        );
+        let on_demand = spec(json!({"id": "acme.x", "name": "X", "provider": "Acme", "inference_types": ["ON_DEMAND"]})).unwrap();
+        assert!(on_demand.on_demand);
     }
 
     #[test]

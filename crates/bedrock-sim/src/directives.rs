@@ -83,6 +83,21 @@ impl ErrorKind {
         }
     }
 
+    /// The HTTP status and Anthropic error type the Messages API answers with (`rate_limit_error`,
+    /// `overloaded_error`, ...). How Bedrock's `/anthropic` routes report throttling and overload is
+    /// not observed: this is Anthropic's own mapping.
+    pub fn anthropic(self) -> (u16, &'static str) {
+        match self {
+            Self::Validation => (400, "invalid_request_error"),
+            Self::AccessDenied => (403, "permission_error"),
+            Self::NotFound => (404, "not_found_error"),
+            Self::Throttling | Self::Quota => (429, "rate_limit_error"),
+            Self::Timeout => (504, "timeout_error"),
+            Self::ModelError | Self::ModelStreamError | Self::Internal => (500, "api_error"),
+            Self::NotReady | Self::Unavailable => (529, "overloaded_error"),
+        }
+    }
+
     /// The event-stream exception member name (lower camel case), e.g. `throttlingException`.
     pub fn stream_member(self) -> String {
         let code = self.code();
@@ -317,5 +332,10 @@ mod tests {
         }
         assert_eq!(ErrorKind::Throttling.stream_member(), "throttlingException");
         assert_eq!(ErrorKind::Timeout.status(), 408);
+        assert_eq!(
+            ErrorKind::Unavailable.anthropic(),
+            (529, "overloaded_error")
+        );
+        assert_eq!(ErrorKind::Throttling.anthropic(), (429, "rate_limit_error"));
     }
 }

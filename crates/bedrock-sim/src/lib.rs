@@ -19,12 +19,36 @@
 //! | GetFoundationModel | `GET /foundation-models/{modelId}` |
 //! | ListInferenceProfiles | `GET /inference-profiles` (`maxResults`, `nextToken`, `type`) |
 //! | GetInferenceProfile | `GET /inference-profiles/{profileId}` |
+//! | Messages (runtime) | `POST /anthropic/v1/messages` (Anthropic body with `model`; plain SSE with `stream: true`) |
+//! | Messages (Mantle) | `POST /mantle/anthropic/v1/messages` |
+//! | count_tokens (Mantle) | `POST /mantle/anthropic/v1/messages/count_tokens` |
 //!
 //! `modelId` arrives percent-encoded (`%3A` for `:`, `%2F` inside ARNs) and may be a foundation-model
 //! id, a cross-region inference profile id (`us.`, `eu.`, `apac.`, `jp.`, `global.`, ...) or an ARN of
 //! either. As on Bedrock, Claude 4 models are served only through an inference profile (a bare id gets
 //! the "on-demand throughput isn't supported" ValidationException), and CountTokens takes only a bare
-//! foundation-model id.
+//! foundation-model id. The newest Claude models (Opus 4.7, 4.8, 5, 5.5, Sonnet 5, Fable 5 and 5.1)
+//! have ids without version suffix (`anthropic.claude-opus-4-8`), are listed with
+//! `inferenceTypesSupported: ["INFERENCE_PROFILE"]` only, and take adaptive thinking only.
+//!
+//! # The Anthropic Messages API
+//!
+//! Bedrock also serves Claude through Anthropic's own API shape, on two hosts; one emulator serves
+//! both (see the `messages` module for the details):
+//!
+//! - **bedrock-runtime** `/anthropic/v1/messages`: inference-profile ids and ARNs, as InvokeModel.
+//!   Other `/anthropic` routes (its `count_tokens` included) answer HTTP 200 with a coral
+//!   `UnknownOperationException` body, as field probes saw (unverified).
+//! - **bedrock-mantle** `/mantle/anthropic/v1/messages` and `.../count_tokens` (the CountTokens
+//!   estimate): bare ids only (`anthropic.claude-opus-4-8`, `anthropic.claude-haiku-4-5`); a profile
+//!   id or ARN is a 404 `not_found_error` "The model '…' does not exist". A request signed with the
+//!   SigV4 service `bedrock-mantle` is for Mantle on either path; a Bearer or `x-api-key` request is
+//!   for Mantle only under `/mantle`, so a client's Mantle base URL is `http://HOST:PORT/mantle`.
+//!
+//! Auth is SigV4 (`bedrock` or `bedrock-mantle`), `Authorization: Bearer` or `x-api-key`; none, or a
+//! Bearer/SigV4 header together with `x-api-key`, is a 401 `authentication_error`. Errors use
+//! Anthropic's envelope and statuses (`error=throttling` is a 429 `rate_limit_error`, `unavailable`
+//! a 529 `overloaded_error`; a `stream_error` is an SSE `error` event).
 //!
 //! Every request must carry SigV4 (`Authorization: AWS4-HMAC-SHA256 Credential=.../bedrock/aws4_request,
 //! SignedHeaders=..., Signature=...` with `x-amz-date`) or a Bedrock API key (`Authorization: Bearer ...`);
@@ -42,6 +66,15 @@
 //! signature was not issued by this emulator for exactly that text (so a proxy that edits or drops a
 //! signature is caught). A native Claude body must have `anthropic_version`, must not carry `model` or
 //! `stream`, top-level `cache_control` or unknown keys, and may only name known `anthropic_beta` flags.
+//!
+//! On InvokeModel bodies and on the Messages API, Bedrock's refusals of what only Anthropic's own API
+//! takes: first-party-only betas (`claude-code-*`, `oauth-*`, `prompt-caching-scope-*`, `files-api-*`,
+//! `mcp-client-*`, `code-execution-*`, `web-fetch-*`, `skills-*`, `advisor-tool-*`) get "Unexpected
+//! value(s) … for the `anthropic-beta` header" (Bedrock's acceptance varies by endpoint and date; the
+//! emulator takes the strict side), `tools[].eager_input_streaming` and `cache_control.scope` "Extra
+//! inputs are not permitted", a `metadata.user_id` outside `[a-zA-Z0-9_-]` (Claude Code's JSON string)
+//! "Request metadata contains a value that violates the regular expression", and `thinking.type:
+//! "enabled"` on the adaptive-thinking models a 400.
 //!
 //! # Behaviour
 //!
@@ -92,6 +125,11 @@
 //! (operation, decoded model id, headers, JSON body, status, and for streams `stream.events_sent` and
 //! `stream.state`: `streaming`, `completed`, `failed` or `cancelled` when the client went away),
 //! oldest first, bounded by `--record-limit`; `POST /_sim/reset` forgets them; `GET /_sim/health` answers 200.
+//! Each entry names its `endpoint` (`runtime`, `mantle` or `control`). `POST /_sim/models` adds a model
+//! to the catalog (a [`catalog::ModelSpec`] as JSON: `id`, `name`, `inference_types`, `geos`,
+//! `mantle`, `adaptive_thinking`, ...), listed from the next ListFoundationModels /
+//! ListInferenceProfiles on; `GET /_sim/models` lists the catalog. `/_sim/reset` does not remove added
+//! models.
 //!
 //! Tests start the emulator in-process with [`testing::LocalSim`] (an ephemeral loopback port, stopped
 //! on drop).
@@ -110,6 +148,7 @@ pub mod catalog;
 pub mod directives;
 pub mod eventstream;
 mod generate;
+mod messages;
 mod server;
 pub mod testing;
 pub mod validate;

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,17 +20,18 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::catalog::{Catalog, Model, ResolveError};
-use crate::directives::{Directives, ErrorKind, extract_markers};
+use crate::directives::{BadDirective, Directives, ErrorKind, extract_markers};
 use crate::eventstream::{event_frame, exception_frame};
 use crate::generate::{
     Format, Plan, Request as PlanRequest, b64, estimate_input_tokens, last_user_texts, unique_hex,
 };
+use crate::messages;
 use crate::validate::{self, CountInput};
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Largest request body accepted (Bedrock's InvokeModel limit is 25,000,000 bytes).
-const MAX_BODY: usize = 25_000_000;
+pub(crate) const MAX_BODY: usize = 25_000_000;
 
 /// A per-model rule of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -105,7 +106,9 @@ impl Config {
 #[derive(Debug)]
 pub struct Sim {
     config: Config,
-    catalog: Catalog,
+    /// Replaced whole when `POST /_sim/models` adds a model, so a request keeps the catalog it
+    /// started with.
+    catalog: RwLock<Arc<Catalog>>,
     recorded: Mutex<VecDeque<Value>>,
     /// Progress of the streams served, by request id (shown in `/_sim/requests`).
     streams: Mutex<std::collections::HashMap<String, Arc<Mutex<StreamProgress>>>>,
@@ -117,13 +120,29 @@ impl Sim {
         let catalog = Catalog::new(config.models.clone(), &config.region);
         Arc::new(Sim {
             config,
-            catalog,
+            catalog: RwLock::new(Arc::new(catalog)),
             recorded: Mutex::new(VecDeque::new()),
             streams: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
-    fn record(&self, entry: Value) {
+    /// The current catalog.
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Adds a model to the catalog (replacing one of the same id).
+    pub fn add_model(&self, model: Model) {
+        let mut current = self.catalog.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = Catalog::clone(&current);
+        next.add(model);
+        *current = Arc::new(next);
+    }
+
+    pub(crate) fn record(&self, entry: Value) {
         if self.config.record_limit == 0 {
             return;
         }
@@ -180,11 +199,11 @@ pub async fn run(
     Ok(())
 }
 
-fn full(body: impl Into<Bytes>) -> Body {
+pub(crate) fn full(body: impl Into<Bytes>) -> Body {
     BodyExt::boxed_unsync(Full::new(body.into()))
 }
 
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     let h = unique_hex(32);
     format!(
         "{}-{}-{}-{}-{}",
@@ -196,7 +215,7 @@ fn request_id() -> String {
     )
 }
 
-fn json_response(status: u16, body: &Value, rid: &str) -> Response<Body> {
+pub(crate) fn json_response(status: u16, body: &Value, rid: &str) -> Response<Body> {
     let mut resp = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let h = resp.headers_mut();
@@ -212,10 +231,10 @@ fn json_response(status: u16, body: &Value, rid: &str) -> Response<Body> {
 
 /// An error as AWS rest-json services send it.
 #[derive(Debug)]
-struct AwsError {
+pub(crate) struct AwsError {
     status: u16,
     code: &'static str,
-    message: String,
+    pub(crate) message: String,
     extra: Option<Value>,
 }
 
@@ -312,6 +331,19 @@ fn check_auth(headers: &http::HeaderMap) -> Result<(), AwsError> {
         }
         return Ok(());
     }
+    if sigv4_service(auth, headers)? != "bedrock" {
+        return Err(AwsError::new(
+            403,
+            "InvalidSignatureException",
+            "Credential should be scoped to correct service: 'bedrock'. ",
+        ));
+    }
+    Ok(())
+}
+
+/// The service of a well-formed SigV4 `Authorization` header's credential scope
+/// (`Credential=AKID/yyyymmdd/region/service/aws4_request`); the signature is not verified.
+pub(crate) fn sigv4_service(auth: &str, headers: &http::HeaderMap) -> Result<String, AwsError> {
     let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else {
         return Err(AwsError::new(
             403,
@@ -345,7 +377,6 @@ fn check_auth(headers: &http::HeaderMap) -> Result<(), AwsError> {
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
         ));
     }
-    // Credential=AKID/yyyymmdd/region/service/aws4_request
     let scope: Vec<&str> = credential.split('/').collect();
     if scope.len() != 5 || scope[4] != "aws4_request" {
         return Err(AwsError::new(
@@ -354,17 +385,17 @@ fn check_auth(headers: &http::HeaderMap) -> Result<(), AwsError> {
             format!("Credential is malformed: {credential}"),
         ));
     }
-    if scope[3] != "bedrock" {
-        return Err(AwsError::new(
-            403,
-            "InvalidSignatureException",
-            "Credential should be scoped to correct service: 'bedrock'. ",
-        ));
-    }
-    Ok(())
+    Ok(scope[3].to_owned())
 }
 
-fn headers_json(headers: &http::HeaderMap) -> Value {
+/// Bedrock's refusal of a bare id of a model served only through inference profiles.
+pub(crate) fn on_demand_message(id: &str) -> String {
+    format!(
+        "Invocation of model ID {id} with on-demand throughput isn\u{2019}t supported. Retry your request with the ID or ARN of an inference profile that contains this model."
+    )
+}
+
+pub(crate) fn headers_json(headers: &http::HeaderMap) -> Value {
     let mut map = serde_json::Map::new();
     for (name, value) in headers {
         map.insert(
@@ -393,12 +424,18 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
 
+    let raw = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes());
     if let Some(control) = path.strip_prefix("/_sim/") {
-        return control_endpoint(&sim, &parts.method, control, &rid);
+        return control_endpoint(&sim, &parts.method, control, raw.ok().as_ref(), &rid);
     }
-
-    let raw = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
+    if let Some(route) = messages::Route::parse(&path) {
+        return messages::serve(&sim, route, &parts, raw.ok(), &rid).await;
+    }
+    let raw = match raw {
+        Ok(raw) => raw,
         Err(_) => {
             return AwsError::validation(format!(
                 "Input is too long for requested model (more than {MAX_BODY} bytes)."
@@ -472,6 +509,7 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
         .map(str::to_owned);
     sim.record(json!({
         "request_id": rid,
+        "endpoint": if received.operation.starts_with("List") || received.operation.starts_with("Get") { "control" } else { "runtime" },
         "operation": received.operation,
         "model_id": received.model_id,
         "method": received.method,
@@ -485,8 +523,35 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
     response
 }
 
-fn control_endpoint(sim: &Sim, method: &Method, what: &str, rid: &str) -> Response<Body> {
+fn control_endpoint(
+    sim: &Sim,
+    method: &Method,
+    what: &str,
+    body: Option<&Bytes>,
+    rid: &str,
+) -> Response<Body> {
     match (method, what) {
+        (&Method::GET, "models") => {
+            let catalog = sim.catalog();
+            json_response(200, &json!({ "models": catalog.models() }), rid)
+        }
+        (&Method::POST, "models") => {
+            let parsed = body
+                .ok_or_else(|| "body too large".to_owned())
+                .and_then(|b| serde_json::from_slice::<Model>(b).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(model) => {
+                    let reply = json!({ "added": model.id, "model": &model });
+                    sim.add_model(model);
+                    json_response(200, &reply, rid)
+                }
+                Err(e) => json_response(
+                    400,
+                    &json!({ "message": format!("POST /_sim/models: {e}") }),
+                    rid,
+                ),
+            }
+        }
         (&Method::GET, "requests") => {
             let rec = sim.recorded.lock().unwrap_or_else(|e| e.into_inner());
             let streams = sim.streams.lock().unwrap_or_else(|e| e.into_inner());
@@ -525,20 +590,55 @@ fn directives_for(
     model_id: &str,
     headers: &http::HeaderMap,
     markers: &[String],
-) -> Result<Directives, AwsError> {
+) -> Result<Directives, BadDirective> {
     let mut d = Directives::default();
-    let bad = |e: crate::directives::BadDirective| AwsError::validation(e.to_string());
-    d.apply(&sim.config.defaults).map_err(bad)?;
+    d.apply(&sim.config.defaults)?;
     for rule in sim.config.rules.iter().filter(|r| r.matches(model_id)) {
-        d.apply(&rule.directives).map_err(bad)?;
+        d.apply(&rule.directives)?;
     }
     if let Some(h) = headers.get("x-bedrock-sim").and_then(|v| v.to_str().ok()) {
-        d.apply(h).map_err(bad)?;
+        d.apply(h)?;
     }
     for m in markers {
-        d.apply(m).map_err(bad)?;
+        d.apply(m)?;
     }
     Ok(d)
+}
+
+/// The directives of a validated request and the reply they script: the one path every route
+/// (Converse, InvokeModel, the Messages API) takes, so that they all answer alike.
+pub(crate) fn scripted(
+    sim: &Sim,
+    model_id: &str,
+    headers: &http::HeaderMap,
+    body: &Value,
+    format: Format,
+    model: &Model,
+) -> Result<(Directives, Plan), BadDirective> {
+    let (own, tool_results) = last_user_texts(body, format);
+    let mut markers = Vec::new();
+    let mut said = Vec::new();
+    for text in &own {
+        let (found, cleaned) = extract_markers(text);
+        markers.extend(found);
+        if !cleaned.is_empty() {
+            said.push(cleaned);
+        }
+    }
+    for text in &tool_results {
+        markers.extend(extract_markers(text).0);
+    }
+    let directives = directives_for(sim, model_id, headers, &markers)?;
+    let plan = Plan::new(&PlanRequest {
+        body,
+        format,
+        model,
+        directives: &directives,
+        // The last text block is what the user typed; earlier ones are often injected context.
+        said: said.last().cloned().unwrap_or_default(),
+        tool_results: tool_results.iter().map(|t| extract_markers(t).1).collect(),
+    });
+    Ok((directives, plan))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -553,7 +653,8 @@ async fn dispatch(
     started: Instant,
     rid: &str,
 ) -> Result<Response<Body>, AwsError> {
-    let catalog = &sim.catalog;
+    let catalog = sim.catalog();
+    let catalog = &*catalog;
     match operation {
         "ListFoundationModels" => {
             return Ok(json_response(
@@ -621,9 +722,7 @@ async fn dispatch(
             ));
         }
         Err(ResolveError::OnDemandNotSupported(id)) => {
-            return Err(AwsError::validation(format!(
-                "Invocation of model ID {id} with on-demand throughput isn\u{2019}t supported. Retry your request with the ID or ARN of an inference profile that contains this model."
-            )));
+            return Err(AwsError::validation(on_demand_message(&id)));
         }
     };
     let format = match operation {
@@ -642,35 +741,14 @@ async fn dispatch(
     }
     .map_err(|e| AwsError::validation(e.0))?;
 
-    let (own, tool_results) = last_user_texts(&body, format);
-    let mut markers = Vec::new();
-    let mut said = Vec::new();
-    for text in &own {
-        let (found, cleaned) = extract_markers(text);
-        markers.extend(found);
-        if !cleaned.is_empty() {
-            said.push(cleaned);
-        }
-    }
-    for text in &tool_results {
-        markers.extend(extract_markers(text).0);
-    }
-    let directives = directives_for(sim, model_id, headers, &markers)?;
+    let (directives, plan) = scripted(sim, model_id, headers, &body, format, model)
+        .map_err(|e| AwsError::validation(e.to_string()))?;
     if let Some(kind) = directives.error {
         if let Some(wait) = directives.ttfb {
             tokio::time::sleep(wait).await;
         }
         return Err(AwsError::from_kind(kind));
     }
-    let plan = Plan::new(&PlanRequest {
-        body: &body,
-        format,
-        model,
-        directives: &directives,
-        // The last text block is what the user typed; earlier ones are often injected context.
-        said: said.last().cloned().unwrap_or_default(),
-        tool_results: tool_results.iter().map(|t| extract_markers(t).1).collect(),
-    });
     match operation {
         "Converse" => {
             if let Some(wait) = directives.ttfb {
@@ -743,8 +821,9 @@ fn count_tokens(
         .rsplit_once("foundation-model/")
         .map(|(_, id)| id)
         .unwrap_or(model_id);
-    let Some(model) = sim.catalog.models().iter().find(|m| m.id == bare) else {
-        if sim.catalog.resolve(model_id).is_ok() {
+    let catalog = sim.catalog();
+    let Some(model) = catalog.models().iter().find(|m| m.id == bare) else {
+        if catalog.resolve(model_id).is_ok() {
             return Err(AwsError::validation(
                 "The provided model doesn't support counting tokens.",
             ));
@@ -769,16 +848,16 @@ fn count_tokens(
 /// How far a stream got: events sent, and whether it completed, failed (an injected exception) or
 /// was cancelled (the client went away before the end).
 #[derive(Debug, Default)]
-struct StreamProgress {
-    events_sent: usize,
-    state: &'static str,
+pub(crate) struct StreamProgress {
+    pub(crate) events_sent: usize,
+    pub(crate) state: &'static str,
 }
 
 /// Marks a stream cancelled if it is dropped before it finished.
-struct ProgressGuard(Option<Arc<Mutex<StreamProgress>>>);
+pub(crate) struct ProgressGuard(Option<Arc<Mutex<StreamProgress>>>);
 
 impl ProgressGuard {
-    fn update(&self, f: impl FnOnce(&mut StreamProgress)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut StreamProgress)) {
         if let Some(p) = &self.0 {
             f(&mut p.lock().unwrap_or_else(|e| e.into_inner()));
         }
@@ -796,7 +875,7 @@ impl Drop for ProgressGuard {
 }
 
 impl Sim {
-    fn track_stream(&self, rid: &str) -> ProgressGuard {
+    pub(crate) fn track_stream(&self, rid: &str) -> ProgressGuard {
         if self.config.record_limit == 0 {
             return ProgressGuard(None);
         }

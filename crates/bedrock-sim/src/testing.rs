@@ -45,19 +45,55 @@ impl LocalSim {
     /// What the emulator received, oldest first: the answer of `GET /_sim/requests`, fetched over
     /// plain HTTP/1.1 like any other client of the control endpoint.
     pub async fn recorded(&self) -> std::io::Result<Vec<Value>> {
+        let (_, body) = self.call("GET", "/_sim/requests", None).await?;
+        Ok(serde_json::from_value(body)?)
+    }
+
+    /// Adds a model to the running emulator's catalog (`POST /_sim/models`): `spec` is a
+    /// [`ModelSpec`](crate::catalog::ModelSpec) as JSON, e.g.
+    /// `{"id": "anthropic.claude-opus-6", "name": "Claude Opus 6", "inference_types":
+    /// ["INFERENCE_PROFILE"], "geos": ["us", "global"], "mantle": true}`. A spec the emulator
+    /// refuses is an error carrying its message.
+    pub async fn add_model(&self, spec: &Value) -> std::io::Result<()> {
+        let (status, body) = self
+            .call("POST", "/_sim/models", Some(&spec.to_string()))
+            .await?;
+        if status != 200 {
+            return Err(std::io::Error::other(format!(
+                "POST /_sim/models answered {status}: {body}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> std::io::Result<(u16, Value)> {
         let addr = self.url.trim_start_matches("http://");
         let mut s = TcpStream::connect(addr).await?;
+        let body = body.unwrap_or_default();
         s.write_all(
-            format!("GET /_sim/requests HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
         )
         .await?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await?;
         let text = String::from_utf8(raw).map_err(std::io::Error::other)?;
-        let (_, body) = text
+        let (head, body) = text
             .split_once("\r\n\r\n")
             .ok_or_else(|| std::io::Error::other("no HTTP response body"))?;
-        Ok(serde_json::from_str(body)?)
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {head:?}")))?;
+        Ok((status, serde_json::from_str(body)?))
     }
 }

@@ -745,6 +745,9 @@ fn check_thinking_config(
         return Ok(false);
     }
     match thinking.get("type").and_then(Value::as_str) {
+        Some("enabled") if model.adaptive_thinking => invalid(
+            "\"thinking.type.enabled\" is not supported for this model. Use \"thinking.type.adaptive\" and \"output_config.effort\" to control thinking behavior.",
+        ),
         Some("enabled") => {
             let budget = thinking.get("budget_tokens").and_then(Value::as_i64);
             match budget {
@@ -770,17 +773,112 @@ fn check_thinking_config(
     }
 }
 
-fn check_betas(betas: &Value, path: &str) -> Result<(), Invalid> {
+/// Prefixes of the betas only Anthropic's own API serves. Bedrock's acceptance of these varies by
+/// endpoint and date (one field report saw `claude-code-*` accepted on runtime `/anthropic`, another
+/// saw `prompt-caching-scope-*` refused): the emulator takes the strict side and refuses them all,
+/// everywhere, with the message runtime `/anthropic` was seen to send.
+pub const FIRST_PARTY_ONLY_BETAS: &[&str] = &[
+    "claude-code-",
+    "oauth-",
+    "prompt-caching-scope-",
+    "files-api-",
+    "mcp-client-",
+    "code-execution-",
+    "web-fetch-",
+    "skills-",
+    "advisor-tool-",
+];
+
+/// Whether `beta` is a first-party-only beta (see [`FIRST_PARTY_ONLY_BETAS`]).
+pub fn first_party_only_beta(beta: &str) -> bool {
+    FIRST_PARTY_ONLY_BETAS.iter().any(|p| beta.starts_with(p))
+}
+
+/// Refuses the first-party-only betas among `betas` (header values or body flags).
+pub fn check_first_party_betas<'a>(
+    betas: impl IntoIterator<Item = &'a str>,
+) -> Result<(), Invalid> {
+    let refused: Vec<String> = betas
+        .into_iter()
+        .filter(|b| first_party_only_beta(b))
+        .map(|b| format!("`{b}`"))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    invalid(format!(
+        "Unexpected value(s) {} for the `anthropic-beta` header. Please consult our documentation at docs.claude.com or try again without the header.",
+        refused.join(", ")
+    ))
+}
+
+/// Checks body `anthropic_beta` flags: first-party-only ones are refused as on `/anthropic`; on the
+/// AWS operations any other flag outside [`KNOWN_BETAS`] is an "invalid beta flag". The Messages
+/// API takes other flags: runtime `/anthropic` was seen accepting a wider set than InvokeModel.
+fn check_betas(betas: &Value, path: &str, dialect: Dialect) -> Result<(), Invalid> {
     let Value::Array(list) = betas else {
         return invalid(format!("{path}: Input should be a valid list"));
     };
+    check_first_party_betas(list.iter().filter_map(Value::as_str))?;
     for b in list {
         match b.as_str() {
+            Some(_) if dialect != Dialect::InvokeModel => {}
             Some(name) if KNOWN_BETAS.contains(&name) => {}
             _ => return invalid(format!("invalid beta flag: {b}")),
         }
     }
     Ok(())
+}
+
+/// A `cache_control` object: `{"type": "ephemeral"}` with an optional `ttl`. Bedrock refuses the
+/// first-party `scope` (and any other key) with "Extra inputs are not permitted".
+fn check_cache_control(value: &Value, path: &str) -> Result<(), Invalid> {
+    if value.is_null() {
+        return Ok(());
+    }
+    let Some(obj) = value.as_object() else {
+        return invalid(format!("{path}: Input should be a valid dictionary"));
+    };
+    if obj.get("type").and_then(Value::as_str) != Some("ephemeral") {
+        return invalid(format!(
+            "{path}: Input tag '{}' found using 'type' does not match any of the expected tags: 'ephemeral'",
+            obj.get("type").and_then(Value::as_str).unwrap_or_default()
+        ));
+    }
+    if let Some(key) = obj.keys().find(|k| *k != "type" && *k != "ttl") {
+        return invalid(format!(
+            "{path}.ephemeral.{key}: Extra inputs are not permitted"
+        ));
+    }
+    match obj.get("ttl") {
+        None | Some(Value::Null) => Ok(()),
+        Some(t) if t == "5m" || t == "1h" => Ok(()),
+        Some(_) => invalid(format!(
+            "{path}.ephemeral.ttl: Input should be '5m' or '1h'"
+        )),
+    }
+}
+
+/// `metadata.user_id` must match a pattern: hex, uuid-like and empty values pass, Claude Code's
+/// JSON-string value (with `{`, `"`, `:`) does not. The exact expression is not published; the
+/// emulator assumes `^[a-zA-Z0-9_-]{0,256}$`.
+fn check_user_id(value: &Value) -> Result<(), Invalid> {
+    let ok = match value {
+        Value::Null => true,
+        Value::String(s) => {
+            s.len() <= 256
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        }
+        _ => return invalid("metadata.user_id: Input should be a valid string"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        invalid(
+            "metadata.user_id: Request metadata contains a value that violates the regular expression",
+        )
+    }
 }
 
 fn too_many_cache_points(found: usize) -> Result<(), Invalid> {
@@ -990,7 +1088,11 @@ fn converse_semantics(body: &Value, model: &Model, needs_messages: bool) -> Resu
             }
         }
         if let Some(betas) = fields.get("anthropic_beta") {
-            check_betas(betas, "additionalModelRequestFields.anthropic_beta")?;
+            check_betas(
+                betas,
+                "additionalModelRequestFields.anthropic_beta",
+                Dialect::InvokeModel,
+            )?;
         }
         thinking_enabled = check_thinking_config(model, fields.get("thinking"), max_tokens)?;
     }
@@ -1152,6 +1254,9 @@ fn native_block(
             ));
         }
     }
+    if let Some(cc) = block.get("cache_control") {
+        check_cache_control(cc, &format!("{path}.{kind}.cache_control"))?;
+    }
     *cache_points += usize::from(block.get("cache_control").is_some_and(|c| !c.is_null()));
     let str_field = |name: &str| -> Result<&str, Invalid> {
         block
@@ -1237,44 +1342,155 @@ fn native_block(
     Ok(())
 }
 
+/// Where a native Anthropic body arrives: the rules differ in the envelope, not in the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// InvokeModel(-WithResponseStream) and CountTokens' `input.invokeModel`: `anthropic_version`
+    /// required, no `model`, `stream` or top-level `cache_control`, only known `anthropic_beta`s.
+    InvokeModel,
+    /// The Anthropic Messages API (`POST /anthropic/v1/messages`): the first-party body with `model`.
+    Messages,
+    /// Mantle's `POST /anthropic/v1/messages/count_tokens`: `model` and the conversation, no
+    /// `max_tokens`.
+    CountTokens,
+}
+
+impl Dialect {
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Dialect::InvokeModel => NATIVE_KEYS,
+            Dialect::Messages => MESSAGES_KEYS,
+            Dialect::CountTokens => COUNT_TOKENS_KEYS,
+        }
+    }
+
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            Dialect::InvokeModel => &["anthropic_version", "max_tokens", "messages"],
+            Dialect::Messages => &["model", "max_tokens", "messages"],
+            Dialect::CountTokens => &["model", "messages"],
+        }
+    }
+}
+
+/// Top-level keys of a Messages API body. `anthropic_version` in the body is tolerated: an older
+/// AWS page asked runtime callers for it and one peer sends it next to the header (unverified).
+const MESSAGES_KEYS: &[&str] = &[
+    "model",
+    "stream",
+    "anthropic_version",
+    "anthropic_beta",
+    "max_tokens",
+    "messages",
+    "system",
+    "stop_sequences",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "metadata",
+    "output_config",
+    "context_management",
+    "cache_control",
+];
+
+/// Top-level keys of a `count_tokens` body.
+const COUNT_TOKENS_KEYS: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "output_config",
+    "context_management",
+    "cache_control",
+];
+
 /// Validates a native Anthropic body for InvokeModel on a Claude `model`.
 pub fn native(body: &Value, model: &Model) -> Result<(), Invalid> {
+    native_body(body, model, Dialect::InvokeModel)
+}
+
+/// Validates a body of the Anthropic Messages API (or its `count_tokens`) for a Claude `model`,
+/// with the `anthropic-beta` header's flags.
+pub fn messages(
+    body: &Value,
+    model: &Model,
+    dialect: Dialect,
+    header_betas: &[String],
+) -> Result<(), Invalid> {
+    check_first_party_betas(header_betas.iter().map(String::as_str))?;
+    native_body(body, model, dialect)
+}
+
+fn native_body(body: &Value, model: &Model, dialect: Dialect) -> Result<(), Invalid> {
     let Value::Object(obj) = body else {
-        return invalid(
-            "Malformed input request: #: expected type: JSONObject, please reformat your input and try again.",
-        );
+        return invalid(match dialect {
+            Dialect::InvokeModel => {
+                "Malformed input request: #: expected type: JSONObject, please reformat your input and try again."
+            }
+            _ => "Input should be a valid dictionary",
+        });
     };
     for key in obj.keys() {
-        if !NATIVE_KEYS.contains(&key.as_str()) {
-            return invalid(format!(
-                "Malformed input request: #: extraneous key [{key}] is not permitted, please reformat your input and try again."
-            ));
+        if !dialect.keys().contains(&key.as_str()) {
+            return invalid(match dialect {
+                Dialect::InvokeModel => format!(
+                    "Malformed input request: #: extraneous key [{key}] is not permitted, please reformat your input and try again."
+                ),
+                _ => format!("{key}: Extra inputs are not permitted"),
+            });
         }
     }
-    for key in ["anthropic_version", "max_tokens", "messages"] {
-        if !obj.contains_key(key) {
-            return invalid(format!(
-                "Malformed input request: #: required key [{key}] not found, please reformat your input and try again."
-            ));
+    for key in dialect.required() {
+        if !obj.contains_key(*key) {
+            return invalid(match dialect {
+                Dialect::InvokeModel => format!(
+                    "Malformed input request: #: required key [{key}] not found, please reformat your input and try again."
+                ),
+                _ => format!("{key}: Field required"),
+            });
         }
     }
-    if obj["anthropic_version"] != "bedrock-2023-05-31" {
+    // The Anthropic SDK's Bedrock client (2.x) sends `2026-10-21`, which Bedrock takes only for
+    // Claude 4.7 and later (the adaptive-thinking generation); ARN-versioned models may refuse it.
+    if let Some(version) = obj.get("anthropic_version")
+        && version != "bedrock-2023-05-31"
+        && !(version == "2026-10-21" && model.adaptive_thinking)
+    {
         return invalid(format!(
-            "Invalid API version: {}. Use bedrock-2023-05-31.",
-            obj["anthropic_version"]
+            "Invalid API version: {version}. Use bedrock-2023-05-31."
         ));
     }
-    let max_tokens = obj["max_tokens"].as_i64();
-    if max_tokens.is_none_or(|m| m < 1) {
+    if obj.get("model").is_some_and(|m| !m.is_string()) {
+        return invalid("model: Input should be a valid string");
+    }
+    if obj
+        .get("stream")
+        .is_some_and(|s| !s.is_boolean() && !s.is_null())
+    {
+        return invalid("stream: Input should be a valid boolean");
+    }
+    let max_tokens = obj.get("max_tokens").and_then(Value::as_i64);
+    if dialect != Dialect::CountTokens && max_tokens.is_none_or(|m| m < 1) {
         return invalid("max_tokens: Input should be greater than or equal to 1");
     }
     if let Some(betas) = obj.get("anthropic_beta") {
-        check_betas(betas, "anthropic_beta")?;
+        check_betas(betas, "anthropic_beta", dialect)?;
     }
-    if let Some(meta) = obj.get("metadata").and_then(Value::as_object)
-        && let Some(key) = meta.keys().find(|k| *k != "user_id")
-    {
-        return invalid(format!("metadata.{key}: Extra inputs are not permitted"));
+    if let Some(meta) = obj.get("metadata").and_then(Value::as_object) {
+        if let Some(key) = meta.keys().find(|k| *k != "user_id") {
+            return invalid(format!("metadata.{key}: Extra inputs are not permitted"));
+        }
+        if let Some(user_id) = meta.get("user_id") {
+            check_user_id(user_id)?;
+        }
+    }
+    if let Some(cc) = obj.get("cache_control") {
+        check_cache_control(cc, "cache_control")?;
     }
     let mut cache_points = 0;
     if let Some(system) = obj.get("system") {
@@ -1338,6 +1554,9 @@ pub fn native(body: &Value, model: &Model) -> Result<(), Invalid> {
                         "tools.{i}: Input tag '{t}' found using 'type' does not match any of the expected tags"
                     ));
                 }
+            }
+            if let Some(cc) = tool.get("cache_control") {
+                check_cache_control(cc, &format!("tools.{i}.cache_control"))?;
             }
             cache_points += usize::from(tool.get("cache_control").is_some_and(|c| !c.is_null()));
         }
@@ -1620,6 +1839,13 @@ mod tests {
                 &body(json!({"anthropic_beta": ["claude-code-20250219"]})),
                 &m
             ))
+            .contains("Unexpected value(s) `claude-code-20250219` for the `anthropic-beta` header")
+        );
+        assert!(
+            err(converse(
+                &body(json!({"anthropic_beta": ["made-up-2025-01-01"]})),
+                &m
+            ))
             .contains("invalid beta flag")
         );
         assert!(err(converse(&body(json!({"frobnicate": true})), &m)).contains("frobnicate"));
@@ -1655,6 +1881,8 @@ mod tests {
         assert!(err(native(&b, &m)).contains("required key [anthropic_version]"));
         let mut b = ok.clone();
         b["anthropic_beta"] = json!(["oauth-2025-04-20"]);
+        assert!(err(native(&b, &m)).starts_with("Unexpected value(s) `oauth-2025-04-20`"));
+        b["anthropic_beta"] = json!(["made-up-2025-01-01"]);
         assert!(err(native(&b, &m)).contains("invalid beta flag"));
         let mut b = ok.clone();
         b["tools"] =
@@ -1671,6 +1899,133 @@ mod tests {
         b["system"] = json!([cc, cc, cc]);
         b["messages"] = json!([{"role": "user", "content": [cc, cc]}]);
         assert!(err(native(&b, &m)).contains("Found 5"));
+    }
+
+    fn opus_4_8() -> Model {
+        Catalog::new(Vec::new(), "us-east-1")
+            .resolve("us.anthropic.claude-opus-4-8")
+            .unwrap()
+            .model
+            .clone()
+    }
+
+    #[test]
+    fn bedrock_refuses_first_party_only_fields() {
+        let m = claude();
+        let ok = json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+        for (edit, expected) in [
+            (
+                json!({"anthropic_beta": ["interleaved-thinking-2025-05-14", "prompt-caching-scope-2026-01-05", "files-api-2025-04-14"]}),
+                "Unexpected value(s) `prompt-caching-scope-2026-01-05`, `files-api-2025-04-14` for the `anthropic-beta` header",
+            ),
+            (
+                json!({"tools": [{"name": "t", "input_schema": {"type": "object"}, "eager_input_streaming": true}]}),
+                "tools.0.custom.eager_input_streaming: Extra inputs are not permitted",
+            ),
+            (
+                json!({"system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "scope": "global"}}]}),
+                "system.0.text.cache_control.ephemeral.scope: Extra inputs are not permitted",
+            ),
+            (
+                json!({"tools": [{"name": "t", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral", "scope": "org"}}]}),
+                "tools.0.cache_control.ephemeral.scope: Extra inputs are not permitted",
+            ),
+            (
+                json!({"metadata": {"user_id": "{\"device_id\":\"abc\",\"session_id\":\"1\"}"}}),
+                "Request metadata contains a value that violates the regular expression",
+            ),
+        ] {
+            let mut b = ok.clone();
+            for (k, v) in edit.as_object().unwrap() {
+                b[k] = v.clone();
+            }
+            assert!(err(native(&b, &m)).contains(expected), "{edit}");
+        }
+        // What stays accepted: hex and uuid user ids, a cache breakpoint with a ttl, known betas.
+        for edit in [
+            json!({"metadata": {"user_id": "3f2a9c0e1b7d4a65b8c9d0e1f2a3b4c5"}}),
+            json!({"metadata": {"user_id": "123e4567-e89b-12d3-a456-426614174000"}}),
+            json!({"metadata": {"user_id": ""}}),
+            json!({"system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}),
+            json!({"anthropic_beta": ["interleaved-thinking-2025-05-14"]}),
+        ] {
+            let mut b = ok.clone();
+            for (k, v) in edit.as_object().unwrap() {
+                b[k] = v.clone();
+            }
+            native(&b, &m).unwrap();
+        }
+    }
+
+    #[test]
+    fn opus_4_7_and_later_take_only_adaptive_thinking() {
+        let m = opus_4_8();
+        let mut b = json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 4096,
+            "messages": [{"role": "user", "content": "hi"}],
+            "thinking": {"type": "enabled", "budget_tokens": 1024}});
+        assert!(
+            err(native(&b, &m)).contains("thinking.type.enabled\" is not supported for this model")
+        );
+        native(&b, &claude()).unwrap();
+        b["thinking"] = json!({"type": "adaptive"});
+        native(&b, &m).unwrap();
+        b["anthropic_version"] = json!("2026-10-21");
+        native(&b, &m).unwrap();
+        assert!(err(native(&b, &claude())).contains("Invalid API version"));
+        let conv = json!({"messages": [user("hi")], "inferenceConfig": {"maxTokens": 4096},
+            "additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 1024}}});
+        assert!(err(converse(&conv, &m)).contains("adaptive"));
+    }
+
+    #[test]
+    fn messages_api_bodies() {
+        let m = opus_4_8();
+        let ok = json!({"model": "us.anthropic.claude-opus-4-8", "max_tokens": 10, "stream": true,
+            "cache_control": {"type": "ephemeral"},
+            "messages": [{"role": "user", "content": "hi"}]});
+        messages(&ok, &m, Dialect::Messages, &[]).unwrap();
+        // Betas come in the header on /anthropic; flags Bedrock does not list are not refused there.
+        messages(
+            &ok,
+            &m,
+            Dialect::Messages,
+            &[
+                "context-management-2025-06-27".into(),
+                "mid-conversation-system-2026-01-01".into(),
+            ],
+        )
+        .unwrap();
+        assert!(
+            err(messages(&ok, &m, Dialect::Messages, &["claude-code-20250219".into(), "oauth-2025-04-20".into()]))
+                .starts_with("Unexpected value(s) `claude-code-20250219`, `oauth-2025-04-20` for the `anthropic-beta` header")
+        );
+        let mut b = ok.clone();
+        b["inference_geo"] = json!("us");
+        assert_eq!(
+            err(messages(&b, &m, Dialect::Messages, &[])),
+            "inference_geo: Extra inputs are not permitted"
+        );
+        let mut b = ok.clone();
+        b.as_object_mut().unwrap().remove("max_tokens");
+        assert_eq!(
+            err(messages(&b, &m, Dialect::Messages, &[])),
+            "max_tokens: Field required"
+        );
+        let mut b = ok.clone();
+        b["cache_control"] = json!({"type": "ephemeral", "scope": "global"});
+        assert!(
+            err(messages(&b, &m, Dialect::Messages, &[]))
+                .contains("cache_control.ephemeral.scope: Extra inputs")
+        );
+        let count = json!({"model": "anthropic.claude-opus-4-8", "messages": [{"role": "user", "content": "hi"}]});
+        messages(&count, &m, Dialect::CountTokens, &[]).unwrap();
+        let mut b = count.clone();
+        b["max_tokens"] = json!(5);
+        assert!(
+            err(messages(&b, &m, Dialect::CountTokens, &[])).contains("max_tokens: Extra inputs")
+        );
+        // The InvokeModel body still refuses what the Messages API takes.
+        assert!(err(native(&ok, &m)).contains("extraneous key"));
     }
 
     #[test]

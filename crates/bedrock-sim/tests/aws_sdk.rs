@@ -724,3 +724,212 @@ async fn validation_rejects_what_bedrock_rejects() {
         .into_service_error();
     assert!(e.message().unwrap().contains("alternate"));
 }
+
+const OPUS_4_8_BARE: &str = "anthropic.claude-opus-4-8";
+const OPUS_4_8: &str = "us.anthropic.claude-opus-4-8";
+const ON_DEMAND_REFUSAL: &str = "Invocation of model ID anthropic.claude-opus-4-8 with on-demand throughput isn\u{2019}t supported. Retry your request with the ID or ARN of an inference profile that contains this model.";
+
+fn control(sim: &bedrock_sim::testing::LocalSim) -> aws_sdk_bedrock::Client {
+    let conf = aws_sdk_bedrock::Config::builder()
+        .behavior_version(aws_sdk_bedrock::config::BehaviorVersion::latest())
+        .region(aws_sdk_bedrock::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_bedrock::config::Credentials::new(
+            "AKIDTEST", "secret", None, None, "test",
+        ))
+        .endpoint_url(sim.url())
+        .retry_config(aws_sdk_bedrock::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_bedrock::Client::from_conf(conf)
+}
+
+#[tokio::test]
+async fn profile_only_models_refuse_their_bare_id_and_answer_through_profiles() {
+    let h = start().await;
+    let err = h
+        .client
+        .converse()
+        .model_id(OPUS_4_8_BARE)
+        .messages(user("hi"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().unwrap().status().as_u16(), 400);
+    let err = err.into_service_error();
+    assert!(err.is_validation_exception(), "{err:?}");
+    assert_eq!(err.message(), Some(ON_DEMAND_REFUSAL));
+
+    let err = h
+        .client
+        .invoke_model()
+        .model_id(OPUS_4_8_BARE)
+        .body(Blob::new(native_body("hi")))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_validation_exception(), "{err:?}");
+    assert_eq!(err.message(), Some(ON_DEMAND_REFUSAL));
+
+    let err = h
+        .client
+        .converse_stream()
+        .model_id(OPUS_4_8_BARE)
+        .messages(user("hi"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_validation_exception(), "{err:?}");
+
+    for id in [
+        OPUS_4_8,
+        "global.anthropic.claude-opus-4-8",
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/eu.anthropic.claude-opus-4-8",
+        "au.anthropic.claude-sonnet-5",
+    ] {
+        let out = h
+            .client
+            .converse()
+            .model_id(id)
+            .messages(user("profile hello"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e:?}"));
+        let Some(Output::Message(msg)) = out.output() else {
+            panic!("no message")
+        };
+        assert!(texts(msg.content()).contains("profile hello"), "{id}");
+    }
+
+    let out = h
+        .client
+        .invoke_model()
+        .model_id(OPUS_4_8)
+        .body(Blob::new(native_body("native opus")))
+        .send()
+        .await
+        .unwrap();
+    let msg: Value = serde_json::from_slice(out.body().as_ref()).unwrap();
+    assert_eq!(msg["model"], "claude-opus-4-8");
+    assert!(
+        msg["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("native opus")
+    );
+
+    // Opus 4.7 and later take adaptive thinking only.
+    let mut body: Value = serde_json::from_slice(&native_body("think")).unwrap();
+    body["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+    let err = h
+        .client
+        .invoke_model()
+        .model_id(OPUS_4_8)
+        .body(Blob::new(serde_json::to_vec(&body).unwrap()))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.message().unwrap().contains("thinking.type.adaptive"));
+    body["thinking"] = json!({"type": "adaptive"});
+    h.client
+        .invoke_model()
+        .model_id(OPUS_4_8)
+        .body(Blob::new(serde_json::to_vec(&body).unwrap()))
+        .send()
+        .await
+        .unwrap();
+
+    let recorded = h.sim.recorded().await.unwrap();
+    assert_eq!(recorded[0]["model_id"], OPUS_4_8_BARE);
+    assert_eq!(recorded[0]["error"], "ValidationException");
+}
+
+#[tokio::test]
+async fn control_plane_lists_profile_only_models_and_models_added_at_runtime() {
+    use aws_sdk_bedrock::types::InferenceType;
+    let h = start().await;
+    let control = control(&h.sim);
+    let models = control
+        .list_foundation_models()
+        .by_provider("Anthropic")
+        .send()
+        .await
+        .unwrap();
+    let summary = |models: &aws_sdk_bedrock::operation::list_foundation_models::ListFoundationModelsOutput, id: &str| {
+        models
+            .model_summaries()
+            .iter()
+            .find(|m| m.model_id() == id)
+            .cloned()
+    };
+    let opus = summary(&models, OPUS_4_8_BARE).expect("Opus 4.8 is listed");
+    assert_eq!(opus.model_name(), Some("Claude Opus 4.8"));
+    // The SDK's enum predates INFERENCE_PROFILE: it arrives as an unknown variant.
+    let types = |m: &aws_sdk_bedrock::types::FoundationModelSummary| {
+        m.inference_types_supported()
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(types(&opus), ["INFERENCE_PROFILE"]);
+    let old = summary(&models, "anthropic.claude-3-haiku-20240307-v1:0").unwrap();
+    assert!(
+        old.inference_types_supported()
+            .contains(&InferenceType::OnDemand)
+    );
+
+    let profiles: Vec<String> = control
+        .list_inference_profiles()
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap()
+        .inference_profile_summaries()
+        .iter()
+        .map(|p| p.inference_profile_id().to_owned())
+        .collect();
+    for geo in ["us", "eu", "global"] {
+        assert!(
+            profiles.contains(&format!("{geo}.{OPUS_4_8_BARE}")),
+            "{geo}"
+        );
+    }
+    assert!(!profiles.contains(&format!("apac.{OPUS_4_8_BARE}")));
+    assert!(profiles.contains(&"jp.anthropic.claude-opus-4-7".to_owned()));
+
+    // A model added at runtime is listed by the next call, with its profiles, and is invocable.
+    h.sim
+        .add_model(
+            &json!({"id": "anthropic.claude-opus-6", "name": "Claude Opus 6",
+            "inference_types": ["INFERENCE_PROFILE"], "geos": ["us", "global"], "mantle": true,
+            "adaptive_thinking": true}),
+        )
+        .await
+        .unwrap();
+    let models = control.list_foundation_models().send().await.unwrap();
+    let added = summary(&models, "anthropic.claude-opus-6").expect("added model is listed");
+    assert_eq!(added.model_name(), Some("Claude Opus 6"));
+    assert_eq!(added.provider_name(), Some("Anthropic"));
+    assert_eq!(types(&added), ["INFERENCE_PROFILE"]);
+    let profile = control
+        .get_inference_profile()
+        .inference_profile_identifier("global.anthropic.claude-opus-6")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(profile.inference_profile_name(), "Global Claude Opus 6");
+    h.client
+        .converse()
+        .model_id("us.anthropic.claude-opus-6")
+        .messages(user("new model"))
+        .send()
+        .await
+        .unwrap();
+    let err = h
+        .sim
+        .add_model(&json!({"id": "acme.x", "name": "X"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("provider"), "{err}");
+}
