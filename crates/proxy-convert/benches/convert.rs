@@ -46,9 +46,8 @@ fn requests(c: &mut Criterion) {
                 .into_converse_stream_input(CLAUDE)
         })
     });
-    let raw: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    c.bench_function("to_native_body (claude-code request)", |b| {
-        b.iter(|| to_native_body(black_box(&raw), CLAUDE, Some(&beta)).unwrap())
+    c.bench_function("to_native_body (parsed claude-code request)", |b| {
+        b.iter(|| to_native_body(black_box(&req), CLAUDE, Some(&beta)).unwrap())
     });
 }
 
