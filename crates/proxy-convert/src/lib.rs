@@ -5,7 +5,7 @@
 //! [`proxy_schema::MessagesRequest`]; what goes to Bedrock is `aws-sdk-bedrockruntime`'s own input
 //! types, so an embedding service hands the result straight to the SDK.
 //!
-//! Two routes, chosen per model by the caller:
+//! Three routes, chosen per model by the caller:
 //! 1. **Converse** (any Bedrock model): [`to_converse`] builds the request; [`from_converse`] turns
 //!    the response into an Anthropic message; [`StreamConverter`] turns ConverseStream events into
 //!    Anthropic SSE events.
@@ -13,6 +13,9 @@
 //!    [`to_native_count_tokens_body`] for CountTokens) rewrites the typed request into Bedrock's
 //!    Claude body; [`restore_model`] and [`native_chunk`] hand responses and stream chunks back with
 //!    the client's model name.
+//! 3. **Messages** (Claude through Bedrock's Anthropic Messages API, `/anthropic/v1/messages` on
+//!    bedrock-runtime and bedrock-mantle): [`to_messages_body`] passes the request through with the
+//!    Bedrock model id and the betas for the `anthropic-beta` header.
 //!
 //! [`message_events`] turns a finished message back into the stream that produces it (how a gateway
 //! replays a cached response to a streaming client).
@@ -51,10 +54,10 @@
 //! Dropped fields are logged at debug level. Thinking effort for Nova and gpt-oss: budget < 4096
 //! `low`, < 16384 `medium`, else `high`; adaptive `medium`.
 //!
-//! # What Bedrock rejects never reaches it
+//! # What Bedrock rejects never reaches it (native and Messages routes)
 //!
-//! The native body builder takes out what Bedrock refuses from Claude clients (Claude Code above
-//! all) and reports each removal as a [`Removal`] (this crate does not log or count them; the caller
+//! Both Claude body builders take out what Bedrock refuses from Claude clients (Claude Code above
+//! all) and report each removal as a [`Removal`] (this crate does not log or count them; the caller
 //! does, by [`Removal::label`]):
 //!
 //! | label | what | detail |
@@ -75,6 +78,7 @@
 mod document;
 mod errors;
 mod family;
+mod messages_api;
 mod native;
 mod replay;
 mod request;
@@ -85,6 +89,7 @@ mod stream;
 pub use document::{to_document, to_json};
 pub use errors::{converse_stream_error_type, error_type};
 pub use family::{ModelFamily, bedrock_betas};
+pub use messages_api::{MessagesBody, to_messages_body};
 pub use native::{
     BEDROCK_ANTHROPIC_VERSION, NativeBody, NativeChunk, native_chunk, restore_model,
     to_native_body, to_native_count_tokens_body,

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use proxy_convert::{
     ConverseOptions, native_chunk, restore_model, to_converse, to_document, to_json,
-    to_native_body, to_native_count_tokens_body,
+    to_messages_body, to_native_body, to_native_count_tokens_body,
 };
 use serde_json::{Map, Value, json};
 
@@ -266,6 +266,15 @@ fn through_everything(v: &Value) -> Result<(), TestCaseError> {
         prop_assert!(counted.is_ok());
         if let Ok(counted) = counted {
             prop_assert!(counted.body["max_tokens"].is_u64());
+        }
+        let messages = to_messages_body(&req, CLAUDE, beta);
+        prop_assert!(messages.is_ok());
+        if let Ok(m) = messages {
+            prop_assert_eq!(&m.body["model"], CLAUDE);
+            prop_assert!(m.body.get("anthropic_version").is_none());
+            prop_assert!(!m.betas.iter().any(|b| b.starts_with("claude-code-")));
+            let labels: Vec<&str> = m.removals.iter().map(|r| r.label()).collect();
+            assert_clean(&m.body, &labels)?;
         }
     }
     Ok(())
