@@ -10,7 +10,9 @@ use aws_sdk_bedrockruntime::types::{
     ContentBlockDelta, ContentBlockDeltaEvent, ConverseStreamOutput, MessageStartEvent,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
-use proxy_convert::{ConverseOptions, StreamConverter, to_converse, to_native_body};
+use proxy_convert::{
+    ConverseOptions, StreamConverter, to_converse, to_messages_body, to_native_body,
+};
 
 const CLAUDE: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
 
@@ -46,9 +48,11 @@ fn requests(c: &mut Criterion) {
                 .into_converse_stream_input(CLAUDE)
         })
     });
-    let raw: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    c.bench_function("to_native_body (claude-code request)", |b| {
-        b.iter(|| to_native_body(black_box(&raw), CLAUDE, Some(&beta)).unwrap())
+    c.bench_function("to_native_body (parsed claude-code request)", |b| {
+        b.iter(|| to_native_body(black_box(&req), CLAUDE, Some(&beta)).unwrap())
+    });
+    c.bench_function("to_messages_body (parsed claude-code request)", |b| {
+        b.iter(|| to_messages_body(black_box(&req), CLAUDE, Some(&beta)).unwrap())
     });
 }
 

@@ -43,9 +43,8 @@ impl ModelFamily {
 }
 
 /// Betas Bedrock accepts for Claude, with the model ids (substrings) they apply to; an empty list
-/// means every Claude model. Betas Bedrock does not know make it answer "invalid beta flag", so every
-/// other beta a client sends (Claude Code sends `claude-code-20250219`, `oauth-2025-04-20`,
-/// `prompt-caching-scope-...`, ...) is dropped.
+/// means every Claude model. Betas Bedrock does not know make it answer "invalid beta flag" (or
+/// "Unexpected value(s) ... for the anthropic-beta header"), so every beta not listed here is dropped.
 const BEDROCK_BETAS: &[(&str, &[&str])] = &[
     ("interleaved-thinking-2025-05-14", &[]),
     (
@@ -71,33 +70,97 @@ const BEDROCK_BETAS: &[(&str, &[&str])] = &[
     ("computer-use-2025-11-24", &[]),
 ];
 
-/// The betas of an `anthropic-beta` header (comma-separated) that Bedrock accepts for `bedrock_id`,
-/// in the order given, without duplicates. Non-Claude models get none.
-pub fn bedrock_betas(header: Option<&str>, bedrock_id: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    if ModelFamily::of(bedrock_id) != ModelFamily::Claude {
-        return out;
+/// Prefixes of betas only Anthropic's own API serves: features that live on Anthropic's side
+/// (OAuth, the Files API, code execution, web fetch, Skills, the MCP connector, the advisor tool,
+/// cache scopes) or that only mark the client (`claude-code-*`). Claude Code sends several on every
+/// request. They are dropped for every model, whatever `BEDROCK_BETAS` says, so that adding a
+/// beta there cannot let one of these through. Whether Bedrock refuses each of them on every
+/// endpoint is not confirmed for all (some were seen accepted by the runtime Messages API, others
+/// refused); dropping them is the safe side, since none changes what a Bedrock model can do.
+pub(crate) const FIRST_PARTY_BETAS: &[&str] = &[
+    "claude-code-",
+    "oauth-",
+    "prompt-caching-scope-",
+    "files-api-",
+    "mcp-client-",
+    "code-execution-",
+    "web-fetch-",
+    "skills-",
+    "advisor-tool-",
+    "fallback-credit-",
+];
+
+/// Whether `beta` is one of the [`FIRST_PARTY_BETAS`].
+pub(crate) fn is_first_party_beta(beta: &str) -> bool {
+    FIRST_PARTY_BETAS.iter().any(|p| beta.starts_with(p))
+}
+
+/// Betas split into those Bedrock accepts for a model and those dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BetaSplit {
+    /// Accepted, in the order given, without duplicates.
+    pub kept: Vec<String>,
+    /// Dropped, in the order given, without duplicates.
+    pub dropped: Vec<String>,
+}
+
+impl BetaSplit {
+    /// Adds betas (already trimmed, non-empty) to the split for `bedrock_id`.
+    pub(crate) fn extend<'a>(
+        &mut self,
+        betas: impl IntoIterator<Item = &'a str>,
+        bedrock_id: &str,
+    ) {
+        let claude = ModelFamily::of(bedrock_id) == ModelFamily::Claude;
+        for beta in betas {
+            let allowed = claude
+                && !is_first_party_beta(beta)
+                && BEDROCK_BETAS.iter().any(|(name, models)| {
+                    *name == beta
+                        && (models.is_empty() || models.iter().any(|m| bedrock_id.contains(m)))
+                });
+            let list = if allowed {
+                &mut self.kept
+            } else {
+                &mut self.dropped
+            };
+            if !list.iter().any(|b| b == beta) {
+                list.push(beta.to_owned());
+            }
+        }
     }
-    for beta in header
+
+    /// The betas of an `anthropic-beta` header (comma-separated) split for `bedrock_id`.
+    pub(crate) fn of_header(header: Option<&str>, bedrock_id: &str) -> Self {
+        let mut split = BetaSplit::default();
+        split.extend(header_betas(header), bedrock_id);
+        split
+    }
+}
+
+/// The names in an `anthropic-beta` header: comma-separated, trimmed, empty ones skipped.
+pub(crate) fn header_betas(header: Option<&str>) -> impl Iterator<Item = &str> {
+    header
         .unwrap_or_default()
         .split(',')
         .map(str::trim)
         .filter(|b| !b.is_empty())
-    {
-        let allowed = BEDROCK_BETAS.iter().any(|(name, models)| {
-            *name == beta && (models.is_empty() || models.iter().any(|m| bedrock_id.contains(m)))
-        });
-        if allowed && !out.iter().any(|b| b == beta) {
-            out.push(beta.to_owned());
-        } else if !allowed {
-            tracing::debug!(
-                beta,
-                bedrock_id,
-                "dropping a beta Bedrock does not accept for this model"
-            );
-        }
+}
+
+/// The betas of an `anthropic-beta` header (comma-separated) that Bedrock accepts for `bedrock_id`,
+/// in the order given, without duplicates: those on the allow list for that model, never a
+/// first-party-only one (`claude-code-*`, `oauth-*`, `prompt-caching-scope-*`, `files-api-*`, ...).
+/// Non-Claude models get none.
+pub fn bedrock_betas(header: Option<&str>, bedrock_id: &str) -> Vec<String> {
+    let split = BetaSplit::of_header(header, bedrock_id);
+    for beta in &split.dropped {
+        tracing::debug!(
+            beta,
+            bedrock_id,
+            "dropping a beta Bedrock does not accept for this model"
+        );
     }
-    out
+    split.kept
 }
 
 #[cfg(test)]
@@ -162,5 +225,54 @@ mod tests {
             ),
             ["interleaved-thinking-2025-05-14"]
         );
+    }
+
+    #[test]
+    fn first_party_betas_never_pass() {
+        let first_party = [
+            "claude-code-20250219",
+            "oauth-2025-04-20",
+            "prompt-caching-scope-2026-01-05",
+            "files-api-2025-04-14",
+            "mcp-client-2025-11-20",
+            "code-execution-2025-08-25",
+            "web-fetch-2025-09-10",
+            "skills-2025-10-02",
+            "advisor-tool-2026-03-01",
+        ];
+        for beta in first_party {
+            assert!(is_first_party_beta(beta), "{beta}");
+            let split = BetaSplit::of_header(
+                Some(&format!("{beta},interleaved-thinking-2025-05-14")),
+                "global.anthropic.claude-opus-4-8",
+            );
+            assert_eq!(split.kept, ["interleaved-thinking-2025-05-14"], "{beta}");
+            assert_eq!(split.dropped, [beta]);
+        }
+        assert!(!is_first_party_beta("interleaved-thinking-2025-05-14"));
+        // The deny list wins over the allow list, and the two never overlap.
+        for (allowed, _) in BEDROCK_BETAS {
+            assert!(!is_first_party_beta(allowed), "{allowed}");
+        }
+    }
+
+    #[test]
+    fn a_split_reports_what_it_dropped_once() {
+        let mut split = BetaSplit::of_header(
+            Some("oauth-2025-04-20, effort-2025-11-24 ,oauth-2025-04-20,,"),
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        );
+        split.extend(
+            ["effort-2025-11-24", "context-management-2025-06-27"],
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        );
+        assert_eq!(split.kept, ["context-management-2025-06-27"]);
+        assert_eq!(split.dropped, ["oauth-2025-04-20", "effort-2025-11-24"]);
+        let qwen = BetaSplit::of_header(
+            Some("interleaved-thinking-2025-05-14"),
+            "qwen.qwen3-32b-v1:0",
+        );
+        assert!(qwen.kept.is_empty());
+        assert_eq!(qwen.dropped, ["interleaved-thinking-2025-05-14"]);
     }
 }

@@ -5,13 +5,17 @@
 //! [`proxy_schema::MessagesRequest`]; what goes to Bedrock is `aws-sdk-bedrockruntime`'s own input
 //! types, so an embedding service hands the result straight to the SDK.
 //!
-//! Two routes, chosen per model by the caller:
+//! Three routes, chosen per model by the caller:
 //! 1. **Converse** (any Bedrock model): [`to_converse`] builds the request; [`from_converse`] turns
 //!    the response into an Anthropic message; [`StreamConverter`] turns ConverseStream events into
 //!    Anthropic SSE events.
-//! 2. **Native** (Claude through InvokeModel): [`to_native_body`] rewrites the Anthropic body for
-//!    Bedrock; [`restore_model`] and [`native_chunk`] hand responses and stream chunks back with the
-//!    client's model name.
+//! 2. **Native** (Claude through InvokeModel): [`to_native_body`] (and
+//!    [`to_native_count_tokens_body`] for CountTokens) rewrites the typed request into Bedrock's
+//!    Claude body; [`restore_model`] and [`native_chunk`] hand responses and stream chunks back with
+//!    the client's model name.
+//! 3. **Messages** (Claude through Bedrock's Anthropic Messages API, `/anthropic/v1/messages` on
+//!    bedrock-runtime and bedrock-mantle): [`to_messages_body`] passes the request through with the
+//!    Bedrock model id and the betas for the `anthropic-beta` header.
 //!
 //! [`message_events`] turns a finished message back into the stream that produces it (how a gateway
 //! replays a cached response to a streaming client).
@@ -50,27 +54,50 @@
 //! Dropped fields are logged at debug level. Thinking effort for Nova and gpt-oss: budget < 4096
 //! `low`, < 16384 `medium`, else `high`; adaptive `medium`.
 //!
+//! # What Bedrock rejects never reaches it (native and Messages routes)
+//!
+//! Both Claude body builders take out what Bedrock refuses from Claude clients (Claude Code above
+//! all) and report each removal as a [`Removal`] (this crate does not log or count them; the caller
+//! does, by [`Removal::label`]):
+//!
+//! | label | what | detail |
+//! |---|---|---|
+//! | `beta` | a beta Bedrock does not accept for the model: not on the per-model allow list, or first-party only (`claude-code-*`, `oauth-*`, `prompt-caching-scope-*`, `files-api-*`, `mcp-client-*`, `code-execution-*`, `web-fetch-*`, `skills-*`, `advisor-tool-*`, `fallback-credit-*`), from the header or a body `anthropic_beta` | the beta |
+//! | `eager_input_streaming` | `tools[].eager_input_streaming` | the tool's name |
+//! | `cache_control_scope` | `cache_control.scope` wherever a `cache_control` sits (request, system, message blocks, tool results and their blocks, tools); the breakpoint itself stays | the field path |
+//! | `metadata_user_id` | a `metadata.user_id` not made of `[A-Za-z0-9_-]` (Claude Code sends a JSON string), replaced by [`user_id_for_bedrock`]: the 64-hex SHA-256 of the original, stable per user | `metadata.user_id` |
+//!
+//! The native route also drops, as before and without reporting, what its body has no field for:
+//! `model`, `stream`, unknown top-level fields, tool fields other than `type`, `name`,
+//! `description`, `input_schema`, `cache_control`, `strict` (and `input_examples` with its beta),
+//! server tools, `context_management` without its beta, and `metadata` other than `user_id`.
+//!
 //! Errors are only those Anthropic itself gives (more than 4 `cache_control` breakpoints), and the
 //! sources Bedrock cannot take: images and documents by URL or file id (send them as base64).
 
 mod document;
 mod errors;
 mod family;
+mod messages_api;
 mod native;
 mod replay;
 mod request;
 mod response;
+mod rewrite;
 mod stream;
 
 pub use document::{to_document, to_json};
 pub use errors::{converse_stream_error_type, error_type};
 pub use family::{ModelFamily, bedrock_betas};
+pub use messages_api::{MessagesBody, to_messages_body};
 pub use native::{
-    BEDROCK_ANTHROPIC_VERSION, NativeChunk, native_chunk, restore_model, to_native_body,
+    BEDROCK_ANTHROPIC_VERSION, NativeBody, NativeChunk, native_chunk, restore_model,
+    to_native_body, to_native_count_tokens_body,
 };
 pub use replay::message_events;
 pub use request::{ConverseOptions, ConverseRequest, to_converse};
 pub use response::{content_block, from_converse, stop_reason, stop_sequence, usage};
+pub use rewrite::{Removal, RemovalKind, user_id_for_bedrock};
 pub use stream::StreamConverter;
 
 /// A request that cannot be converted: the field path and why. A 400 `invalid_request_error`.

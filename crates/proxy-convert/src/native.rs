@@ -1,10 +1,12 @@
 //! The native route: the Anthropic body rewritten for Claude's InvokeModel, and the response and
 //! stream chunks passed back with the client's model name restored.
 
+use proxy_schema::MessagesRequest;
 use serde_json::{Map, Value, json};
 
 use crate::ConvertError;
-use crate::family::bedrock_betas;
+use crate::family::{BetaSplit, header_betas};
+use crate::rewrite::{Removal, RemovalKind, scrub_fields};
 
 /// The `anthropic_version` Bedrock requires in the native body.
 pub const BEDROCK_ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
@@ -58,32 +60,63 @@ fn count_cache_controls(v: &Value) -> usize {
     }
 }
 
-/// Rewrites a client's `/v1/messages` body (already validated by `proxy-schema`) into the InvokeModel
-/// body for `bedrock_model_id`: `anthropic_version` set, `model` and `stream` removed, betas from the
-/// `anthropic-beta` header filtered into `anthropic_beta`, `role: "system"` messages moved into
-/// `system`, top-level `cache_control` applied to the last block, fields Bedrock rejects removed.
+/// A body for Bedrock and what the rules of this crate removed on the way (see the crate docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeBody {
+    /// The InvokeModel (and InvokeModelWithResponseStream, CountTokens) body.
+    pub body: Value,
+    /// What was removed: count it, log it; the request goes on without it.
+    pub removals: Vec<Removal>,
+}
+
+/// Rewrites a client's `/v1/messages` request into the InvokeModel body for `bedrock_model_id`:
+/// `anthropic_version` set, `model` and `stream` removed, betas from the `anthropic-beta` header
+/// (and a body `anthropic_beta`) filtered into `anthropic_beta`, `role: "system"` messages moved
+/// into `system`, top-level `cache_control` applied to the last block, and fields Bedrock rejects
+/// removed (the removals listed in the crate docs are reported in [`NativeBody::removals`]).
+///
+/// Errors (never panics) when the request has no `max_tokens`, which Bedrock requires.
 pub fn to_native_body(
-    body: &Value,
+    req: &MessagesRequest,
     bedrock_model_id: &str,
     anthropic_beta: Option<&str>,
-) -> Result<Value, ConvertError> {
-    let Value::Object(src) = body else {
-        return Err(ConvertError::new(
-            "",
-            "the request body must be a JSON object",
-        ));
-    };
+) -> Result<NativeBody, ConvertError> {
+    if req.max_tokens.is_none() {
+        return Err(ConvertError::new("max_tokens", "Field required"));
+    }
+    native_body(req.clone(), bedrock_model_id, anthropic_beta)
+}
+
+/// The InvokeModel body that Bedrock's CountTokens takes for a `/v1/messages/count_tokens`
+/// request: as [`to_native_body`], with `max_tokens: 1` when the request has none (the body must
+/// have one; counting generates nothing).
+pub fn to_native_count_tokens_body(
+    req: &MessagesRequest,
+    bedrock_model_id: &str,
+    anthropic_beta: Option<&str>,
+) -> Result<NativeBody, ConvertError> {
+    let mut req = req.clone();
+    req.max_tokens.get_or_insert(1);
+    native_body(req, bedrock_model_id, anthropic_beta)
+}
+
+fn native_body(
+    mut req: MessagesRequest,
+    bedrock_model_id: &str,
+    anthropic_beta: Option<&str>,
+) -> Result<NativeBody, ConvertError> {
+    let mut removals = Vec::new();
+    let betas = take_betas(&mut req, anthropic_beta, bedrock_model_id, &mut removals);
+    scrub_fields(&mut req, &mut removals);
+    let top_cache_control = req
+        .cache_control
+        .take()
+        .map(|cc| serde_json::to_value(cc).map_err(unserializable))
+        .transpose()?;
+    let src = to_object(&req)?;
+
     let mut out = Map::new();
     out.insert("anthropic_version".into(), json!(BEDROCK_ANTHROPIC_VERSION));
-    let mut betas = bedrock_betas(anthropic_beta, bedrock_model_id);
-    if let Some(Value::Array(body_betas)) = src.get("anthropic_beta") {
-        let joined: Vec<&str> = body_betas.iter().filter_map(Value::as_str).collect();
-        for b in bedrock_betas(Some(&joined.join(",")), bedrock_model_id) {
-            if !betas.contains(&b) {
-                betas.push(b);
-            }
-        }
-    }
     if !betas.is_empty() {
         out.insert("anthropic_beta".into(), json!(betas));
     }
@@ -99,7 +132,7 @@ pub fn to_native_body(
                 }
             }
             k if NATIVE_KEYS.contains(&k) => {
-                out.insert(key.clone(), value.clone());
+                out.insert(key, value);
             }
             other => tracing::debug!(
                 field = other,
@@ -108,33 +141,7 @@ pub fn to_native_body(
         }
     }
 
-    // role: "system" messages -> system (Bedrock's Claude body has no system role in messages).
-    if let Some(Value::Array(messages)) = out.get_mut("messages") {
-        let mut moved = Vec::new();
-        messages.retain(|m| {
-            if m["role"] == "system" {
-                match &m["content"] {
-                    Value::String(s) => moved.push(json!({"type": "text", "text": s})),
-                    Value::Array(blocks) => moved.extend(blocks.iter().cloned()),
-                    _ => {}
-                }
-                false
-            } else {
-                true
-            }
-        });
-        if !moved.is_empty() {
-            let system = match out.remove("system") {
-                Some(Value::String(s)) if !s.is_empty() => vec![json!({"type": "text", "text": s})],
-                Some(Value::Array(blocks)) => blocks,
-                _ => Vec::new(),
-            };
-            out.insert(
-                "system".into(),
-                Value::Array(system.into_iter().chain(moved).collect()),
-            );
-        }
-    }
+    move_system_messages(&mut out);
 
     if let Some(Value::Array(tools)) = out.get_mut("tools") {
         let keep_examples = betas.iter().any(|b| b.starts_with("tool-examples-"));
@@ -165,26 +172,110 @@ pub fn to_native_body(
         }
     }
 
-    // Top-level cache_control marks the last cacheable block of the last message.
-    if let Some(cc) = src.get("cache_control").filter(|c| !c.is_null())
-        && count_cache_controls(&Value::Object(out.clone())) < 4
+    // Top-level cache_control marks the last cacheable block of the last message (the native body
+    // has no top-level field for it), unless that would make more than 4 breakpoints.
+    if let Some(cc) = top_cache_control
+        && out.values().map(count_cache_controls).sum::<usize>() < 4
         && let Some(Value::Array(messages)) = out.get_mut("messages")
-        && let Some(last) = messages.last_mut()
+        && let Some(Value::Object(last)) = messages.last_mut()
     {
-        if let Value::String(s) = &last["content"] {
-            last["content"] = json!([{"type": "text", "text": s}]);
+        if let Some(Value::String(s)) = last.get_mut("content") {
+            let text = std::mem::take(s);
+            last.insert("content".into(), json!([{"type": "text", "text": text}]));
         }
-        if let Some(block) = last["content"].as_array_mut().and_then(|b| b.last_mut())
-            && block.get("cache_control").is_none()
+        if let Some(Value::Array(blocks)) = last.get_mut("content")
+            && let Some(Value::Object(block)) = blocks.last_mut()
+            && !block.contains_key("cache_control")
             && !matches!(
-                block["type"].as_str(),
+                block.get("type").and_then(Value::as_str),
                 Some("thinking") | Some("redacted_thinking")
             )
         {
-            block["cache_control"] = cc.clone();
+            block.insert("cache_control".into(), cc);
         }
     }
-    Ok(Value::Object(out))
+    Ok(NativeBody {
+        body: Value::Object(out),
+        removals,
+    })
+}
+
+/// The betas for Bedrock from the `anthropic-beta` header and a body `anthropic_beta` list (taken
+/// out of the request, with any body `anthropic_version`: each route sets its own), the dropped
+/// ones appended to `removals`.
+pub(crate) fn take_betas(
+    req: &mut MessagesRequest,
+    header: Option<&str>,
+    bedrock_model_id: &str,
+    removals: &mut Vec<Removal>,
+) -> Vec<String> {
+    let mut split = BetaSplit::of_header(header, bedrock_model_id);
+    req.extra.remove("anthropic_version");
+    if let Some(Value::Array(body_betas)) = req.extra.remove("anthropic_beta") {
+        let names = body_betas
+            .iter()
+            .filter_map(Value::as_str)
+            .flat_map(|b| header_betas(Some(b)));
+        split.extend(names, bedrock_model_id);
+    }
+    removals.extend(
+        split
+            .dropped
+            .into_iter()
+            .map(|d| Removal::new(RemovalKind::Beta, d)),
+    );
+    split.kept
+}
+
+/// The request as a JSON object (what serde makes of it: its known fields, then the unknown ones).
+pub(crate) fn to_object(req: &MessagesRequest) -> Result<Map<String, Value>, ConvertError> {
+    match serde_json::to_value(req).map_err(unserializable)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(ConvertError::new("", "the request is not a JSON object")),
+    }
+}
+
+fn unserializable(e: serde_json::Error) -> ConvertError {
+    ConvertError::new("", format!("the request cannot be written as JSON: {e}"))
+}
+
+/// Moves `role: "system"` messages into `system`, after what it already holds (Bedrock's Claude
+/// bodies have no system role inside `messages`).
+pub(crate) fn move_system_messages(out: &mut Map<String, Value>) {
+    let Some(Value::Array(messages)) = out.get_mut("messages") else {
+        return;
+    };
+    if !messages.iter().any(is_system_message) {
+        return;
+    }
+    let mut moved = Vec::new();
+    for mut m in std::mem::take(messages) {
+        if !is_system_message(&m) {
+            messages.push(m);
+            continue;
+        }
+        match m.get_mut("content").map(Value::take) {
+            Some(Value::String(s)) => moved.push(json!({"type": "text", "text": s})),
+            Some(Value::Array(blocks)) => moved.extend(blocks),
+            _ => {}
+        }
+    }
+    if moved.is_empty() {
+        return;
+    }
+    let system = match out.get_mut("system").map(Value::take) {
+        Some(Value::String(s)) if !s.is_empty() => vec![json!({"type": "text", "text": s})],
+        Some(Value::Array(blocks)) => blocks,
+        _ => Vec::new(),
+    };
+    out.insert(
+        "system".into(),
+        Value::Array(system.into_iter().chain(moved).collect()),
+    );
+}
+
+fn is_system_message(m: &Value) -> bool {
+    m.get("role").and_then(Value::as_str) == Some("system")
 }
 
 /// Puts the client's model name back into a native response message.
@@ -236,6 +327,16 @@ pub fn native_chunk(bytes: &[u8], model: &str) -> Result<NativeChunk, ConvertErr
 mod tests {
     use super::*;
 
+    const SONNET: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+
+    fn parse(body: &Value) -> MessagesRequest {
+        proxy_schema::parse_messages_request(&serde_json::to_vec(body).unwrap()).unwrap()
+    }
+
+    fn native(body: &Value, beta: Option<&str>) -> NativeBody {
+        to_native_body(&parse(body), SONNET, beta).unwrap()
+    }
+
     #[test]
     fn rewrites_the_body_for_bedrock() {
         let body = json!({
@@ -249,12 +350,13 @@ mod tests {
                       {"type": "bash_20250124", "name": "bash"}],
             "context_management": {"edits": []}
         });
-        let out = to_native_body(
+        let NativeBody {
+            body: out,
+            removals,
+        } = native(
             &body,
-            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
             Some("claude-code-20250219,interleaved-thinking-2025-05-14"),
-        )
-        .unwrap();
+        );
         assert_eq!(out["anthropic_version"], BEDROCK_ANTHROPIC_VERSION);
         assert_eq!(
             out["anthropic_beta"],
@@ -283,6 +385,140 @@ mod tests {
             out["messages"][0]["content"],
             json!([{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}])
         );
+        assert_eq!(
+            removals,
+            [
+                Removal::new(RemovalKind::Beta, "claude-code-20250219"),
+                Removal::new(RemovalKind::EagerInputStreaming, "t")
+            ]
+        );
+    }
+
+    #[test]
+    fn what_bedrock_rejects_is_removed_and_reported() {
+        let claude_code_user = r#"{"device_id":"ab","account_uuid":"","session_id":"s"}"#;
+        let scoped = json!({"type": "ephemeral", "scope": "global"});
+        let body = json!({
+            "model": "claude-sonnet-4-5", "max_tokens": 100,
+            "anthropic_beta": ["files-api-2025-04-14", "context-1m-2025-08-07"],
+            "metadata": {"user_id": claude_code_user},
+            "system": [{"type": "text", "text": "s", "cache_control": scoped}],
+            "messages": [{"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "r", "cache_control": scoped}]},
+                {"type": "text", "text": "hi", "cache_control": scoped}]}],
+            "tools": [{"name": "t", "input_schema": {"type": "object"}, "cache_control": scoped}]
+        });
+        let NativeBody {
+            body: out,
+            removals,
+        } = native(
+            &body,
+            Some(
+                "oauth-2025-04-20,prompt-caching-scope-2026-01-05,interleaved-thinking-2025-05-14",
+            ),
+        );
+        assert_eq!(
+            out["anthropic_beta"],
+            json!(["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"])
+        );
+        let plain = json!({"type": "ephemeral"});
+        assert_eq!(out["system"][0]["cache_control"], plain);
+        assert_eq!(
+            out["messages"][0]["content"][0]["content"][0]["cache_control"],
+            plain
+        );
+        assert_eq!(out["messages"][0]["content"][1]["cache_control"], plain);
+        assert_eq!(out["tools"][0]["cache_control"], plain);
+        let user_id = out["metadata"]["user_id"].as_str().unwrap();
+        assert_eq!(
+            Some(user_id.to_owned()),
+            crate::user_id_for_bedrock(claude_code_user)
+        );
+        let seen: Vec<(&str, &str)> = removals
+            .iter()
+            .map(|r| (r.label(), r.detail.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("beta", "oauth-2025-04-20"),
+                ("beta", "prompt-caching-scope-2026-01-05"),
+                ("beta", "files-api-2025-04-14"),
+                ("cache_control_scope", "system.0"),
+                ("cache_control_scope", "messages.0.content.0.content.0"),
+                ("cache_control_scope", "messages.0.content.1"),
+                ("cache_control_scope", "tools.0"),
+                ("metadata_user_id", "metadata.user_id"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_body_that_panicked_is_an_error() {
+        // `{"cache_control":...,"messages":[5]}` made the Value-based rewrite index into a number.
+        for body in [
+            &br#"{"cache_control":{"type":"ephemeral"},"messages":[5]}"#[..],
+            br#"{"model":"m","max_tokens":1,"cache_control":{"type":"ephemeral"},"messages":[5]}"#,
+            br#"{"model":"m","max_tokens":1,"cache_control":{"type":"ephemeral"},"messages":[{"role":"user","content":[5]}]}"#,
+        ] {
+            assert!(proxy_schema::parse_messages_request(body).is_err());
+            assert!(proxy_schema::parse_count_tokens_request(body).is_err());
+        }
+    }
+
+    #[test]
+    fn top_level_cache_control_marks_the_last_cacheable_block_only() {
+        let cc = json!({"type": "ephemeral"});
+        // The last block is thinking: nothing to mark.
+        let out = native(
+            &json!({"model": "m", "max_tokens": 1, "cache_control": cc, "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}]}]}),
+            None,
+        );
+        assert!(
+            out.body["messages"][1]["content"][0]
+                .get("cache_control")
+                .is_none()
+        );
+        // An existing breakpoint on the last block is kept as it is.
+        let ttl = json!({"type": "ephemeral", "ttl": "1h"});
+        let out = native(
+            &json!({"model": "m", "max_tokens": 1, "cache_control": cc, "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": ttl}]}]}),
+            None,
+        );
+        assert_eq!(out.body["messages"][0]["content"][0]["cache_control"], ttl);
+        // Four breakpoints already: a fifth would be refused, so none is added.
+        let block = json!({"type": "text", "text": "x", "cache_control": cc});
+        let out = native(
+            &json!({"model": "m", "max_tokens": 1, "cache_control": cc,
+                "system": [block, block, block, block],
+                "messages": [{"role": "user", "content": "q"}]}),
+            None,
+        );
+        assert_eq!(out.body["messages"][0]["content"], "q");
+    }
+
+    #[test]
+    fn max_tokens_is_required_except_for_counting() {
+        let req = proxy_schema::parse_count_tokens_request(
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+        )
+        .unwrap();
+        let err = to_native_body(&req, SONNET, None).unwrap_err();
+        assert_eq!(err.path, "max_tokens");
+        let out = to_native_count_tokens_body(&req, SONNET, None).unwrap();
+        assert_eq!(
+            out.body,
+            json!({"anthropic_version": BEDROCK_ANTHROPIC_VERSION, "max_tokens": 1,
+                   "messages": [{"role": "user", "content": "hi"}]})
+        );
+        let mut with_max = req.clone();
+        with_max.max_tokens = Some(77);
+        let out = to_native_count_tokens_body(&with_max, SONNET, None).unwrap();
+        assert_eq!(out.body["max_tokens"], 77);
+        assert_eq!(out, to_native_body(&with_max, SONNET, None).unwrap());
     }
 
     #[test]

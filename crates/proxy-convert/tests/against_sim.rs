@@ -167,8 +167,11 @@ async fn claude_code_fixtures_convert_to_requests_the_sim_accepts() {
             assert!(!msg.content.is_empty());
         }
         // The native route: the rewritten body is accepted by InvokeModel and its stream.
-        let native = to_native_body(body, CLAUDE, beta).unwrap();
-        let bytes = serde_json::to_vec(&native).unwrap();
+        let request = parse_messages_request(&serde_json::to_vec(body).unwrap()).unwrap();
+        let native = to_native_body(&request, CLAUDE, beta).unwrap();
+        let labels: Vec<&str> = native.removals.iter().map(|r| r.label()).collect();
+        assert!(labels.contains(&"beta") && labels.contains(&"metadata_user_id"));
+        let bytes = serde_json::to_vec(&native.body).unwrap();
         let out = s
             .client
             .invoke_model()
@@ -185,8 +188,14 @@ async fn claude_code_fixtures_convert_to_requests_the_sim_accepts() {
         assert!(
             received["body"]["anthropic_beta"]
                 .as_array()
-                .is_none_or(|b| !b.iter().any(|x| x == "claude-code-20250219"))
+                .is_none_or(|b| {
+                    !b.iter().any(|x| {
+                        x == "claude-code-20250219" || x == "prompt-caching-scope-2026-01-05"
+                    })
+                })
         );
+        let user_id = received["body"]["metadata"]["user_id"].as_str().unwrap();
+        assert!(user_id.len() == 64 && user_id.bytes().all(|b| b.is_ascii_hexdigit()));
         let mut stream = s
             .client
             .invoke_model_with_response_stream()

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub background_dropped: prometheus::IntCounter,
     /// Estimated cost in USD by model (from the config's price table).
     pub cost: prometheus::CounterVec,
+    /// What was removed from requests before Bedrock, by kind (`beta`, `eager_input_streaming`,
+    /// `cache_control_scope`, `metadata_user_id`).
+    pub rewrites: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -131,13 +134,21 @@ impl Metrics {
             &["model"],
         )
         .unwrap();
+        let rewrites = IntCounterVec::new(
+            Opts::new(
+                "gateway_request_rewrites_total",
+                "What was removed from requests because Bedrock rejects it, by kind",
+            ),
+            &["kind"],
+        )
+        .unwrap();
         registry.register(Box::new(cost.clone())).unwrap();
         for c in [&limit_store_errors, &background_dropped] {
             registry.register(Box::new(c.clone())).unwrap();
         }
         registry.register(Box::new(usage_dropped.clone())).unwrap();
         registry.register(Box::new(usage_failed.clone())).unwrap();
-        for c in [&requests, &tokens, &errors, &cache] {
+        for c in [&requests, &tokens, &errors, &cache, &rewrites] {
             registry.register(Box::new(c.clone())).unwrap();
         }
         for h in [&latency, &bedrock_latency, &ttft] {
@@ -157,6 +168,7 @@ impl Metrics {
             limit_store_errors,
             background_dropped,
             cost,
+            rewrites,
         }
     }
 
@@ -172,6 +184,18 @@ impl Metrics {
             ),
         ] {
             self.tokens.with_label_values(&[model, kind]).inc_by(n);
+        }
+    }
+
+    /// Counts and logs (at debug level) what was removed from a request before Bedrock.
+    pub fn add_rewrites(&self, removals: &[proxy_convert::Removal]) {
+        for removal in removals {
+            self.rewrites.with_label_values(&[removal.label()]).inc();
+            tracing::debug!(
+                kind = removal.label(),
+                detail = %removal.detail,
+                "removed from the request: Bedrock rejects it"
+            );
         }
     }
 

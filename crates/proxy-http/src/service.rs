@@ -689,8 +689,9 @@ async fn messages_inner(
     let message_id = format!("msg_bdrk_{}", unique_id(24));
     match route.api {
         Api::Invoke => {
-            let body = proxy_convert::to_native_body(&raw_json, &route.bedrock_id, beta)?;
-            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            let native = proxy_convert::to_native_body(&req, &route.bedrock_id, beta)?;
+            g.metrics.add_rewrites(&native.removals);
+            let bytes = serde_json::to_vec(&native.body).unwrap_or_default();
             let t = Instant::now();
             if stream {
                 let receiver = g.bedrock.invoke_stream(&route.bedrock_id, bytes).await?;
@@ -806,7 +807,7 @@ async fn count_tokens(
     let version = api_version(headers)?;
     let req = proxy_schema::parse_count_tokens_request(&raw)?;
     version.check(&req)?;
-    let mut raw_json: Value =
+    let raw_json: Value =
         serde_json::from_slice(&raw).map_err(|e| ApiError::invalid(e.to_string()))?;
     tracing::Span::current().record("model", req.model.as_str());
     let route = g.router.resolve(&req.model)?;
@@ -820,13 +821,14 @@ async fn count_tokens(
     } else {
         let input = match route.api {
             Api::Invoke => {
-                if raw_json.get("max_tokens").is_none() {
-                    raw_json["max_tokens"] = json!(1);
-                }
-                let body = proxy_convert::to_native_body(&raw_json, &route.bedrock_id, beta)?;
+                let native =
+                    proxy_convert::to_native_count_tokens_body(&req, &route.bedrock_id, beta)?;
+                g.metrics.add_rewrites(&native.removals);
                 CountTokensInput::InvokeModel(
                     InvokeModelTokensRequest::builder()
-                        .body(Blob::new(serde_json::to_vec(&body).unwrap_or_default()))
+                        .body(Blob::new(
+                            serde_json::to_vec(&native.body).unwrap_or_default(),
+                        ))
                         .build()
                         .map_err(|e| ApiError::new(ErrorType::ApiError, e.to_string()))?,
                 )

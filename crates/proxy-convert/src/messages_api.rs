@@ -1,0 +1,179 @@
+//! The Messages route: the body for Bedrock's Anthropic Messages API (`/anthropic/v1/messages` on
+//! bedrock-runtime and bedrock-mantle), which takes Anthropic's own request shape.
+
+use proxy_schema::MessagesRequest;
+use serde_json::Value;
+
+use crate::ConvertError;
+use crate::native::{move_system_messages, take_betas, to_object};
+use crate::rewrite::{Removal, scrub_fields};
+
+/// A body for Bedrock's Anthropic Messages API, the betas for its `anthropic-beta` header, and what
+/// was removed on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessagesBody {
+    /// The JSON body: the client's request (unknown fields kept, `stream` kept) with `model` set to
+    /// the Bedrock id.
+    pub body: Value,
+    /// The betas Bedrock accepts for the model, for the `anthropic-beta` header (none: no header).
+    pub betas: Vec<String>,
+    /// What was removed: count it, log it; the request goes on without it.
+    pub removals: Vec<Removal>,
+}
+
+/// Builds the body of a call to Bedrock's Anthropic Messages API for `bedrock_model_id` (a profile
+/// id on bedrock-runtime, a bare `anthropic.*` id on bedrock-mantle): near pass-through, so the
+/// client's request with `model` rewritten, and only what Bedrock rejects taken out:
+///
+/// - betas (from the `anthropic-beta` header and a body `anthropic_beta`) go through the same
+///   per-model filter as the native route and come back in [`MessagesBody::betas`] for the header
+///   (this API takes them as a header, not in the body);
+/// - `tools[].eager_input_streaming`, `cache_control.scope`, and a `metadata.user_id` Bedrock's
+///   pattern refuses, as on the native route (see the crate docs);
+/// - `role: "system"` messages move into `system`, as on the native route: their beta
+///   (`mid-conversation-system-*`) is not on the filter's list, and without it a system role inside
+///   `messages` is not expected to be accepted (not confirmed either way, so the safe form is sent);
+/// - no `anthropic_version` in the body: the version travels as the `anthropic-version` header
+///   (what peers send to the runtime endpoint; whether the runtime endpoint also accepts or requires
+///   the body field is not confirmed, so none is sent).
+///
+/// `max_tokens` is not required, so a `/v1/messages/count_tokens` request makes the body of
+/// Mantle's `/anthropic/v1/messages/count_tokens` the same way.
+pub fn to_messages_body(
+    req: &MessagesRequest,
+    bedrock_model_id: &str,
+    anthropic_beta: Option<&str>,
+) -> Result<MessagesBody, ConvertError> {
+    let mut req = req.clone();
+    let mut removals = Vec::new();
+    let betas = take_betas(&mut req, anthropic_beta, bedrock_model_id, &mut removals);
+    scrub_fields(&mut req, &mut removals);
+    bedrock_model_id.clone_into(&mut req.model);
+    let mut body = to_object(&req)?;
+    move_system_messages(&mut body);
+    Ok(MessagesBody {
+        body: Value::Object(body),
+        betas,
+        removals,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rewrite::RemovalKind;
+    use serde_json::json;
+
+    const OPUS: &str = "global.anthropic.claude-opus-4-8";
+
+    fn parse(body: &Value) -> MessagesRequest {
+        proxy_schema::parse_messages_request(&serde_json::to_vec(body).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn passes_the_request_through_with_the_bedrock_model() {
+        let body = json!({
+            "model": "claude-opus-4-8", "max_tokens": 100, "stream": true,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}],
+            "system": [{"type": "text", "text": "terse"}],
+            "thinking": {"type": "adaptive"}, "output_config": {"effort": "high"},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015"}]},
+            "cache_control": {"type": "ephemeral", "ttl": "1h"},
+            "tools": [{"name": "t", "input_schema": {"type": "object"}, "defer_loading": true}],
+            "service_tier": "auto", "some_new_field": {"x": 1},
+            "metadata": {"user_id": "u1"}
+        });
+        let out = to_messages_body(
+            &parse(&body),
+            OPUS,
+            Some("interleaved-thinking-2025-05-14,context-management-2025-06-27"),
+        )
+        .unwrap();
+        let mut expected = body.clone();
+        expected["model"] = json!(OPUS);
+        assert_eq!(out.body, expected);
+        assert_eq!(
+            out.betas,
+            [
+                "interleaved-thinking-2025-05-14",
+                "context-management-2025-06-27"
+            ]
+        );
+        assert!(out.removals.is_empty());
+        assert!(out.body.get("anthropic_version").is_none());
+    }
+
+    #[test]
+    fn removes_what_bedrock_rejects_and_reports_it() {
+        let body = json!({
+            "model": "claude-opus-4-8", "max_tokens": 100,
+            "anthropic_version": "bedrock-2023-05-31",
+            "anthropic_beta": ["oauth-2025-04-20", "fine-grained-tool-streaming-2025-05-14"],
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral", "scope": "global"}}]}
+            ],
+            "system": "You are terse.",
+            "tools": [{"name": "t", "input_schema": {"type": "object"}, "eager_input_streaming": true}],
+            "metadata": {"user_id": "{\"device_id\":\"d\",\"session_id\":\"s\"}"}
+        });
+        let out = to_messages_body(
+            &parse(&body),
+            OPUS,
+            Some("claude-code-20250219,prompt-caching-scope-2026-01-05,interleaved-thinking-2025-05-14"),
+        )
+        .unwrap();
+        assert_eq!(
+            out.betas,
+            [
+                "interleaved-thinking-2025-05-14",
+                "fine-grained-tool-streaming-2025-05-14"
+            ]
+        );
+        assert_eq!(
+            out.body,
+            json!({
+                "model": OPUS, "max_tokens": 100,
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}],
+                "system": [{"type": "text", "text": "You are terse."}, {"type": "text", "text": "be brief"}],
+                "metadata": {"user_id": crate::user_id_for_bedrock("{\"device_id\":\"d\",\"session_id\":\"s\"}").unwrap()},
+                "tools": [{"name": "t", "input_schema": {"type": "object"}}]
+            })
+        );
+        let seen: Vec<(&str, &str)> = out
+            .removals
+            .iter()
+            .map(|r| (r.label(), r.detail.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("beta", "claude-code-20250219"),
+                ("beta", "prompt-caching-scope-2026-01-05"),
+                ("beta", "oauth-2025-04-20"),
+                ("cache_control_scope", "messages.1.content.0"),
+                ("eager_input_streaming", "t"),
+                ("metadata_user_id", "metadata.user_id"),
+            ]
+        );
+        assert!(
+            out.removals
+                .iter()
+                .any(|r| r.kind == RemovalKind::MetadataUserId)
+        );
+    }
+
+    #[test]
+    fn count_tokens_requests_need_no_max_tokens() {
+        let req = proxy_schema::parse_count_tokens_request(
+            br#"{"model":"claude-sonnet-5","messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .unwrap();
+        let out = to_messages_body(&req, "anthropic.claude-sonnet-5", None).unwrap();
+        assert_eq!(
+            out.body,
+            json!({"model": "anthropic.claude-sonnet-5", "messages": [{"role": "user", "content": "hi"}]})
+        );
+        assert!(out.betas.is_empty());
+    }
+}
