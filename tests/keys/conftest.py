@@ -21,7 +21,7 @@ class Gateway:
         self.env = {
             "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim_url, "AWS_ENDPOINT_URL_BEDROCK": sim_url,
             "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
-            "STORE_PATH": str(store), "LOG_LEVEL": "warn", "LIST_BEDROCK_MODELS": "false", **(extra_env or {}),
+            "STORE_PATH": str(store), "LOG_LEVEL": "warn", "LIST_BEDROCK_MODELS": "false", "MODEL_REFRESH_INTERVAL": "0", **(extra_env or {}),
         }
         self.env.pop("MASTER_API_KEY", None)
         self.proc, self.url = start(binary("PROXY_SERVER_BIN", "proxy-server"), self.env)

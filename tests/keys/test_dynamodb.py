@@ -52,7 +52,7 @@ def store_env(dynamodb_url, prefix):
 def gateway_env(store, sim_url, log_level="warn"):
     """proxy-server on that store, in front of the emulator."""
     return {**store, "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim_url, "AWS_ENDPOINT_URL_BEDROCK": sim_url,
-            "LIST_BEDROCK_MODELS": "false", "LOG_LEVEL": log_level}
+            "LIST_BEDROCK_MODELS": "false", "MODEL_REFRESH_INTERVAL": "0", "LOG_LEVEL": log_level}
 
 
 def admin(bin_path, store):

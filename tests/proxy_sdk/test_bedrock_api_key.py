@@ -20,7 +20,7 @@ def bearer_gateway(sim_url, tmp_path):
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim_url, "AWS_ENDPOINT_URL_BEDROCK": sim_url, "AWS_REGION": "us-east-1",
         "MASTER_API_KEY": "sk-test-master-0123456789", "STORE_PATH": str(tmp_path / "gateway.db"),
-        "LIST_BEDROCK_MODELS": "false", "LOG_LEVEL": "error",
+        "LIST_BEDROCK_MODELS": "false", "MODEL_REFRESH_INTERVAL": "0", "LOG_LEVEL": "error",
     })
     yield url, token
     assert stop(proc) == 0

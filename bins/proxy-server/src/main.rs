@@ -39,9 +39,9 @@ struct Args {
     /// Address to listen on (port 0 picks a free one; the address served is printed).
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
     listen: String,
-    /// TOML config file: model routes ([[models]] with name, bedrock_id, api; fallback_model;
-    /// profile_prefix) and the price table for cost estimates ([prices."model"] input, output,
-    /// cache_read, cache_write in USD per million tokens).
+    /// TOML config file: model routes ([[models]] with name, bedrock_id, api, endpoint;
+    /// fallback_model; profile_prefix) and the price table for cost estimates ([prices."model"]
+    /// input, output, cache_read, cache_write in USD per million tokens).
     #[arg(long, env = "PROXY_CONFIG")]
     config: Option<PathBuf>,
     /// AWS region (otherwise the standard AWS configuration chain decides).
@@ -68,7 +68,8 @@ struct Args {
     /// Turn cache_control into Bedrock cache points (otherwise they are removed).
     #[arg(long, env = "PROMPT_CACHING_ENABLED", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
     prompt_caching_enabled: bool,
-    /// Where unknown claude-* model names go (a name that routes).
+    /// Where claude-* model names found nowhere go (a name that routes); unset, they go to Bedrock as
+    /// themselves.
     #[arg(long, env = "FALLBACK_MODEL")]
     fallback_model: Option<String>,
     /// Seconds to wait for Bedrock to answer (streams: to start).
@@ -102,9 +103,14 @@ struct Args {
     /// Seconds a cached response is served.
     #[arg(long, env = "CACHE_TTL", default_value = "3600")]
     cache_ttl: u64,
-    /// List Bedrock's own models and inference profiles in GET /v1/models (refreshed every 10 min).
+    /// Also list Bedrock's other (non-Claude) models by their ids in GET /v1/models.
     #[arg(long, env = "LIST_BEDROCK_MODELS", default_value = "true", value_parser = parse_bool, action = ArgAction::Set)]
     list_bedrock_models: bool,
+    /// Seconds between reads of Bedrock's model catalog (ListFoundationModels,
+    /// ListInferenceProfiles), from which the routes are built; 0: never read it, route with the
+    /// built-in table of Claude models.
+    #[arg(long, env = "MODEL_REFRESH_INTERVAL", default_value = "600")]
+    model_refresh_interval: u64,
     /// Seconds of upstream silence after which a stream gets an SSE ping.
     #[arg(long, env = "SSE_PING_INTERVAL", default_value = "15")]
     sse_ping_interval: u64,
@@ -243,6 +249,21 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(f) = args.fallback_model {
         routing.fallback_model = Some(f);
     }
+    let config_error = |e: String| match &args.config {
+        Some(path) => anyhow::anyhow!("PROXY_CONFIG / --config: {}: {e}", path.display()),
+        None => anyhow::anyhow!("{e}"),
+    };
+    routing.check().map_err(config_error)?;
+    if let Some(m) = routing
+        .models
+        .iter()
+        .find(|m| m.api == proxy_bedrock::Api::Messages)
+    {
+        return Err(config_error(format!(
+            "[[models]] `{}`: api = \"messages\" is not served by this build yet",
+            m.name
+        )));
+    }
     let bedrock =
         proxy_bedrock::Bedrock::from_env(args.region, Duration::from_secs(args.bedrock_timeout))
             .await;
@@ -274,6 +295,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             .cache_enabled
             .then(|| Duration::from_secs(args.cache_ttl)),
         prices,
+        list_bedrock_models: args.list_bedrock_models,
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -295,8 +317,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         tracing::info!("shutting down: draining open requests");
     };
     let gateway = proxy_http::Gateway::new(settings, router, bedrock, Some(store));
-    if args.list_bedrock_models {
-        gateway.spawn_model_refresh(Duration::from_secs(600));
+    if args.model_refresh_interval > 0 {
+        gateway.spawn_model_refresh(Duration::from_secs(args.model_refresh_interval));
     }
     proxy_http::run(
         listener,

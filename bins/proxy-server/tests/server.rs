@@ -309,7 +309,7 @@ fn bad_settings_stop_start_up_naming_them() {
     assert!(run(&[("MASTER_API_KEY", KEY), ("LOG_FORMAT", "xml")], &[]).contains("LOG_FORMAT"));
     assert!(
         run(
-            &[("MASTER_API_KEY", KEY), ("FALLBACK_MODEL", "claude-nope")],
+            &[("MASTER_API_KEY", KEY), ("FALLBACK_MODEL", "claude nope")],
             &[]
         )
         .contains("FALLBACK_MODEL")
@@ -327,6 +327,23 @@ fn bad_settings_stop_start_up_naming_them() {
             &[]
         )
         .contains("PROXY_CONFIG")
+    );
+    let misplaced = dir.join("misplaced-endpoint.toml");
+    std::fs::write(
+        &misplaced,
+        "[[models]]\nname = \"x\"\nbedrock_id = \"y\"\napi = \"invoke\"\nendpoint = \"mantle\"\n",
+    )
+    .unwrap();
+    let err = run(
+        &[
+            ("MASTER_API_KEY", KEY),
+            ("PROXY_CONFIG", misplaced.to_str().unwrap()),
+        ],
+        &[],
+    );
+    assert!(
+        err.contains("PROXY_CONFIG") && err.contains("endpoint"),
+        "{err}"
     );
     let bad_prices = dir.join("bad-prices.toml");
     std::fs::write(&bad_prices, "[prices.\"claude-*\"]\ninput = 3.0\n").unwrap();

@@ -1,11 +1,13 @@
 //! `proxy-bedrock`: the gateway's Bedrock side. One shared `aws-sdk-bedrockruntime` client (connection
 //! reuse, the standard credential chain including Bedrock API keys, the standard endpoint overrides),
-//! model routing ([`Router`]), and the mapping of every upstream failure to an Anthropic error type
-//! ([`UpstreamError`]). Bedrock's Anthropic Messages API, which the SDK cannot call, goes through a
-//! lean signed client of its own ([`signed`], [`messages`]; SSE decoding in [`sse`]).
+//! model routing ([`Router`], with its route table read from Bedrock's own catalog: [`catalog`]), and
+//! the mapping of every upstream failure to an Anthropic error type ([`UpstreamError`]). Bedrock's
+//! Anthropic Messages API, which the SDK cannot call, goes through a lean signed client of its own
+//! ([`signed`], [`messages`]; SSE decoding in [`sse`]).
 //!
 //! It does no conversion itself (that is `proxy-convert`) and knows nothing of HTTP serving.
 
+pub mod catalog;
 pub mod messages;
 mod routing;
 pub mod signed;
@@ -28,9 +30,14 @@ use proxy_schema::ErrorType;
 pub use messages::{
     Endpoint, Endpoints, MessageStream, MessagesClient, MessagesEvent, MessagesReply,
 };
+pub use catalog::{Listing, RouteTable};
 pub use routing::{
-    Api, ListedModel, ModelRoute, Route, RouteError, Router, RoutingConfig, geography,
+    Api, ListedModel, ModelRoute, Route, RouteError, Router, RoutingConfig, geographies,
+    geography,
 };
+
+/// The longest a read of Bedrock's catalog (both listings, every page) may take.
+pub const CATALOG_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An upstream failure, as the client will see it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -239,61 +246,19 @@ impl Bedrock {
             })
     }
 
-    /// Bedrock's text models invocable on demand and its system inference profiles, for
-    /// `GET /v1/models` (two control-plane listings; the caller caches the result).
-    pub async fn list_models(&self) -> Result<Vec<ListedModel>, UpstreamError> {
-        use aws_sdk_bedrock::types::{InferenceType, ModelModality};
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .control
-                .list_inference_profiles()
-                .max_results(1000)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(upstream_error)?;
-            for p in page.inference_profile_summaries() {
-                out.push(ListedModel {
-                    id: p.inference_profile_id().to_owned(),
-                    display_name: p.inference_profile_name().to_owned(),
-                    created_at: p
-                        .created_at()
-                        .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
-                        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into()),
-                });
-            }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
-        let models = self
-            .control
-            .list_foundation_models()
-            .by_output_modality(ModelModality::Text)
-            .send()
+    /// Bedrock's catalog: its text models (ListFoundationModels) and system-defined inference
+    /// profiles (ListInferenceProfiles), for [`Router::update`]. Two control-plane calls or more
+    /// (profiles are paged), within [`CATALOG_TIMEOUT`]; the caller reads it in the background,
+    /// never per request.
+    pub async fn catalog(&self) -> Result<Listing, UpstreamError> {
+        tokio::time::timeout(CATALOG_TIMEOUT, catalog::fetch(&self.control))
             .await
-            .map_err(upstream_error)?;
-        for m in models.model_summaries() {
-            if m.inference_types_supported()
-                .contains(&InferenceType::OnDemand)
-            {
-                out.push(ListedModel {
-                    id: m.model_id().to_owned(),
-                    display_name: format!(
-                        "{} {}",
-                        m.provider_name().unwrap_or_default(),
-                        m.model_name().unwrap_or_default()
-                    )
-                    .trim()
-                    .to_owned(),
-                    created_at: "1970-01-01T00:00:00Z".into(),
-                });
-            }
-        }
-        Ok(out)
+            .unwrap_or_else(|_| {
+                Err(UpstreamError::new(
+                    ErrorType::TimeoutError,
+                    "Bedrock's control plane did not list the models in time",
+                ))
+            })
     }
 
     /// Converse.

@@ -44,10 +44,13 @@ pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 /// 20 MB; a larger answer is refused rather than buffered.
 const BODY_LIMIT: usize = 32 << 20;
 
-/// Which Bedrock host serves the Messages API for a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which Bedrock host serves the Messages API for a model (`endpoint = "runtime" | "mantle"` in a
+/// `[[models]]` entry; runtime is the only host of the other routes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Endpoint {
     /// bedrock-runtime's `/anthropic` (inference-profile ids such as `us.anthropic.claude-opus-4-8`).
+    #[default]
     Runtime,
     /// bedrock-mantle (bare ids such as `anthropic.claude-opus-4-8`).
     Mantle,

@@ -57,6 +57,8 @@ pub struct Settings {
     pub cache_ttl: Option<Duration>,
     /// Prices for the cost estimate metric (`gateway_cost_usd_total`); empty: no estimate.
     pub prices: proxy_store::PriceTable,
+    /// List Bedrock's other (non-Claude) models by their ids in `GET /v1/models` too.
+    pub list_bedrock_models: bool,
 }
 
 impl Default for Settings {
@@ -75,6 +77,7 @@ impl Default for Settings {
             rate_limit_enabled: true,
             cache_ttl: None,
             prices: proxy_store::PriceTable::default(),
+            list_bedrock_models: true,
         }
     }
 }
@@ -87,8 +90,6 @@ pub struct Gateway {
     bedrock: proxy_bedrock::Bedrock,
     metrics: Metrics,
     ready: tokio::sync::Mutex<Option<(Instant, bool)>>,
-    /// Bedrock's own models and profiles, refreshed in the background (never per request).
-    bedrock_models: std::sync::RwLock<Vec<proxy_bedrock::ListedModel>>,
     store: Option<proxy_store::Store>,
     key_cache: keys::KeyCache,
     rate_limiter: keys::RateLimiter,
@@ -99,6 +100,9 @@ pub struct Gateway {
     /// Permits for background store writes (shared token counts, cache fills).
     background: Arc<tokio::sync::Semaphore>,
 }
+
+/// How soon a failed read of Bedrock's catalog is tried again.
+pub const CATALOG_RETRY: Duration = Duration::from_secs(60);
 
 /// At most this many background store writes (shared token counts, cache fills) at a time.
 pub const BACKGROUND_TASKS: usize = 1024;
@@ -128,7 +132,6 @@ impl Gateway {
             bedrock,
             metrics,
             ready: tokio::sync::Mutex::new(None),
-            bedrock_models: std::sync::RwLock::new(Vec::new()),
             store,
             key_cache: keys::KeyCache::default(),
             rate_limiter: keys::RateLimiter::default(),
@@ -230,42 +233,75 @@ impl Gateway {
         }
     }
 
-    /// Starts the background refresh of Bedrock's model listings (now, then every `every`); a failed
-    /// listing is logged and the previous one kept.
+    /// Reads Bedrock's catalog now and puts the route table built from it in use (the router
+    /// keeps the one it had when the read fails). Returns how many names route.
+    pub async fn refresh_models(&self) -> Result<usize, proxy_bedrock::UpstreamError> {
+        match self.bedrock.catalog().await {
+            Ok(listing) => {
+                let table = self.router.update(&listing);
+                self.metrics.catalog_models.set(table.len() as i64);
+                self.metrics
+                    .catalog_last_success
+                    .set(proxy_store::now() as f64);
+                Ok(table.len())
+            }
+            Err(e) => {
+                self.metrics.catalog_refresh_errors.inc();
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts the background reading of Bedrock's catalog: now, then every `every`; after a failure
+    /// again within [`CATALOG_RETRY`] (or `every`, if shorter). While it fails, the route table it
+    /// read last stays in use, or the built-in table if it never succeeded: a warning says so once
+    /// per streak of failures, `gateway_model_catalog_refresh_errors_total` counts every one.
     pub fn spawn_model_refresh(self: &Arc<Self>, every: Duration) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut failing = false;
+            let mut read_once = false;
             loop {
                 let Some(g) = weak.upgrade() else { return };
-                match g.bedrock.list_models().await {
-                    Ok(models) => {
-                        tracing::debug!(count = models.len(), "Bedrock model listing refreshed");
-                        *g.bedrock_models.write().unwrap_or_else(|e| e.into_inner()) = models;
+                let wait = match g.refresh_models().await {
+                    Ok(count) => {
+                        if failing {
+                            tracing::info!(count, "Bedrock's model catalog read again");
+                        } else {
+                            tracing::debug!(count, "Bedrock's model catalog read");
+                        }
+                        if !read_once && let Some(f) = g.router.fallback_unknown() {
+                            tracing::warn!(
+                                fallback_model = f,
+                                "fallback_model is neither configured nor in Bedrock's catalog; it goes to Bedrock as itself"
+                            );
+                        }
+                        failing = false;
+                        read_once = true;
+                        every
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot list Bedrock models; /v1/models shows configured names only")
+                        if !failing {
+                            if read_once {
+                                tracing::warn!(error = %e, "cannot read Bedrock's model catalog; routing with the one read last until it can");
+                            } else {
+                                tracing::warn!(error = %e, "cannot read Bedrock's model catalog; routing with the built-in table of Claude models until it can");
+                            }
+                        }
+                        failing = true;
+                        every.min(CATALOG_RETRY)
                     }
-                }
+                };
                 drop(g);
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(wait).await;
             }
         });
     }
 
-    /// Every model `GET /v1/models` lists: configured names, the built-in Claude names, then
-    /// Bedrock's own ids.
+    /// Every model `GET /v1/models` lists: configured names, the Claude models by their Anthropic
+    /// names, then (with `list_bedrock_models`) Bedrock's other models by their ids.
     pub(crate) fn listed_models(&self) -> Vec<proxy_bedrock::ListedModel> {
-        let mut all = self.router.listed();
-        let bedrock = self
-            .bedrock_models
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        for m in bedrock.iter() {
-            if !all.iter().any(|a| a.id == m.id) {
-                all.push(m.clone());
-            }
-        }
-        all
+        self.router.listed(self.settings.list_bedrock_models)
     }
 
     /// Runs a store write off the request path, at most [`BACKGROUND_TASKS`] at a time: beyond

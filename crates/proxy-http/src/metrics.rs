@@ -35,6 +35,13 @@ pub struct Metrics {
     /// What was removed from requests before Bedrock, by kind (`beta`, `eager_input_streaming`,
     /// `cache_control_scope`, `metadata_user_id`).
     pub rewrites: IntCounterVec,
+    /// Failed reads of Bedrock's model catalog.
+    pub catalog_refresh_errors: prometheus::IntCounter,
+    /// When Bedrock's model catalog was last read (Unix seconds; 0: never, the built-in table
+    /// routes).
+    pub catalog_last_success: prometheus::Gauge,
+    /// How many names the route table read from Bedrock's catalog routes.
+    pub catalog_models: prometheus::IntGauge,
 }
 
 impl Default for Metrics {
@@ -142,6 +149,28 @@ impl Metrics {
             &["kind"],
         )
         .unwrap();
+        let catalog_refresh_errors = prometheus::IntCounter::new(
+            "gateway_model_catalog_refresh_errors_total",
+            "Failed reads of Bedrock's model catalog (the previous route table, or the built-in one, stays in use)",
+        )
+        .unwrap();
+        let catalog_last_success = prometheus::Gauge::new(
+            "gateway_model_catalog_last_success_timestamp_seconds",
+            "When Bedrock's model catalog was last read, Unix time (0: never; the built-in table routes)",
+        )
+        .unwrap();
+        let catalog_models = prometheus::IntGauge::new(
+            "gateway_model_catalog_models",
+            "Names the route table read from Bedrock's catalog routes",
+        )
+        .unwrap();
+        registry
+            .register(Box::new(catalog_refresh_errors.clone()))
+            .unwrap();
+        registry
+            .register(Box::new(catalog_last_success.clone()))
+            .unwrap();
+        registry.register(Box::new(catalog_models.clone())).unwrap();
         registry.register(Box::new(cost.clone())).unwrap();
         for c in [&limit_store_errors, &background_dropped] {
             registry.register(Box::new(c.clone())).unwrap();
@@ -169,6 +198,9 @@ impl Metrics {
             background_dropped,
             cost,
             rewrites,
+            catalog_refresh_errors,
+            catalog_last_success,
+            catalog_models,
         }
     }
 

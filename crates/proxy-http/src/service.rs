@@ -780,6 +780,11 @@ async fn messages_inner(
             }
             Ok((json_response(StatusCode::OK, &message), limit_headers))
         }
+        // proxy-server refuses such a config at start until this route is served.
+        Api::Messages => Err(ApiError::new(
+            ErrorType::ApiError,
+            "this gateway does not serve api = \"messages\" routes",
+        )),
     }
 }
 
@@ -820,7 +825,7 @@ async fn count_tokens(
         None
     } else {
         let input = match route.api {
-            Api::Invoke => {
+            Api::Invoke | Api::Messages => {
                 let native =
                     proxy_convert::to_native_count_tokens_body(&req, &route.bedrock_id, beta)?;
                 g.metrics.add_rewrites(&native.removals);
@@ -976,20 +981,14 @@ fn list_models(g: &Gateway, query: Option<&str>) -> Result<Response<Body>, ApiEr
 }
 
 fn get_model(g: &Gateway, id: &str) -> Result<Response<Body>, ApiError> {
-    if let Some(m) = g.listed_models().iter().find(|m| m.id == id) {
-        return Ok(json_response(StatusCode::OK, &model_info(m)));
-    }
-    match g.router.resolve(id) {
-        Ok(_) => Ok(json_response(
-            StatusCode::OK,
-            &ModelInfo {
-                kind: "model".into(),
-                id: id.into(),
-                display_name: id.into(),
-                created_at: "1970-01-01T00:00:00Z".into(),
-            },
+    // Only what the list shows: a name that would merely be passed on to Bedrock is not a model
+    // the gateway knows.
+    match g.listed_models().iter().find(|m| m.id == id) {
+        Some(m) => Ok(json_response(StatusCode::OK, &model_info(m))),
+        None => Err(ApiError::new(
+            ErrorType::NotFoundError,
+            format!("model: {id}"),
         )),
-        Err(e) => Err(e.into()),
     }
 }
 
