@@ -254,19 +254,22 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         None => anyhow::anyhow!("{e}"),
     };
     routing.check().map_err(config_error)?;
+    let bedrock =
+        proxy_bedrock::Bedrock::from_env(args.region, Duration::from_secs(args.bedrock_timeout))
+            .await;
+    // The Messages API route needs the signed client (a region, credentials or a Bedrock API key):
+    // found at start rather than on the first request.
     if let Some(m) = routing
         .models
         .iter()
         .find(|m| m.api == proxy_bedrock::Api::Messages)
+        && let Err(e) = bedrock.messages_api()
     {
         return Err(config_error(format!(
-            "[[models]] `{}`: api = \"messages\" is not served by this build yet",
+            "[[models]] `{}`: api = \"messages\" cannot be served: {e}",
             m.name
         )));
     }
-    let bedrock =
-        proxy_bedrock::Bedrock::from_env(args.region, Duration::from_secs(args.bedrock_timeout))
-            .await;
     let Some(region) = bedrock.region() else {
         bail!(
             "AWS_REGION is not set, and neither the AWS profile nor instance metadata names a region: set AWS_REGION or --region"

@@ -12,6 +12,7 @@ pub mod messages;
 mod routing;
 pub mod signed;
 pub mod sse;
+mod upstream;
 
 use std::time::Duration;
 
@@ -27,14 +28,12 @@ use aws_sdk_bedrockruntime::types::{ConverseStreamOutput, CountTokensInput, Resp
 use proxy_convert::ConverseRequest;
 use proxy_schema::ErrorType;
 
-pub use messages::{
-    Endpoint, Endpoints, MessageStream, MessagesClient, MessagesEvent, MessagesReply,
-};
 pub use catalog::{Listing, RouteTable};
+pub use messages::{Endpoint, Endpoints, MessageStream, MessagesClient, MessagesReply};
 pub use routing::{
-    Api, ListedModel, ModelRoute, Route, RouteError, Router, RoutingConfig, geographies,
-    geography,
+    Api, ListedModel, ModelRoute, Route, RouteError, Router, RoutingConfig, geographies, geography,
 };
+pub use upstream::{Call, Reply, ReplyEvent, ReplyStream, Sent};
 
 /// The longest a read of Bedrock's catalog (both listings, every page) may take.
 pub const CATALOG_TIMEOUT: Duration = Duration::from_secs(30);
@@ -107,7 +106,7 @@ where
 /// Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`, read as the SDK reads it) and endpoint overrides.
 fn messages_client(shared: &aws_types::SdkConfig, timeout: Duration) -> Option<MessagesClient> {
     let Some(region) = shared.region().map(|r| r.to_string()) else {
-        tracing::warn!("no AWS region: the Messages API route is unavailable");
+        tracing::debug!("no AWS region: the Messages API route is unavailable");
         return None;
     };
     let bearer = aws_types::service_config::ServiceConfigKey::builder()
@@ -122,7 +121,7 @@ fn messages_client(shared: &aws_types::SdkConfig, timeout: Duration) -> Option<M
         (Some(token), _) => signed::Auth::Bearer(token),
         (None, Some(provider)) => signed::Auth::SigV4(provider),
         (None, None) => {
-            tracing::warn!("no AWS credentials: the Messages API route is unavailable");
+            tracing::debug!("no AWS credentials: the Messages API route is unavailable");
             return None;
         }
     };

@@ -35,6 +35,7 @@ use serde_json::Value;
 use crate::UpstreamError;
 use crate::signed::{SendError, SignedClient};
 use crate::sse::{SseDecoder, SseEvent};
+use crate::upstream::ReplyEvent;
 
 /// The `anthropic-version` sent when the client sent none. ⚠ Which values each host accepts is
 /// not established; Bedrock's documentation shows this one for Mantle.
@@ -151,46 +152,6 @@ pub enum MessagesReply {
     Message(Message),
     /// The answer to a streaming request.
     Stream(MessageStream),
-}
-
-/// An item of a [`MessageStream`].
-#[derive(Debug, Clone, PartialEq)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "events are handed on one at a time, never stored in bulk; `StreamEvent` is unboxed on the other routes too"
-)]
-pub enum MessagesEvent {
-    /// An event of the Messages stream.
-    Event(StreamEvent),
-    /// An event [`StreamEvent`] cannot hold (a newer event type, or a known one with a delta or
-    /// block this gateway does not model): its SSE name and data, verbatim. Relay it with
-    /// [`MessagesEvent::to_sse`] (Anthropic's clients ignore event types they do not know) or drop it;
-    /// it never ends the stream.
-    Unknown {
-        /// The SSE `event:` name.
-        event: String,
-        /// The SSE data.
-        data: String,
-    },
-}
-
-impl MessagesEvent {
-    /// The event as SSE text.
-    pub fn to_sse(&self) -> String {
-        match self {
-            MessagesEvent::Event(e) => e.to_sse(),
-            MessagesEvent::Unknown { event, data } => {
-                let mut out = format!("event: {event}\n");
-                for line in data.split('\n') {
-                    out.push_str("data: ");
-                    out.push_str(line);
-                    out.push('\n');
-                }
-                out.push('\n');
-                out
-            }
-        }
-    }
 }
 
 /// The Messages API on both hosts.
@@ -576,7 +537,7 @@ impl MessageStream {
         self.request_id.as_deref()
     }
 
-    fn fail(&mut self, err: UpstreamError) -> Poll<Option<Result<MessagesEvent, UpstreamError>>> {
+    fn fail(&mut self, err: UpstreamError) -> Poll<Option<Result<ReplyEvent, UpstreamError>>> {
         self.done = true;
         tracing::warn!(request_id = self.request_id, kind = err.kind.as_str(), message = %err.message, "Bedrock Messages stream failed");
         Poll::Ready(Some(Err(err)))
@@ -584,7 +545,7 @@ impl MessageStream {
 }
 
 /// The item an SSE event becomes.
-pub(crate) fn stream_item(ev: SseEvent) -> Result<MessagesEvent, UpstreamError> {
+pub(crate) fn stream_item(ev: SseEvent) -> Result<ReplyEvent, UpstreamError> {
     let json: Option<Value> = serde_json::from_str(&ev.data).ok();
     let is_error = ev.event == "error"
         || json
@@ -599,20 +560,17 @@ pub(crate) fn stream_item(ev: SseEvent) -> Result<MessagesEvent, UpstreamError> 
             }),
         );
     }
-    match json.map(serde_json::from_value::<StreamEvent>) {
-        Some(Ok(event)) => Ok(MessagesEvent::Event(event)),
-        _ => {
-            tracing::debug!(event = %ev.event, "passing an SSE event the schema does not model");
-            Ok(MessagesEvent::Unknown {
-                event: ev.event,
-                data: ev.data,
-            })
-        }
+    // Relayed as Bedrock sent it (fields this gateway does not model reach the client); typed where
+    // the schema models it. An event it does not model is passed on, never fatal.
+    let item = ReplyEvent::relayed(ev.event, ev.data);
+    if item.event.is_none() {
+        tracing::debug!(event = %item.name, "passing an SSE event the schema does not model");
     }
+    Ok(item)
 }
 
 impl Stream for MessageStream {
-    type Item = Result<MessagesEvent, UpstreamError>;
+    type Item = Result<ReplyEvent, UpstreamError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -629,7 +587,13 @@ impl Stream for MessageStream {
                 }
                 Ok(Some(ev)) => match stream_item(ev) {
                     Ok(item) => {
-                        if matches!(item, MessagesEvent::Event(StreamEvent::MessageStop)) {
+                        if matches!(
+                            item,
+                            ReplyEvent {
+                                event: Some(StreamEvent::MessageStop),
+                                ..
+                            }
+                        ) {
                             this.saw_stop = true;
                         }
                         return Poll::Ready(Some(Ok(item)));
@@ -823,8 +787,8 @@ mod tests {
             })
         };
         assert_eq!(
-            item("ping", r#"{"type":"ping"}"#).unwrap(),
-            MessagesEvent::Event(StreamEvent::Ping)
+            item("ping", r#"{"type":"ping"}"#).unwrap().event,
+            Some(StreamEvent::Ping)
         );
         let e = item(
             "error",
@@ -846,13 +810,8 @@ mod tests {
             ),
         ] {
             let got = item(event, data).unwrap();
-            assert_eq!(
-                got,
-                MessagesEvent::Unknown {
-                    event: event.into(),
-                    data: data.into()
-                }
-            );
+            assert!(got.event.is_none());
+            assert_eq!((got.name.as_str(), got.data.as_str()), (event, data));
             assert_eq!(got.to_sse(), format!("event: {event}\ndata: {data}\n\n"));
         }
     }

@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use proxy_bedrock::signed::{Auth, ClientSettings, SignedClient};
 use proxy_bedrock::{
-    Endpoint, Endpoints, MessagesClient, MessagesEvent, MessagesReply, UpstreamError,
+    Endpoint, Endpoints, MessagesClient, MessagesReply, ReplyEvent, UpstreamError,
 };
 use proxy_schema::{ErrorType, StreamEvent};
 
@@ -238,7 +238,7 @@ fn awkward_chunks(text: &str) -> Vec<Bytes> {
     out
 }
 
-async fn collect(mut s: proxy_bedrock::MessageStream) -> Vec<Result<MessagesEvent, UpstreamError>> {
+async fn collect(mut s: proxy_bedrock::MessageStream) -> Vec<Result<ReplyEvent, UpstreamError>> {
     let mut out = Vec::new();
     while let Some(item) = s.next().await {
         out.push(item);
@@ -340,8 +340,8 @@ async fn runtime_stream_decodes_events_split_anywhere() {
     let names: Vec<String> = items
         .iter()
         .map(|i| match i {
-            Ok(MessagesEvent::Event(e)) => e.name().to_owned(),
-            Ok(MessagesEvent::Unknown { event, .. }) => format!("?{event}"),
+            Ok(ReplyEvent { event: Some(e), .. }) => e.name().to_owned(),
+            Ok(ReplyEvent { name, .. }) => format!("?{name}"),
             Err(e) => format!("!{e}"),
         })
         .collect();
@@ -359,7 +359,11 @@ async fn runtime_stream_decodes_events_split_anywhere() {
             "message_stop"
         ]
     );
-    let Ok(MessagesEvent::Event(StreamEvent::MessageStart { message })) = &items[0] else {
+    let Ok(ReplyEvent {
+        event: Some(StreamEvent::MessageStart { message }),
+        ..
+    }) = &items[0]
+    else {
         panic!("first item {:?}", items[0]);
     };
     assert_eq!(message.model, "us.anthropic.claude-opus-4-8");
@@ -531,7 +535,10 @@ async fn sse_error_mid_stream_is_an_error_item_then_the_end() {
     assert_eq!(items.len(), 2, "{items:?}");
     assert!(matches!(
         items[0],
-        Ok(MessagesEvent::Event(StreamEvent::MessageStart { .. }))
+        Ok(ReplyEvent {
+            event: Some(StreamEvent::MessageStart { .. }),
+            ..
+        })
     ));
     let Err(e) = &items[1] else {
         panic!("{:?}", items[1])
@@ -595,7 +602,10 @@ async fn dropping_the_stream_closes_the_upstream_connection() {
     );
     assert!(matches!(
         s.next().await,
-        Some(Ok(MessagesEvent::Event(StreamEvent::MessageStart { .. })))
+        Some(Ok(ReplyEvent {
+            event: Some(StreamEvent::MessageStart { .. }),
+            ..
+        }))
     ));
     // The server is still writing; nothing was cancelled yet.
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -7,10 +7,16 @@
 //! store round trip, one shared Bedrock client, SSE frames written as they arrive (the body is a
 //! pull-based stream: a slow client slows its own upstream, a gone client cancels it).
 
+mod accounting;
+mod auth;
 mod cache;
+mod count_tokens;
 mod error;
 mod keys;
+mod limits;
+mod messages;
 mod metrics;
+mod models;
 mod service;
 mod sse;
 

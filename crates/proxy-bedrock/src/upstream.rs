@@ -1,0 +1,421 @@
+//! The one seam between the HTTP layer and Bedrock: the typed request and its route in, a message or a
+//! stream of Anthropic events out, the same shape for every route (Converse, InvokeModel with the
+//! native body, Bedrock's Anthropic Messages API).
+//!
+//! Adding a route is one more producer here: a function that turns [`Call`] into a [`Reply`]. The
+//! HTTP layer relays the reply and accounts for it without knowing which route made it.
+
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use proxy_convert::{ConverseOptions, Removal, StreamConverter};
+use proxy_schema::{ErrorType, Message, MessagesRequest, StreamEvent};
+use serde_json::Value;
+
+use crate::routing::{Api, Endpoint, Route};
+use crate::{Bedrock, MessagesReply, UpstreamError};
+
+/// One event of a streamed reply, as the client gets it.
+#[derive(Debug, Clone)]
+pub struct ReplyEvent {
+    /// The event, typed, for accounting (usage, time to first token, the response cache); `None` for
+    /// an event the schema does not model, which is relayed all the same.
+    pub event: Option<StreamEvent>,
+    /// The SSE `event:` name.
+    pub name: String,
+    /// The SSE data: Bedrock's own JSON where the route gives it (so fields this gateway does not
+    /// model reach the client), else the typed event serialized.
+    pub data: String,
+}
+
+impl ReplyEvent {
+    /// An event this gateway produced (the Converse route).
+    pub fn typed(event: StreamEvent) -> Self {
+        let data = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
+        ReplyEvent {
+            name: event.name().to_owned(),
+            event: Some(event),
+            data,
+        }
+    }
+
+    /// An event Bedrock sent in Anthropic's JSON (native and Messages routes), relayed as sent.
+    pub fn relayed(name: impl Into<String>, data: impl Into<String>) -> Self {
+        let data = data.into();
+        ReplyEvent {
+            event: serde_json::from_str(&data).ok(),
+            name: name.into(),
+            data,
+        }
+    }
+
+    /// Puts the client's model name into `message_start` (Bedrock answers with its own id).
+    pub fn restore_model(&mut self, model: &str) {
+        let Some(StreamEvent::MessageStart { message }) = &mut self.event else {
+            return;
+        };
+        model.clone_into(&mut message.model);
+        if let Ok(mut v) = serde_json::from_str::<Value>(&self.data) {
+            proxy_convert::restore_model(&mut v["message"], model);
+            self.data = v.to_string();
+        }
+    }
+
+    /// Whether the event carries content (the first one marks the time to first token).
+    pub fn is_content(&self) -> bool {
+        matches!(
+            self.event,
+            Some(StreamEvent::ContentBlockStart { .. } | StreamEvent::ContentBlockDelta { .. })
+        )
+    }
+
+    /// The event as SSE text.
+    pub fn to_sse(&self) -> Bytes {
+        let mut out = String::with_capacity(self.name.len() + self.data.len() + 16);
+        out.push_str("event: ");
+        out.push_str(&self.name);
+        out.push('\n');
+        for line in self.data.split('\n') {
+            out.push_str("data: ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push('\n');
+        Bytes::from(out)
+    }
+}
+
+/// The events of a streamed reply: `Ok` events, then the end, or one `Err` (Bedrock failed after
+/// the stream started) and the end. Dropping it cancels the Bedrock call.
+pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<ReplyEvent, UpstreamError>> + Send>>;
+
+/// What Bedrock answered, in Anthropic's shape, with the client's model name.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per request, moved once into the response; boxing would only add an allocation"
+)]
+pub enum Reply {
+    /// A whole message (non-streaming requests).
+    Message(Message),
+    /// A stream of events (streaming requests).
+    Stream(ReplyStream),
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Message(m) => f.debug_tuple("Message").field(m).finish(),
+            Reply::Stream(_) => f.write_str("Stream(..)"),
+        }
+    }
+}
+
+/// One request for Bedrock.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The client's request, parsed and validated once (its `model` is the client's name, which the
+    /// reply carries).
+    pub request: &'a MessagesRequest,
+    /// Where it goes.
+    pub route: &'a Route,
+    /// The client's `anthropic-beta` header.
+    pub anthropic_beta: Option<&'a str>,
+    /// The client's `anthropic-version`.
+    pub anthropic_version: &'a str,
+    /// Whether `cache_control` becomes Bedrock cache points on Converse.
+    pub prompt_caching: bool,
+    /// The message id the Converse route gives its reply (the other routes keep Bedrock's).
+    pub message_id: &'a str,
+}
+
+/// A reply and what it took.
+#[derive(Debug)]
+pub struct Sent {
+    /// The answer.
+    pub reply: Reply,
+    /// What was removed from the request because Bedrock rejects it.
+    pub removals: Vec<Removal>,
+    /// The Bedrock operation called, for metrics (`Converse`, `InvokeModelWithResponseStream`, ...).
+    pub operation: &'static str,
+    /// Time from the call to Bedrock's answer (its head, for streams).
+    pub waited: Duration,
+}
+
+fn invalid(e: proxy_convert::ConvertError) -> UpstreamError {
+    UpstreamError::new(ErrorType::InvalidRequestError, e.to_string())
+}
+
+fn broken_body(e: impl std::fmt::Display) -> UpstreamError {
+    UpstreamError::new(
+        ErrorType::ApiError,
+        format!("Bedrock sent a body that is not an Anthropic message: {e}"),
+    )
+}
+
+impl Bedrock {
+    /// Sends `call` to Bedrock on its route and returns the answer in Anthropic's shape.
+    pub async fn send(&self, call: Call<'_>) -> Result<Sent, UpstreamError> {
+        let req = call.request;
+        let stream = req.is_stream();
+        let id = call.route.bedrock_id.as_str();
+        let model = req.model.clone();
+        let started = Instant::now();
+        let (reply, removals, operation) = match call.route.api {
+            Api::Converse => {
+                let opts = ConverseOptions {
+                    bedrock_model_id: id,
+                    anthropic_beta: call.anthropic_beta,
+                    prompt_caching: call.prompt_caching,
+                };
+                let converse = proxy_convert::to_converse(req, &opts).map_err(invalid)?;
+                if stream {
+                    let mut receiver = self.converse_stream(converse, id).await?;
+                    let message_id = call.message_id.to_owned();
+                    let events = async_stream::stream! {
+                        let mut conv = StreamConverter::new(message_id, model);
+                        loop {
+                            let events = match receiver.recv().await {
+                                Ok(Some(ev)) => conv.on_event(&ev),
+                                Ok(None) => conv.finish(),
+                                Err(e) => {
+                                    let kind = e.as_service_error().map(proxy_convert::converse_stream_error_type).unwrap_or(ErrorType::ApiError);
+                                    let message = e.as_service_error().and_then(|s| aws_sdk_bedrockruntime::error::ProvideErrorMetadata::message(s)).map(str::to_owned).unwrap_or_else(|| e.to_string());
+                                    // The client still gets `message_start` before the error, as
+                                    // from Anthropic.
+                                    for event in conv.on_error(kind, message.clone()) {
+                                        if matches!(event, StreamEvent::Error { .. }) {
+                                            yield Err(UpstreamError::new(kind, message.clone()));
+                                        } else {
+                                            yield Ok(ReplyEvent::typed(event));
+                                        }
+                                    }
+                                    break;
+                                }
+                            };
+                            for event in events {
+                                yield Ok(ReplyEvent::typed(event));
+                            }
+                            if conv.is_finished() {
+                                break;
+                            }
+                        }
+                    };
+                    (
+                        Reply::Stream(Box::pin(events)),
+                        Vec::new(),
+                        "ConverseStream",
+                    )
+                } else {
+                    let out = self.converse(converse, id).await?;
+                    let message = proxy_convert::from_converse(&out, call.message_id, &model);
+                    (Reply::Message(message), Vec::new(), "Converse")
+                }
+            }
+            Api::Invoke => {
+                let native =
+                    proxy_convert::to_native_body(req, id, call.anthropic_beta).map_err(invalid)?;
+                let body = serde_json::to_vec(&native.body).map_err(|e| {
+                    UpstreamError::new(ErrorType::InvalidRequestError, e.to_string())
+                })?;
+                if stream {
+                    let mut receiver = self.invoke_stream(id, body).await?;
+                    let events = async_stream::stream! {
+                        loop {
+                            let part = match receiver.recv().await {
+                                Ok(Some(aws_sdk_bedrockruntime::types::ResponseStream::Chunk(part))) => part,
+                                Ok(Some(other)) => {
+                                    tracing::debug!(?other, "unknown response stream event dropped");
+                                    continue;
+                                }
+                                Ok(None) => break,
+                                Err(e) => {
+                                    let kind = e.as_service_error().map(crate::response_stream_error_type).unwrap_or(ErrorType::ApiError);
+                                    let message = e.as_service_error().and_then(|s| aws_sdk_bedrockruntime::error::ProvideErrorMetadata::message(s)).map(str::to_owned).unwrap_or_else(|| e.to_string());
+                                    yield Err(UpstreamError::new(kind, message));
+                                    break;
+                                }
+                            };
+                            let Some(bytes) = part.bytes() else { continue };
+                            match proxy_convert::native_chunk(bytes.as_ref(), &model) {
+                                Ok(chunk) => {
+                                    let name = chunk.name().to_owned();
+                                    yield Ok(ReplyEvent::relayed(name, chunk.event.to_string()));
+                                }
+                                Err(e) => {
+                                    yield Err(UpstreamError::new(ErrorType::ApiError, e.to_string()));
+                                    break;
+                                }
+                            }
+                        }
+                    };
+                    (
+                        Reply::Stream(Box::pin(events)),
+                        native.removals,
+                        "InvokeModelWithResponseStream",
+                    )
+                } else {
+                    let out = self.invoke(id, body).await?;
+                    let mut message: Message = serde_json::from_slice(&out).map_err(broken_body)?;
+                    message.model = model;
+                    (Reply::Message(message), native.removals, "InvokeModel")
+                }
+            }
+            Api::Messages => {
+                let api = self.messages_api()?;
+                let built = proxy_convert::to_messages_body(req, id, call.anthropic_beta)
+                    .map_err(invalid)?;
+                let body = serde_json::to_vec(&built.body).map_err(|e| {
+                    UpstreamError::new(ErrorType::InvalidRequestError, e.to_string())
+                })?;
+                let endpoint = call.route.endpoint;
+                let reply = self
+                    .timed(api.messages(
+                        endpoint,
+                        Bytes::from(body),
+                        Some(call.anthropic_version),
+                        &built.betas,
+                        stream,
+                    ))
+                    .await?;
+                let operation = match endpoint {
+                    Endpoint::Runtime => "MessagesRuntime",
+                    Endpoint::Mantle => "MessagesMantle",
+                };
+                let reply = match reply {
+                    MessagesReply::Message(mut m) => {
+                        m.model = model;
+                        Reply::Message(m)
+                    }
+                    MessagesReply::Stream(s) => Reply::Stream(Box::pin(s.map(move |item| {
+                        item.map(|mut e| {
+                            e.restore_model(&model);
+                            e
+                        })
+                    }))),
+                };
+                (reply, built.removals, operation)
+            }
+        };
+        Ok(Sent {
+            reply,
+            removals,
+            operation,
+            waited: started.elapsed(),
+        })
+    }
+
+    /// Counts the input tokens of `call` where Bedrock can: CountTokens for Claude on InvokeModel and
+    /// Converse, Mantle's count_tokens on the Messages route there. `Ok(None)` where Bedrock cannot
+    /// count (a model without CountTokens, the runtime Messages endpoint); an error where Bedrock
+    /// finds the request invalid.
+    pub async fn count(&self, call: Call<'_>) -> Result<Option<u64>, UpstreamError> {
+        use aws_sdk_bedrockruntime::primitives::Blob;
+        use aws_sdk_bedrockruntime::types::{
+            ConverseTokensRequest, CountTokensInput, InvokeModelTokensRequest,
+        };
+        let route = call.route;
+        let id = route.bedrock_id.as_str();
+        if proxy_convert::ModelFamily::of(id) != proxy_convert::ModelFamily::Claude {
+            return Ok(None);
+        }
+        let counted = match route.api {
+            Api::Messages => {
+                if route.endpoint != Endpoint::Mantle {
+                    // The runtime endpoint has no count_tokens route.
+                    return Ok(None);
+                }
+                let api = self.messages_api()?;
+                let built = proxy_convert::to_messages_body(call.request, id, call.anthropic_beta)
+                    .map_err(invalid)?;
+                let body = serde_json::to_vec(&built.body).map_err(|e| {
+                    UpstreamError::new(ErrorType::InvalidRequestError, e.to_string())
+                })?;
+                self.timed(api.count_tokens(
+                    Endpoint::Mantle,
+                    Bytes::from(body),
+                    Some(call.anthropic_version),
+                    &built.betas,
+                ))
+                .await
+            }
+            Api::Invoke => {
+                let native = proxy_convert::to_native_count_tokens_body(
+                    call.request,
+                    id,
+                    call.anthropic_beta,
+                )
+                .map_err(invalid)?;
+                let body = serde_json::to_vec(&native.body).map_err(|e| {
+                    UpstreamError::new(ErrorType::InvalidRequestError, e.to_string())
+                })?;
+                let input = CountTokensInput::InvokeModel(
+                    InvokeModelTokensRequest::builder()
+                        .body(Blob::new(body))
+                        .build()
+                        .map_err(|e| UpstreamError::new(ErrorType::ApiError, e.to_string()))?,
+                );
+                self.count_tokens(route.foundation_model_id(), input).await
+            }
+            Api::Converse => {
+                let conv = proxy_convert::to_converse(call.request, &ConverseOptions::new(id))
+                    .map_err(invalid)?;
+                let input = CountTokensInput::Converse(
+                    ConverseTokensRequest::builder()
+                        .set_messages(Some(conv.messages))
+                        .set_system((!conv.system.is_empty()).then_some(conv.system))
+                        .set_tool_config(conv.tool_config)
+                        .build(),
+                );
+                self.count_tokens(route.foundation_model_id(), input).await
+            }
+        };
+        match counted {
+            Ok(n) => Ok(Some(n)),
+            // A request Bedrock finds invalid is invalid for counting too, unless the complaint is
+            // that the model cannot count.
+            Err(e)
+                if e.kind == ErrorType::InvalidRequestError
+                    && !e.message.contains("counting tokens") =>
+            {
+                Err(e)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "Bedrock cannot count here; estimating");
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relayed_events_keep_unknown_fields_and_get_the_client_model() {
+        let data = r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"us.anthropic.claude-opus-4-8","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1,"service_tier":"standard"}}}"#;
+        let mut e = ReplyEvent::relayed("message_start", data);
+        e.restore_model("claude-opus-4-8");
+        let Some(StreamEvent::MessageStart { message }) = &e.event else {
+            panic!("typed: {e:?}")
+        };
+        assert_eq!(message.model, "claude-opus-4-8");
+        let v: Value = serde_json::from_str(&e.data).unwrap();
+        assert_eq!(v["message"]["model"], "claude-opus-4-8");
+        assert_eq!(v["message"]["usage"]["service_tier"], "standard");
+
+        let delta = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":5},"context_management":{"applied_edits":[]}}"#;
+        let e = ReplyEvent::relayed("message_delta", delta);
+        assert!(matches!(e.event, Some(StreamEvent::MessageDelta { .. })));
+        assert_eq!(e.data, delta, "relayed as Bedrock sent it");
+        assert_eq!(
+            e.to_sse(),
+            Bytes::from(format!("event: message_delta\ndata: {delta}\n\n"))
+        );
+
+        let e = ReplyEvent::relayed("future_event", r#"{"type":"future_event"}"#);
+        assert!(e.event.is_none() && !e.is_content());
+    }
+}

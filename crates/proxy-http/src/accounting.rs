@@ -1,0 +1,213 @@
+//! The one finishing step of every served request, streamed or not, cache hit or not, whatever the
+//! route: usage into the store (batched) and the tokens-per-minute budget, the metrics (tokens, cost,
+//! time to first token, latency), the response cache fill, and the usage log line. It runs when the
+//! [`Account`] is dropped, so a stream the client cut short, or that failed upstream, is recorded
+//! with the usage known at that point.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use proxy_schema::{StreamEvent, Usage};
+
+use crate::Gateway;
+
+/// Who and what a request's usage record is about.
+#[derive(Debug, Clone)]
+pub(crate) struct UsageContext {
+    pub request_id: String,
+    /// The key's tokens-per-minute budget, charged when the request ends.
+    pub tokens_per_minute: Option<u64>,
+    pub key_id: String,
+    pub user_id: String,
+    pub model: String,
+    pub bedrock_model: String,
+}
+
+/// A served request's account, settled when dropped.
+pub(crate) struct Account {
+    gateway: Arc<Gateway>,
+    ctx: UsageContext,
+    started: Instant,
+    stream: bool,
+    first_token: Option<Instant>,
+    usage: Usage,
+    outcome: &'static str,
+    span: tracing::Span,
+    /// With a cacheable request: the message (rebuilt from the events of a stream), stored if the
+    /// request completes.
+    cache: Option<(crate::cache::CacheFill, proxy_schema::Accumulator)>,
+    message: Option<proxy_schema::Message>,
+    /// Bedrock refused the request before anything was served: nothing to record.
+    refused: bool,
+}
+
+impl Account {
+    /// Opens the account of a request (its outcome is `cancelled` until told otherwise).
+    pub(crate) fn open(
+        gateway: Arc<Gateway>,
+        ctx: UsageContext,
+        started: Instant,
+        stream: bool,
+        cache: Option<crate::cache::CacheFill>,
+    ) -> Self {
+        Account {
+            gateway,
+            ctx,
+            started,
+            stream,
+            first_token: None,
+            usage: Usage::default(),
+            outcome: "cancelled",
+            span: tracing::Span::current(),
+            cache: cache.map(|c| (c, proxy_schema::Accumulator::new())),
+            message: None,
+            refused: false,
+        }
+    }
+
+    /// The response cache entry this request fills when it completes.
+    pub(crate) fn with_cache(mut self, cache: Option<crate::cache::CacheFill>) -> Self {
+        self.cache = cache.map(|c| (c, proxy_schema::Accumulator::new()));
+        self
+    }
+
+    /// Bedrock refused the request before anything was served (the client gets the error): no usage
+    /// is recorded.
+    pub(crate) fn refused(&mut self) {
+        self.refused = true;
+    }
+
+    /// How the request ended (the first outcome given stands).
+    pub(crate) fn end(&mut self, outcome: &'static str) {
+        if self.outcome == "cancelled" {
+            self.outcome = outcome;
+        }
+    }
+
+    /// A whole message was served: its usage, and the cache fill.
+    pub(crate) fn message(&mut self, message: &proxy_schema::Message) {
+        self.usage = message.usage.clone();
+        if self.cache.is_some() {
+            self.message = Some(message.clone());
+        }
+        self.end("completed");
+    }
+
+    /// A cache hit was served: no tokens (Bedrock did no work), and nothing to store.
+    pub(crate) fn cache_hit(&mut self) {
+        self.cache = None;
+        self.end("cache_hit");
+    }
+
+    /// One event of a stream was relayed: usage, time to first token, the cache's accumulator.
+    pub(crate) fn event(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::MessageStart { message } => self.usage = message.usage.clone(),
+            StreamEvent::ContentBlockStart { .. } | StreamEvent::ContentBlockDelta { .. } => {
+                self.first_token()
+            }
+            StreamEvent::MessageDelta { usage, .. } => {
+                self.usage.output_tokens = usage.output_tokens;
+                if let Some(n) = usage.input_tokens {
+                    self.usage.input_tokens = n;
+                }
+                if let Some(n) = usage.cache_read_input_tokens {
+                    self.usage.cache_read_input_tokens = Some(n);
+                }
+                if let Some(n) = usage.cache_creation_input_tokens {
+                    self.usage.cache_creation_input_tokens = Some(n);
+                }
+            }
+            _ => {}
+        }
+        if let Some((_, acc)) = &mut self.cache
+            && acc.push(event).is_err()
+        {
+            self.cache = None;
+        }
+    }
+
+    /// An event the schema does not model was relayed: a stream so made is not cached.
+    pub(crate) fn unmodelled_event(&mut self) {
+        self.cache = None;
+    }
+
+    fn first_token(&mut self) {
+        if self.first_token.is_none() {
+            let now = Instant::now();
+            self.first_token = Some(now);
+            self.gateway
+                .metrics
+                .ttft
+                .with_label_values(&[&self.ctx.model])
+                .observe((now - self.started).as_secs_f64());
+        }
+    }
+
+    /// The usage record of this request.
+    fn record(&self) -> proxy_store::UsageRecord {
+        let usage = &self.usage;
+        proxy_store::UsageRecord {
+            request_id: self.ctx.request_id.clone(),
+            key_id: self.ctx.key_id.clone(),
+            user_id: self.ctx.user_id.clone(),
+            model: self.ctx.model.clone(),
+            bedrock_model: self.ctx.bedrock_model.clone(),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_read_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
+            cache_creation_input_tokens: usage.cache_creation_input_tokens.unwrap_or(0),
+            latency_ms: self.started.elapsed().as_millis() as u64,
+            ttft_ms: self
+                .first_token
+                .map(|t| (t - self.started).as_millis() as u64),
+            status: 200,
+            stream: self.stream,
+            timestamp: proxy_store::now(),
+        }
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        if self.refused {
+            return;
+        }
+        let g = &self.gateway;
+        g.metrics.add_usage(&self.ctx.model, &self.usage);
+        g.record_usage(self.record(), self.ctx.tokens_per_minute);
+        if self.outcome == "completed"
+            && let Some((fill, acc)) = self.cache.take()
+        {
+            let message = match self.message.take() {
+                Some(m) => Some(m),
+                None if acc.error().is_none() => acc.into_message(),
+                None => None,
+            };
+            if let Some(message) = message {
+                fill.put(g, &message);
+            }
+        }
+        if self.stream {
+            g.metrics
+                .latency
+                .with_label_values(&["/v1/messages (stream end)"])
+                .observe(self.started.elapsed().as_secs_f64());
+        }
+        self.span.in_scope(|| {
+            tracing::info!(
+                outcome = self.outcome,
+                stream = self.stream,
+                input_tokens = self.usage.input_tokens,
+                output_tokens = self.usage.output_tokens,
+                cache_read_input_tokens = self.usage.cache_read_input_tokens.unwrap_or(0),
+                cache_creation_input_tokens = self.usage.cache_creation_input_tokens.unwrap_or(0),
+                ttft_ms = self
+                    .first_token
+                    .map(|t| (t - self.started).as_millis() as u64),
+                latency_ms = self.started.elapsed().as_millis() as u64,
+                "usage"
+            )
+        });
+    }
+}

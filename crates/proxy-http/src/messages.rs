@@ -1,0 +1,209 @@
+//! `POST /v1/messages`: parse once into the typed request, apply the gateway's switches, route,
+//! admit, answer from the response cache or make one call into `proxy-bedrock`, and render what it
+//! returns (a message or a stream of events, the same for every route). The request's [`Account`]
+//! settles usage whichever way it ends.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use proxy_bedrock::{Call, Reply};
+use proxy_schema::{ContentBlock, MessagesRequest};
+use serde_json::Value;
+
+use crate::accounting::{Account, UsageContext};
+use crate::limits::{admit, check_monthly_budget};
+use crate::service::{Body, api_version, insert_headers, json_response, unique_id};
+use crate::{ApiError, Gateway, Principal};
+
+/// Applies the gateway's feature switches to the parsed request.
+fn apply_switches(g: &Gateway, req: &mut MessagesRequest) -> Result<(), ApiError> {
+    let s = &g.settings;
+    if !s.enable_tool_use && req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::invalid(
+            "tools: tool use is disabled on this gateway (ENABLE_TOOL_USE=false)",
+        ));
+    }
+    if !s.enable_document_support
+        && req.messages.iter().any(|m| {
+            m.content
+                .blocks()
+                .iter()
+                .any(|b| matches!(b, ContentBlock::Document(_)))
+        })
+    {
+        return Err(ApiError::invalid(
+            "document blocks are disabled on this gateway (ENABLE_DOCUMENT_SUPPORT=false)",
+        ));
+    }
+    if !s.enable_extended_thinking {
+        req.thinking = None;
+    }
+    if !s.prompt_caching {
+        // Rare (an operator switch): the request without any cache_control marker, read again.
+        let mut v = serde_json::to_value(&*req).map_err(|e| ApiError::invalid(e.to_string()))?;
+        strip_cache_control(&mut v);
+        *req = serde_json::from_value(v).map_err(|e| ApiError::invalid(e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn strip_cache_control(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.remove("cache_control");
+            o.iter_mut()
+                .filter(|(k, _)| k.as_str() != "input_schema")
+                .for_each(|(_, v)| strip_cache_control(v));
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_cache_control),
+        _ => {}
+    }
+}
+
+pub(crate) async fn messages(
+    g: &Arc<Gateway>,
+    principal: &Principal,
+    headers: &HeaderMap,
+    raw: Bytes,
+    started: Instant,
+    request_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let mut headers_out = Vec::new();
+    let mut resp = serve(
+        g,
+        principal,
+        headers,
+        raw,
+        started,
+        request_id,
+        &mut headers_out,
+    )
+    .await?;
+    insert_headers(resp.headers_mut(), &headers_out);
+    Ok(resp)
+}
+
+/// A cacheable request's answer from the response cache, if it holds one. A hit counts as a request
+/// with no tokens (Bedrock did no work); an unreadable or unreachable cache is a miss.
+async fn cached_response(
+    g: &Gateway,
+    fill: &crate::cache::CacheFill,
+    account: &mut Account,
+    stream: bool,
+) -> Option<Response<Body>> {
+    let text = match crate::keys::within(fill.store.cache_get(&fill.key)).await {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            g.metrics.cache.with_label_values(&["miss"]).inc();
+            return None;
+        }
+        Err(e) => {
+            g.metrics.cache.with_label_values(&["error"]).inc();
+            tracing::warn!(error = %e, "response cache unavailable");
+            return None;
+        }
+    };
+    let message = match serde_json::from_str::<proxy_schema::Message>(&text) {
+        Ok(m) => m,
+        Err(e) => {
+            g.metrics.cache.with_label_values(&["error"]).inc();
+            tracing::warn!(error = %e, "unreadable cache entry ignored");
+            return None;
+        }
+    };
+    g.metrics.cache.with_label_values(&["hit"]).inc();
+    account.cache_hit();
+    Some(if stream {
+        crate::sse::replay(&message)
+    } else {
+        json_response(StatusCode::OK, &message)
+    })
+}
+
+async fn serve(
+    g: &Arc<Gateway>,
+    principal: &Principal,
+    headers: &HeaderMap,
+    raw: Bytes,
+    started: Instant,
+    request_id: &str,
+    headers_out: &mut Vec<(&'static str, String)>,
+) -> Result<Response<Body>, ApiError> {
+    let version = api_version(headers)?;
+    let mut req = proxy_schema::parse_messages_request(&raw)?;
+    drop(raw);
+    version.check(&req)?;
+    apply_switches(g, &mut req)?;
+    tracing::Span::current().record("model", req.model.as_str());
+    let route = g.router.resolve(&req.model)?;
+    headers_out.extend(admit(g, principal, &req.model, true).await?);
+    check_monthly_budget(g, principal).await?;
+    let (key_id, user_id) = principal.ids();
+    let ctx = UsageContext {
+        request_id: request_id.to_owned(),
+        tokens_per_minute: match principal {
+            Principal::Key(k) if g.settings.rate_limit_enabled => k.limits.tokens_per_minute,
+            _ => None,
+        },
+        key_id,
+        user_id,
+        model: req.model.clone(),
+        bedrock_model: route.bedrock_id.clone(),
+    };
+    let stream = req.is_stream();
+    let cache = match (g.settings.cache_ttl, &g.store) {
+        (Some(ttl), Some(store)) => serde_json::to_value(&req)
+            .ok()
+            .and_then(|body| crate::cache::key(&ctx.key_id, version.as_str(), headers, &body))
+            .map(|key| crate::cache::CacheFill {
+                store: store.clone(),
+                key,
+                ttl,
+            }),
+        _ => None,
+    };
+    let mut account = Account::open(g.clone(), ctx, started, stream, None);
+    if let Some(fill) = cache.as_ref() {
+        let hit = cached_response(g, fill, &mut account, stream).await;
+        headers_out.push((
+            crate::cache::HEADER,
+            if hit.is_some() { "hit" } else { "miss" }.into(),
+        ));
+        if let Some(resp) = hit {
+            return Ok(resp);
+        }
+    }
+    let mut account = account.with_cache(cache);
+    let message_id = format!("msg_bdrk_{}", unique_id(24));
+    let call = Call {
+        request: &req,
+        route: &route,
+        anthropic_beta: headers.get("anthropic-beta").and_then(|v| v.to_str().ok()),
+        anthropic_version: version.as_str(),
+        prompt_caching: g.settings.prompt_caching,
+        message_id: &message_id,
+    };
+    let sent = g.bedrock.send(call).await;
+    let sent = match sent {
+        Ok(sent) => sent,
+        Err(e) => {
+            // Nothing was served: no usage record.
+            account.refused();
+            return Err(e.into());
+        }
+    };
+    g.metrics.add_rewrites(&sent.removals);
+    g.metrics
+        .bedrock_latency
+        .with_label_values(&[sent.operation])
+        .observe(sent.waited.as_secs_f64());
+    match sent.reply {
+        Reply::Message(message) => {
+            account.message(&message);
+            Ok(json_response(StatusCode::OK, &message))
+        }
+        Reply::Stream(events) => Ok(crate::sse::relay(g.settings.ping_interval, events, account)),
+    }
+}
