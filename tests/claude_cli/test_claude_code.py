@@ -1,12 +1,16 @@
-"""Claude Code 2.1.197 completes a prompt and a tool round trip through the gateway, on the native
-route (Claude via InvokeModel) and on Converse (Qwen3 Coder)."""
+"""Claude Code 2.1.197 completes a prompt and a tool round trip through the gateway, with no config
+file: on the native route (Claude via InvokeModel, including its default model claude-opus-4-8 and
+claude-sonnet-5, which Bedrock serves only through inference profiles) and on Converse (Qwen3 Coder)."""
 
 import json
 
 import pytest
 
+NATIVE = {"InvokeModelWithResponseStream", "InvokeModel"}
 ROUTES = [
-    ("claude-sonnet-4-5-20250929", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", {"InvokeModelWithResponseStream", "InvokeModel"}),
+    ("claude-opus-4-8", "us.anthropic.claude-opus-4-8", NATIVE),
+    ("claude-sonnet-5", "us.anthropic.claude-sonnet-5", NATIVE),
+    ("claude-sonnet-4-5-20250929", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", NATIVE),
     ("qwen.qwen3-coder-480b-a35b-v1:0", "qwen.qwen3-coder-480b-a35b-v1:0", {"ConverseStream", "Converse"}),
 ]
 
@@ -41,8 +45,8 @@ def test_a_tool_round_trip(claude, sim, model, bedrock_id, operations):
     last = json.dumps(calls[-1]["body"])
     if model.startswith("claude"):
         assert '"type": "tool_result"' in last and "PINEAPPLE" in last
-        # Claude Code turns thinking on for this model: the signed thinking block went back unchanged
-        # (bedrock-sim checks the signature).
+        # Claude Code turns thinking on for these models: the signed thinking block went back
+        # unchanged (bedrock-sim checks the signature).
         assert '"type": "thinking"' in last
     else:
         assert '"toolResult"' in last and "PINEAPPLE" in last

@@ -388,6 +388,7 @@ fn start_proxy(
         child_command(binary)
             .args(["--listen", listen])
             .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
+            .env("AWS_ENDPOINT_URL_BEDROCK_MANTLE", format!("{sim_url}/mantle"))
             .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "demo")
@@ -500,12 +501,12 @@ fn demo(root: &Path) -> Result<()> {
          Try it with the demo's operator key:\n\n  \
          curl -s {url}/v1/messages -H 'x-api-key: {key}' -H 'anthropic-version: 2023-06-01' \\\n    \
          -H 'content-type: application/json' \\\n    \
-         -d '{{\"model\":\"claude-sonnet-4-6\",\"max_tokens\":256,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'\n\n\
+         -d '{{\"model\":\"claude-opus-4-8\",\"max_tokens\":256,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'\n\n\
          Make a key of your own for this demo (it prints the key once), and list usage:\n\n  \
          STORE_PATH={store} {admin} keys create --user-id you --name demo\n  \
          STORE_PATH={store} {admin} usage --user-id you\n\n\
          Any Anthropic client works: ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY={key}\n\
-         (e.g. npx -y @anthropic-ai/claude-code@2.1.197 --model claude-sonnet-4-6). Script the emulator with\n\
+         (e.g. npx -y @anthropic-ai/claude-code@2.1.197 --model claude-opus-4-8). Script the emulator with\n\
          markers such as [sim thinking tool] in the prompt (bedrock-sim --help lists them); what Bedrock\n\
          received: curl -s {sim_url}/_sim/requests\n",
         store = store.display(),

@@ -27,6 +27,7 @@ AWS settings read from the environment, as every AWS SDK reads them:
                                       ECS, instance metadata)
   AWS_BEARER_TOKEN_BEDROCK            a Bedrock API key, sent as `Authorization: Bearer` instead of SigV4
   AWS_ENDPOINT_URL_BEDROCK_RUNTIME    Bedrock Runtime endpoint (e.g. bedrock-sim: http://127.0.0.1:8001)
+  AWS_ENDPOINT_URL_BEDROCK_MANTLE     bedrock-mantle endpoint (the Messages API route on Mantle)
   AWS_ENDPOINT_URL_BEDROCK            Bedrock control plane endpoint (model listings)
   AWS_ENDPOINT_URL_DYNAMODB           DynamoDB endpoint (STORE_BACKEND=dynamodb)
 

@@ -374,10 +374,12 @@ impl Bedrock {
         match counted {
             Ok(n) => Ok(Some(n)),
             // A request Bedrock finds invalid is invalid for counting too, unless the complaint is
-            // that the model cannot count.
+            // that the model cannot count: it does not support it, or (⚠ seen by third parties)
+            // CountTokens refuses the bare id of a model served only through inference profiles.
             Err(e)
                 if e.kind == ErrorType::InvalidRequestError
-                    && !e.message.contains("counting tokens") =>
+                    && !e.message.contains("counting tokens")
+                    && !e.message.contains("on-demand throughput") =>
             {
                 Err(e)
             }
