@@ -388,7 +388,10 @@ fn start_proxy(
         child_command(binary)
             .args(["--listen", listen])
             .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
-            .env("AWS_ENDPOINT_URL_BEDROCK_MANTLE", format!("{sim_url}/mantle"))
+            .env(
+                "AWS_ENDPOINT_URL_BEDROCK_MANTLE",
+                format!("{sim_url}/mantle"),
+            )
             .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "demo")
