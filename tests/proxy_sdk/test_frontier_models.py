@@ -9,8 +9,9 @@ import urllib.request
 
 import anthropic
 import pytest
-from conftest import MASTER_KEY
 from harness import binary, recorder, start, stop
+
+MASTER_KEY = "sk-test-master-0123456789"  # as in this suite's conftest
 
 OPUS = "claude-opus-4-8"
 SONNET5 = "claude-sonnet-5"

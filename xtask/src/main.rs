@@ -34,6 +34,14 @@ fn main() -> Result<()> {
     }
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set, else `target/` in the repository.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|d| if d.is_absolute() { d } else { root.join(d) })
+        .unwrap_or_else(|| root.join("target"))
+}
+
 fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -138,9 +146,9 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     if !rust_only {
         run(cargo().args(["build", "--bins"]))?;
         run(cargo().args(["build", "-p", "proxy-convert", "--examples"]))?;
-        let scenarios = root.join("target/debug/examples/sse_scenarios");
-        let sim = root.join("target/debug/bedrock-sim");
-        let proxy = root.join("target/debug/proxy-server");
+        let scenarios = target_dir(root).join("debug/examples/sse_scenarios");
+        let sim = target_dir(root).join("debug/bedrock-sim");
+        let proxy = target_dir(root).join("debug/proxy-server");
         let pytest = |python: &Path, suites: &[&str]| -> Result<()> {
             run(Command::new(python)
                 .args([
@@ -155,7 +163,10 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
                 .args(suites)
                 .env("BEDROCK_SIM_BIN", &sim)
                 .env("PROXY_SERVER_BIN", &proxy)
-                .env("PROXY_ADMIN_BIN", root.join("target/debug/proxy-admin"))
+                .env(
+                    "PROXY_ADMIN_BIN",
+                    target_dir(root).join("debug/proxy-admin"),
+                )
                 .env("SSE_SCENARIOS_BIN", &scenarios))
         };
         // The current SDK generation (2.x) and boto3 in one venv; the 0.x SDK in its own.
@@ -429,7 +440,7 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(root: &Path, name: &str) -> Result<Self> {
-        let dir = root.join("target").join(name);
+        let dir = target_dir(root).join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
         Ok(Scratch(dir))
@@ -482,21 +493,21 @@ fn demo(root: &Path) -> Result<()> {
     ])?;
     let scratch = Scratch::new(root, "demo")?;
     let store = scratch.0.join("gateway.db");
-    let sim_bin = root.join("target/release/bedrock-sim");
+    let sim_bin = target_dir(root).join("release/bedrock-sim");
     let (mut sim, sim_url) = start_server(
         "bedrock-sim",
         child_command(&sim_bin).args(["--listen", "127.0.0.1:8001"]),
     )?;
     let key = "sk-demo-0123456789";
     let (mut proxy, url) = start_proxy(
-        &root.join("target/release/proxy-server"),
+        &target_dir(root).join("release/proxy-server"),
         "127.0.0.1:8000",
         &sim_url,
         key,
         &store,
         &[],
     )?;
-    let admin = root.join("target/release/proxy-admin");
+    let admin = target_dir(root).join("release/proxy-admin");
     println!(
         "\nproxy-server is serving the Anthropic API at {url}, in front of bedrock-sim at {sim_url}\n\
          (no AWS account needed; Ctrl-C stops both). Keys and usage live in {store}\n\
@@ -648,13 +659,13 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
     ]))?;
     let scratch = Scratch::new(root, "bench")?;
     let (_sim, sim_url) = start_sim(
-        &root.join("target/release/bedrock-sim"),
+        &target_dir(root).join("release/bedrock-sim"),
         "127.0.0.1:0",
         &["--record-limit", "0"],
     )?;
     let key = "sk-bench-0123456789";
     let (_proxy, proxy_url) = start_proxy(
-        &root.join("target/release/proxy-server"),
+        &target_dir(root).join("release/proxy-server"),
         "127.0.0.1:0",
         &sim_url,
         key,
@@ -663,7 +674,7 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
     )?;
     // A second gateway with the response cache on (its own store file).
     let (_cached, cached_url) = start_proxy(
-        &root.join("target/release/proxy-server"),
+        &target_dir(root).join("release/proxy-server"),
         "127.0.0.1:0",
         &sim_url,
         key,

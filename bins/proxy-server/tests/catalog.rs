@@ -1,41 +1,18 @@
 //! proxy-server routing from Bedrock's catalog, as a user runs it: in front of bedrock-sim with
 //! models served only through inference profiles, and with the control plane out of reach.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_proxy-server");
-const KEY: &str = "sk-test-master-0123456789";
+mod common;
+use common::{KEY, Proxy};
 
-/// bedrock-sim with `config` on its own runtime thread, for the life of the test process.
+/// bedrock-sim with `config`, for the life of the test process.
 fn sim(config: &str) -> String {
-    let config = bedrock_sim::Config::from_toml(config).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let sim = bedrock_sim::testing::LocalSim::start(config).await.unwrap();
-            tx.send(sim.url().to_owned()).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
-}
-
-struct Proxy {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    common::sim_with(bedrock_sim::Config::from_toml(config).unwrap())
 }
 
 /// The gateway with its runtime calls to `runtime_url` and its control-plane calls to
@@ -46,33 +23,7 @@ fn proxy(
     log: &std::path::Path,
     env: &[(&str, &str)],
 ) -> Proxy {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["--listen", "127.0.0.1:0"])
-        .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", runtime_url)
-        .env("AWS_ENDPOINT_URL_BEDROCK", control_url)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("MASTER_API_KEY", KEY)
-        .env("STORE_PATH", log.with_extension("db"))
-        .env("LOG_LEVEL", "warn")
-        .env("LOG_FORMAT", "text")
-        .stderr(std::fs::File::create(log).unwrap())
-        .stdout(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("proxy-server listening on http://")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
-    Proxy { child, addr }
+    common::start(runtime_url, control_url, Some(log), env)
 }
 
 /// One HTTP/1.1 exchange: (status, body).

@@ -2,51 +2,23 @@
 //! sockets (pings during silence, cancellation when the client goes away, graceful shutdown) and the
 //! start-up checks of its settings.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_proxy-server");
-const KEY: &str = "sk-test-master-0123456789";
+mod common;
+use common::{BIN, KEY, Proxy};
 
 /// bedrock-sim on its own runtime thread, for the life of the test process.
 fn sim() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let sim = bedrock_sim::testing::LocalSim::start(bedrock_sim::Config::default())
-                .await
-                .unwrap();
-            tx.send(sim.url().to_owned()).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
-}
-
-fn next_id() -> u64 {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-struct Proxy {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    common::sim_with(bedrock_sim::Config::default())
 }
 
 fn proxy(sim_url: &str, extra_env: &[(&str, &str)]) -> Proxy {
-    proxy_logging_to(sim_url, extra_env, None)
+    common::start(sim_url, sim_url, None, extra_env)
 }
 
 /// Like [`proxy`], with stderr (the logs) written to `log` when given.
@@ -55,41 +27,7 @@ fn proxy_logging_to(
     extra_env: &[(&str, &str)],
     log: Option<&std::path::Path>,
 ) -> Proxy {
-    let mut cmd = Command::new(BIN);
-    if let Some(path) = log {
-        cmd.stderr(std::fs::File::create(path).unwrap());
-    }
-    cmd.args(["--listen", "127.0.0.1:0"])
-        .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
-        .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("MASTER_API_KEY", KEY)
-        .env(
-            "STORE_PATH",
-            std::env::temp_dir().join(format!(
-                "proxy-server-test-{}-{}.db",
-                std::process::id(),
-                next_id()
-            )),
-        )
-        .env("LOG_LEVEL", "warn")
-        .stdout(Stdio::piped());
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("proxy-server listening on http://")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
-    Proxy { child, addr }
+    common::start(sim_url, sim_url, log, extra_env)
 }
 
 /// Sends a streaming request and returns the open connection.

@@ -143,6 +143,36 @@ pub struct Sent {
     pub waited: Duration,
 }
 
+/// One `chunk` of InvokeModelWithResponseStream as the event the client gets. Most chunks (the
+/// deltas) are relayed byte for byte, parsed once for accounting; `message_start` gets the client's
+/// model name, and Bedrock's `amazon-bedrock-invocationMetrics` (on the last chunk) is removed.
+fn native_event(bytes: &[u8], model: &str) -> Result<ReplyEvent, proxy_convert::ConvertError> {
+    const METRICS: &[u8] = b"amazon-bedrock-invocationMetrics";
+    let typed: Option<StreamEvent> = serde_json::from_slice(bytes).ok();
+    let plain = matches!(
+        typed,
+        Some(
+            StreamEvent::ContentBlockStart { .. }
+                | StreamEvent::ContentBlockDelta { .. }
+                | StreamEvent::ContentBlockStop { .. }
+                | StreamEvent::MessageDelta { .. }
+                | StreamEvent::Ping
+        )
+    ) && !bytes.windows(METRICS.len()).any(|w| w == METRICS);
+    if let (true, Some(event), Ok(data)) = (plain, &typed, std::str::from_utf8(bytes)) {
+        return Ok(ReplyEvent {
+            name: event.name().to_owned(),
+            event: typed.clone(),
+            data: data.to_owned(),
+        });
+    }
+    let chunk = proxy_convert::native_chunk(bytes, model)?;
+    Ok(ReplyEvent::relayed(
+        chunk.name().to_owned(),
+        chunk.event.to_string(),
+    ))
+}
+
 fn invalid(e: proxy_convert::ConvertError) -> UpstreamError {
     UpstreamError::new(ErrorType::InvalidRequestError, e.to_string())
 }
@@ -238,11 +268,8 @@ impl Bedrock {
                                 }
                             };
                             let Some(bytes) = part.bytes() else { continue };
-                            match proxy_convert::native_chunk(bytes.as_ref(), &model) {
-                                Ok(chunk) => {
-                                    let name = chunk.name().to_owned();
-                                    yield Ok(ReplyEvent::relayed(name, chunk.event.to_string()));
-                                }
+                            match native_event(bytes.as_ref(), &model) {
+                                Ok(event) => yield Ok(event),
                                 Err(e) => {
                                     yield Err(UpstreamError::new(ErrorType::ApiError, e.to_string()));
                                     break;
@@ -416,6 +443,23 @@ mod tests {
             e.to_sse(),
             Bytes::from(format!("event: message_delta\ndata: {delta}\n\n"))
         );
+
+        let chunk = br#"{"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"us.anthropic.claude-opus-4-8","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1}}}"#;
+        let e = native_event(chunk, "claude-opus-4-8").unwrap();
+        assert!(
+            e.data.contains(r#""model":"claude-opus-4-8""#),
+            "{}",
+            e.data
+        );
+        let chunk = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"},"new_field":1}"#;
+        let e = native_event(chunk, "claude-opus-4-8").unwrap();
+        assert_eq!(e.data.as_bytes(), chunk, "deltas are relayed byte for byte");
+        assert!(e.is_content());
+        let chunk =
+            br#"{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":3}}"#;
+        let e = native_event(chunk, "claude-opus-4-8").unwrap();
+        assert_eq!(e.data, r#"{"type":"message_stop"}"#);
+        assert!(native_event(b"not json", "m").is_err());
 
         let e = ReplyEvent::relayed("future_event", r#"{"type":"future_event"}"#);
         assert!(e.event.is_none() && !e.is_content());

@@ -1,0 +1,88 @@
+//! What the proxy-server test files share: bedrock-sim in-process, and the binary started as a user
+//! starts it.
+
+#![allow(dead_code, reason = "each test file uses a part")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_proxy-server");
+pub const KEY: &str = "sk-test-master-0123456789";
+
+/// bedrock-sim with `config` on its own runtime thread, for the life of the test process.
+pub fn sim_with(config: bedrock_sim::Config) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let sim = bedrock_sim::testing::LocalSim::start(config).await.unwrap();
+            tx.send(sim.url().to_owned()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn next_id() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A running proxy-server, killed when dropped.
+pub struct Proxy {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The gateway with its runtime calls to `runtime_url` and its control-plane calls to
+/// `control_url`, with stderr (the logs) written to `log` when given, and `env` on top.
+pub fn start(
+    runtime_url: &str,
+    control_url: &str,
+    log: Option<&std::path::Path>,
+    env: &[(&str, &str)],
+) -> Proxy {
+    let mut cmd = Command::new(BIN);
+    if let Some(path) = log {
+        cmd.stderr(std::fs::File::create(path).unwrap());
+    }
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", runtime_url)
+        .env("AWS_ENDPOINT_URL_BEDROCK", control_url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("MASTER_API_KEY", KEY)
+        .env(
+            "STORE_PATH",
+            std::env::temp_dir().join(format!(
+                "proxy-server-test-{}-{}.db",
+                std::process::id(),
+                next_id()
+            )),
+        )
+        .env("LOG_LEVEL", "warn")
+        .env("LOG_FORMAT", "text")
+        .stdout(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("proxy-server listening on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    Proxy { child, addr }
+}
