@@ -175,7 +175,11 @@ impl Drop for Account {
         }
         let g = &self.gateway;
         g.metrics.add_usage(&self.ctx.model, &self.usage);
-        g.record_usage(self.record(), self.ctx.tokens_per_minute);
+        // Nothing to charge against a tokens-per-minute budget without tokens (a cache hit, a stream
+        // cut before its first event): no store write for it.
+        let used = self.usage.input_tokens + self.usage.output_tokens;
+        let tpm = self.ctx.tokens_per_minute.filter(|_| used > 0);
+        g.record_usage(self.record(), tpm);
         if self.outcome == "completed"
             && let Some((fill, acc)) = self.cache.take()
         {
