@@ -170,10 +170,10 @@ fn native_event(bytes: &[u8], model: &str) -> Result<ReplyEvent, proxy_convert::
                 | StreamEvent::Ping
         )
     ) && !bytes.windows(METRICS.len()).any(|w| w == METRICS);
-    if let (true, Some(event), Ok(data)) = (plain, &typed, std::str::from_utf8(bytes)) {
+    if plain && let (Some(event), Ok(data)) = (typed, std::str::from_utf8(bytes)) {
         return Ok(ReplyEvent {
             name: event.name().to_owned(),
-            event: typed.clone(),
+            event: Some(event),
             data: data.to_owned(),
         });
     }
