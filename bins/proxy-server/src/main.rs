@@ -10,6 +10,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{ArgAction, Parser};
 
+/// mimalloc rather than glibc malloc: per-thread heaps, no lock contention between tokio's worker
+/// threads on the allocations every request makes (measured in docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),

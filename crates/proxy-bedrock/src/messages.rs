@@ -546,23 +546,34 @@ impl MessageStream {
 
 /// The item an SSE event becomes.
 pub(crate) fn stream_item(ev: SseEvent) -> Result<ReplyEvent, UpstreamError> {
-    let json: Option<Value> = serde_json::from_str(&ev.data).ok();
-    let is_error = ev.event == "error"
-        || json
-            .as_ref()
-            .and_then(|j| j.get("type"))
-            .and_then(Value::as_str)
-            == Some("error");
-    if is_error {
-        return Err(
-            envelope_error(json.as_ref(), StatusCode::INTERNAL_SERVER_ERROR).unwrap_or_else(|| {
-                UpstreamError::new(ErrorType::ApiError, "Bedrock's stream reported an error")
-            }),
-        );
-    }
     // Relayed as Bedrock sent it (fields this gateway does not model reach the client); typed where
     // the schema models it. An event it does not model is passed on, never fatal.
     let item = ReplyEvent::relayed(ev.event, ev.data);
+    // An event typed as anything but `error` has another `type`: only the rest are read again, as
+    // JSON, to tell an error (so the common event is parsed once).
+    let maybe_error =
+        item.name == "error" || matches!(item.event, None | Some(StreamEvent::Error { .. }));
+    if maybe_error {
+        let json: Option<Value> = serde_json::from_str(&item.data).ok();
+        let is_error = item.name == "error"
+            || json
+                .as_ref()
+                .and_then(|j| j.get("type"))
+                .and_then(Value::as_str)
+                == Some("error");
+        if is_error {
+            return Err(
+                envelope_error(json.as_ref(), StatusCode::INTERNAL_SERVER_ERROR).unwrap_or_else(
+                    || {
+                        UpstreamError::new(
+                            ErrorType::ApiError,
+                            "Bedrock's stream reported an error",
+                        )
+                    },
+                ),
+            );
+        }
+    }
     if item.event.is_none() {
         tracing::debug!(event = %item.name, "passing an SSE event the schema does not model");
     }

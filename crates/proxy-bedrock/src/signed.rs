@@ -244,7 +244,9 @@ impl SignedClient {
     }
 }
 
-fn build_request(
+/// The request [`SignedClient::sign_and_send`] sends, before authentication: `url` must be an
+/// absolute `http` or `https` URL, already percent-encoded; `headers` are sent as given.
+pub fn build_request(
     method: Method,
     url: &str,
     headers: HeaderMap,

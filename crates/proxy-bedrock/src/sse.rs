@@ -39,11 +39,17 @@ pub struct SseDecoder {
     scanned: usize,
     /// The previous chunk ended in `\r`: a `\n` starting the next one belongs to that line end.
     skip_lf: bool,
+    pending: Pending,
+    limit: usize,
+}
+
+/// The event being read.
+#[derive(Debug, Default)]
+struct Pending {
     event: String,
     data: String,
     /// At least one `data` field was seen in the current event.
     has_data: bool,
-    limit: usize,
 }
 
 /// The default bound on one line or one event's data: 16 MiB. Claude's events are a few KB at most;
@@ -64,9 +70,7 @@ impl SseDecoder {
             start: 0,
             scanned: 0,
             skip_lf: false,
-            event: String::new(),
-            data: String::new(),
-            has_data: false,
+            pending: Pending::default(),
             limit,
         }
     }
@@ -115,17 +119,20 @@ impl SseDecoder {
                     None => self.skip_lf = true,
                 }
             }
-            let line = String::from_utf8_lossy(&self.buf[self.start..line_end]).into_owned();
-            self.start = end;
+            let start = std::mem::replace(&mut self.start, end);
             self.scanned = end;
-            if let Some(event) = self.line(&line)? {
+            // Borrowed from the buffer unless it needs replacements: no copy per line.
+            let line = String::from_utf8_lossy(&self.buf[start..line_end]);
+            if let Some(event) = self.pending.line(&line, self.limit)? {
                 return Ok(Some(event));
             }
         }
     }
+}
 
+impl Pending {
     /// Processes one line; returns the event an empty line dispatches.
-    fn line(&mut self, line: &str) -> Result<Option<SseEvent>, SseError> {
+    fn line(&mut self, line: &str, limit: usize) -> Result<Option<SseEvent>, SseError> {
         if line.is_empty() {
             let event = std::mem::take(&mut self.event);
             let data = std::mem::take(&mut self.data);
@@ -159,8 +166,8 @@ impl SseDecoder {
                 }
                 self.has_data = true;
                 self.data.push_str(value);
-                if self.data.len() > self.limit {
-                    return Err(SseError::TooLong { limit: self.limit });
+                if self.data.len() > limit {
+                    return Err(SseError::TooLong { limit });
                 }
             }
             // `id`, `retry` and unknown fields do not concern a relay of Anthropic events.

@@ -51,6 +51,17 @@ impl ReplyEvent {
         }
     }
 
+    /// One `chunk` of InvokeModelWithResponseStream (the JSON of one Anthropic event) as the event
+    /// the client gets, with `model` (the client's name) in `message_start`: deltas relayed byte for
+    /// byte, parsed once for accounting; Bedrock's invocation metrics removed. An error when the
+    /// chunk is not an Anthropic event.
+    pub fn from_native_chunk(
+        bytes: &[u8],
+        model: &str,
+    ) -> Result<ReplyEvent, proxy_convert::ConvertError> {
+        native_event(bytes, model)
+    }
+
     /// Puts the client's model name into `message_start` (Bedrock answers with its own id).
     pub fn restore_model(&mut self, model: &str) {
         let Some(StreamEvent::MessageStart { message }) = &mut self.event else {
@@ -159,10 +170,10 @@ fn native_event(bytes: &[u8], model: &str) -> Result<ReplyEvent, proxy_convert::
                 | StreamEvent::Ping
         )
     ) && !bytes.windows(METRICS.len()).any(|w| w == METRICS);
-    if let (true, Some(event), Ok(data)) = (plain, &typed, std::str::from_utf8(bytes)) {
+    if plain && let (Some(event), Ok(data)) = (typed, std::str::from_utf8(bytes)) {
         return Ok(ReplyEvent {
             name: event.name().to_owned(),
-            event: typed.clone(),
+            event: Some(event),
             data: data.to_owned(),
         });
     }

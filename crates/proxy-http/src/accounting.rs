@@ -144,15 +144,16 @@ impl Account {
         }
     }
 
-    /// The usage record of this request.
-    fn record(&self) -> proxy_store::UsageRecord {
+    /// The usage record of this request, taking the context's names (called once, as it is
+    /// settled; the model name stays for the metrics).
+    fn record(&mut self) -> proxy_store::UsageRecord {
         let usage = &self.usage;
         proxy_store::UsageRecord {
-            request_id: self.ctx.request_id.clone(),
-            key_id: self.ctx.key_id.clone(),
-            user_id: self.ctx.user_id.clone(),
+            request_id: std::mem::take(&mut self.ctx.request_id),
+            key_id: std::mem::take(&mut self.ctx.key_id),
+            user_id: std::mem::take(&mut self.ctx.user_id),
             model: self.ctx.model.clone(),
-            bedrock_model: self.ctx.bedrock_model.clone(),
+            bedrock_model: std::mem::take(&mut self.ctx.bedrock_model),
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             cache_read_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
@@ -173,13 +174,14 @@ impl Drop for Account {
         if self.refused {
             return;
         }
+        let record = self.record();
         let g = &self.gateway;
         g.metrics.add_usage(&self.ctx.model, &self.usage);
         // Nothing to charge against a tokens-per-minute budget without tokens (a cache hit, a stream
         // cut before its first event): no store write for it.
         let used = self.usage.input_tokens + self.usage.output_tokens;
         let tpm = self.ctx.tokens_per_minute.filter(|_| used > 0);
-        g.record_usage(self.record(), tpm);
+        g.record_usage(record, tpm);
         if self.outcome == "completed"
             && let Some((fill, acc)) = self.cache.take()
         {

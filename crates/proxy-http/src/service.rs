@@ -197,7 +197,7 @@ pub(crate) async fn handle(g: Arc<Gateway>, req: Request<Incoming>) -> Response<
     let label = endpoint.label();
     g.metrics
         .requests
-        .with_label_values(&[label, &status.to_string()])
+        .with_label_values(&[label, resp.status().as_str()])
         .inc();
     // Streams log and time themselves when they end; this is the time to the response head.
     g.metrics
