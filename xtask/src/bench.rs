@@ -579,7 +579,7 @@ fn start_litellm(
     eprintln!("$ {}", describe(&cmd));
     let child = KillOnDrop(cmd.spawn().context("cannot start litellm")?);
     let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let probe =
         format!("GET /health/liveliness HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     loop {
@@ -595,7 +595,7 @@ fn start_litellm(
         if Instant::now() > deadline {
             let log = std::fs::read_to_string(dir.join("litellm.log")).unwrap_or_default();
             bail!(
-                "LiteLLM did not answer within 180 s; its log ends:\n{}",
+                "LiteLLM did not answer within 300 s; its log ends:\n{}",
                 &log[log.len().saturating_sub(2000)..]
             );
         }
