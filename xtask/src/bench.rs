@@ -666,7 +666,6 @@ impl Conn {
         };
         let head = String::from_utf8_lossy(&self.buf[..head_end]).to_ascii_lowercase();
         if !head.starts_with("http/1.1 200") {
-            let _ = self.fill();
             bail!(
                 "{}",
                 String::from_utf8_lossy(&self.buf[..self.buf.len().min(400)])
