@@ -4,14 +4,16 @@
 //!   suites (boto3 against bedrock-sim) in a venv that this command creates and keeps up to date.
 //! - `cargo xtask demo`: starts bedrock-sim (127.0.0.1:8001) and proxy-server (127.0.0.1:8000) and
 //!   prints a request to try.
-//! - `cargo xtask bench`: the latency the gateway adds and its throughput, against bedrock-sim
-//!   called directly in the same run (release builds, `wrk` for load).
+//! - `cargo xtask bench [--quick]`: the gateway beside the emulator, a minimal proxy (the floor) and
+//!   LiteLLM, in one run; writes docs/BENCHMARKS.md and docs/bench-latency.svg (`bench.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+mod bench;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,14 +22,14 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&root, &args[1..]),
         Some("demo") => demo(&root),
-        Some("bench") => bench(&root, &args[1..]),
+        Some("bench") => bench::bench(&root, &args[1..]),
         Some("venv") => venvs(&root).map(|_| ()),
         Some("setup-tables") => run(cargo()
             .args(["run", "--quiet", "-p", "proxy-admin", "--", "setup-tables"])
             .args(&args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [SECONDS]                   latency the gateway adds and throughput vs bedrock-sim (wrk; default 10 s per case)\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
+                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [--quick]                   gateway vs the floor, the emulator and LiteLLM; writes docs/BENCHMARKS.md\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
             );
             std::process::exit(2);
         }
@@ -376,14 +378,6 @@ fn start_server(name: &str, cmd: &mut Command) -> Result<(KillOnDrop, String)> {
     Ok((KillOnDrop(child), url))
 }
 
-/// Starts a built bedrock-sim binary on `listen` and waits until it prints its address.
-fn start_sim(binary: &Path, listen: &str, extra: &[&str]) -> Result<(KillOnDrop, String)> {
-    start_server(
-        "bedrock-sim",
-        Command::new(binary).args(["--listen", listen]).args(extra),
-    )
-}
-
 /// Starts a built proxy-server on `listen` in front of the emulator at `sim_url`, with its embedded
 /// store in the file `store`.
 fn start_proxy(
@@ -556,349 +550,6 @@ fn demo(root: &Path) -> Result<()> {
     let _ = watcher.join();
     drop(scratch);
     outcome
-}
-
-/// One HTTP/1.1 request on a fresh connection; returns (time to the first occurrence of `marker`
-/// in the response, if given, and the time to the end of the response).
-fn timed_request(
-    addr: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-    marker: Option<&[u8]>,
-) -> Result<(Duration, Duration)> {
-    use std::io::{Read, Write};
-    let started = Instant::now();
-    let mut conn = std::net::TcpStream::connect(addr)?;
-    conn.set_nodelay(true)?;
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    conn.write_all(head.as_bytes())?;
-    conn.write_all(body.as_bytes())?;
-    let mut seen = Vec::new();
-    let mut first = None;
-    let mut buf = [0u8; 16384];
-    loop {
-        let n = conn.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        seen.extend_from_slice(&buf[..n]);
-        if first.is_none()
-            && let Some(m) = marker
-            && seen.windows(m.len()).any(|w| w == m)
-        {
-            first = Some(started.elapsed());
-        }
-    }
-    let total = started.elapsed();
-    if !seen.starts_with(b"HTTP/1.1 200") {
-        bail!(
-            "{path}: {}",
-            String::from_utf8_lossy(&seen[..seen.len().min(300)])
-        );
-    }
-    Ok((first.unwrap_or(total), total))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// p50 and p99 over `n` sequential requests (after 20 warm-up requests).
-fn latencies(
-    n: usize,
-    mut one: impl FnMut() -> Result<(Duration, Duration)>,
-    first_token: bool,
-) -> Result<(Duration, Duration)> {
-    for _ in 0..20 {
-        one()?;
-    }
-    let mut all = Vec::with_capacity(n);
-    for _ in 0..n {
-        let (first, total) = one()?;
-        all.push(if first_token { first } else { total });
-    }
-    all.sort();
-    Ok((percentile(&all, 0.5), percentile(&all, 0.99)))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn bench(root: &Path, args: &[String]) -> Result<()> {
-    let seconds: u64 = args
-        .first()
-        .map(|s| s.parse())
-        .transpose()
-        .context("bench SECONDS")?
-        .unwrap_or(10);
-    if Command::new("wrk")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        bail!("wrk is not installed (apt-get install wrk)");
-    }
-    run(cargo().args([
-        "build",
-        "--release",
-        "--bin",
-        "bedrock-sim",
-        "--bin",
-        "proxy-server",
-    ]))?;
-    let scratch = Scratch::new(root, "bench")?;
-    let (_sim, sim_url) = start_sim(
-        &target_dir(root).join("release/bedrock-sim"),
-        "127.0.0.1:0",
-        &["--record-limit", "0"],
-    )?;
-    let key = "sk-bench-0123456789";
-    let (_proxy, proxy_url) = start_proxy(
-        &target_dir(root).join("release/proxy-server"),
-        "127.0.0.1:0",
-        &sim_url,
-        key,
-        &scratch.0.join("gateway.db"),
-        &[],
-    )?;
-    // A second gateway with the response cache on (its own store file).
-    let (_cached, cached_url) = start_proxy(
-        &target_dir(root).join("release/proxy-server"),
-        "127.0.0.1:0",
-        &sim_url,
-        key,
-        &scratch.0.join("gateway-cache.db"),
-        &[("CACHE_ENABLED", "true")],
-    )?;
-    let cached_addr = cached_url.trim_start_matches("http://").to_owned();
-    let sim_addr = sim_url.trim_start_matches("http://").to_owned();
-    let proxy_addr = proxy_url.trim_start_matches("http://").to_owned();
-    let dir = scratch.0.clone();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let prompt = "Summarise the benefits of connection reuse in two sentences.";
-    let converse = format!(
-        r#"{{"messages":[{{"role":"user","content":[{{"text":"{prompt}"}}]}}],"inferenceConfig":{{"maxTokens":256}}}}"#
-    );
-    let native = format!(
-        r#"{{"anthropic_version":"bedrock-2023-05-31","max_tokens":256,"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
-    );
-    let anthropic = |model: &str, stream: bool| {
-        format!(
-            r#"{{"model":"{model}","max_tokens":256,"stream":{stream},"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
-        )
-    };
-    let deterministic = format!(
-        r#"{{"model":"qwen.qwen3-coder-480b-a35b-v1:0","max_tokens":256,"temperature":0,"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
-    );
-    let qwen = "/model/qwen.qwen3-coder-480b-a35b-v1%3A0";
-    let claude = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0";
-    let sim_auth = [("authorization", "Bearer bench")];
-    let proxy_auth = [("x-api-key", key), ("anthropic-version", "2023-06-01")];
-    let n = 500;
-
-    println!(
-        "Latency the gateway adds: {n} sequential requests per case, fresh connection each, loopback, {cores} cores"
-    );
-    println!(
-        "  {:<44} {:>10} {:>10} {:>10} {:>10}",
-        "case", "direct p50", "proxy p50", "direct p99", "proxy p99"
-    );
-    let cases: Vec<(&str, String, String, String, &str, bool)> = vec![
-        (
-            "Converse route, non-streaming",
-            format!("{qwen}/converse"),
-            converse.clone(),
-            anthropic("qwen.qwen3-coder-480b-a35b-v1:0", false),
-            "",
-            false,
-        ),
-        (
-            "native route, non-streaming",
-            format!("{claude}/invoke"),
-            native.clone(),
-            anthropic("claude-sonnet-4-5-20250929", false),
-            "",
-            false,
-        ),
-        (
-            "Converse route, stream: time to first token",
-            format!("{qwen}/converse-stream"),
-            converse.clone(),
-            anthropic("qwen.qwen3-coder-480b-a35b-v1:0", true),
-            "contentBlockDelta",
-            true,
-        ),
-    ];
-    for (name, sim_path, sim_body, proxy_body, sim_marker, first_token) in &cases {
-        let proxy_marker: &[u8] = if *first_token {
-            b"content_block_delta"
-        } else {
-            b""
-        };
-        let (dp50, dp99) = latencies(
-            n,
-            || {
-                timed_request(
-                    &sim_addr,
-                    sim_path,
-                    &sim_auth,
-                    sim_body,
-                    first_token.then_some(sim_marker.as_bytes()),
-                )
-            },
-            *first_token,
-        )?;
-        let (pp50, pp99) = latencies(
-            n,
-            || {
-                timed_request(
-                    &proxy_addr,
-                    "/v1/messages",
-                    &proxy_auth,
-                    proxy_body,
-                    first_token.then_some(proxy_marker),
-                )
-            },
-            *first_token,
-        )?;
-        println!(
-            "  {name:<44} {:>8.3}ms {:>8.3}ms {:>8.3}ms {:>8.3}ms   added p50 {:+.3}ms ({:.2}x), p99 {:+.3}ms ({:.2}x)",
-            ms(dp50),
-            ms(pp50),
-            ms(dp99),
-            ms(pp99),
-            ms(pp50) - ms(dp50),
-            ms(pp50) / ms(dp50),
-            ms(pp99) - ms(dp99),
-            ms(pp99) / ms(dp99)
-        );
-    }
-
-    // The response cache: after one miss every request is a hit served from the embedded store.
-    timed_request(
-        &cached_addr,
-        "/v1/messages",
-        &proxy_auth,
-        &deterministic,
-        None,
-    )?;
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let deterministic_at = |addr: &str| {
-        latencies(
-            n,
-            || timed_request(addr, "/v1/messages", &proxy_auth, &deterministic, None),
-            false,
-        )
-    };
-    let (miss50, miss99) = deterministic_at(&proxy_addr)?;
-    let (hit50, hit99) = deterministic_at(&cached_addr)?;
-    println!(
-        "  {:<44} {:>8.3}ms {:>8.3}ms {:>8.3}ms {:>8.3}ms   hit/miss p50 {:.2}x, p99 {:.2}x",
-        "cache hit vs miss (Converse route, sim)",
-        ms(miss50),
-        ms(hit50),
-        ms(miss99),
-        ms(hit99),
-        ms(hit50) / ms(miss50),
-        ms(hit99) / ms(miss99)
-    );
-
-    println!(
-        "\nThroughput, wrk -t2 -c64 -d{seconds}s (wrk, gateway and emulator share the {cores} cores)"
-    );
-    let wrk = |name: &str, url: String, body: &str, headers: &[(&str, &str)]| -> Result<f64> {
-        let script = dir.join(format!("{}.lua", name.replace(' ', "_")));
-        let mut lua = String::from(
-            "wrk.method = \"POST\"\nwrk.headers[\"content-type\"] = \"application/json\"\n",
-        );
-        for (k, v) in headers {
-            lua.push_str(&format!("wrk.headers[\"{k}\"] = \"{v}\"\n"));
-        }
-        lua.push_str(&format!("wrk.body = [[{body}]]\n"));
-        std::fs::write(&script, lua)?;
-        let out = Command::new("wrk")
-            .args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency", "-s"])
-            .arg(&script)
-            .arg(&url)
-            .output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
-            bail!("{name}: {}", line.trim());
-        }
-        let rps: f64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Requests/sec:"))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("{name}: no Requests/sec in wrk output:\n{text}"))?;
-        let p99 = text
-            .lines()
-            .find(|l| l.trim_start().starts_with("99%"))
-            .unwrap_or("99% ?")
-            .trim()
-            .to_owned();
-        println!("  {name:<40} {rps:>10.0} req/s   latency {p99}");
-        Ok(rps)
-    };
-    let direct = wrk(
-        "bedrock-sim Converse",
-        format!("{sim_url}{qwen}/converse"),
-        &converse,
-        &sim_auth,
-    )?;
-    let proxied = wrk(
-        "proxy-server Converse route",
-        format!("{proxy_url}/v1/messages"),
-        &anthropic("qwen.qwen3-coder-480b-a35b-v1:0", false),
-        &proxy_auth,
-    )?;
-    let native_rps = wrk(
-        "proxy-server native route",
-        format!("{proxy_url}/v1/messages"),
-        &anthropic("claude-sonnet-4-5-20250929", false),
-        &proxy_auth,
-    )?;
-    let hits = wrk(
-        "proxy-server cache hits",
-        format!("{cached_url}/v1/messages"),
-        &deterministic,
-        &proxy_auth,
-    )?;
-    wrk(
-        "bedrock-sim ConverseStream",
-        format!("{sim_url}{qwen}/converse-stream"),
-        &converse,
-        &sim_auth,
-    )?;
-    wrk(
-        "proxy-server Converse route, stream",
-        format!("{proxy_url}/v1/messages"),
-        &anthropic("qwen.qwen3-coder-480b-a35b-v1:0", true),
-        &proxy_auth,
-    )?;
-    println!(
-        "\n  proxied/direct throughput: Converse route {:.2}, native route {:.2} (the emulator alone answers {:.0} req/s)",
-        proxied / direct,
-        native_rps / direct,
-        direct
-    );
-    println!(
-        "  cache hits / Converse route through the gateway: {:.2}",
-        hits / proxied
-    );
-    Ok(())
 }
 
 #[cfg(test)]
