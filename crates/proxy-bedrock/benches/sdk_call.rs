@@ -45,7 +45,7 @@ fn credentials() -> Credentials {
     )
 }
 
-/// The Converse body the SDK sends for this request (the same fields, in its order).
+/// The Converse body for this request: the fields the SDK sends.
 fn converse_body() -> serde_json::Value {
     serde_json::json!({
         "inferenceConfig": {"maxTokens": 256},
