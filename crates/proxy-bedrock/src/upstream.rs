@@ -184,6 +184,31 @@ fn native_event(bytes: &[u8], model: &str) -> Result<ReplyEvent, proxy_convert::
     ))
 }
 
+/// A failure inside an SDK event stream, mapped by `kind_of` (Bedrock's message where it sent one).
+fn stream_failure<E, R>(
+    e: &aws_sdk_bedrockruntime::error::SdkError<E, R>,
+    kind_of: fn(&E) -> ErrorType,
+) -> UpstreamError
+where
+    E: aws_sdk_bedrockruntime::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let service = e.as_service_error();
+    UpstreamError::new(
+        service.map(kind_of).unwrap_or(ErrorType::ApiError),
+        service
+            .and_then(|s| s.message())
+            .map(str::to_owned)
+            .unwrap_or_else(|| e.to_string()),
+    )
+}
+
+/// A request body as bytes.
+fn json_bytes(body: &Value) -> Result<Vec<u8>, UpstreamError> {
+    serde_json::to_vec(body)
+        .map_err(|e| UpstreamError::new(ErrorType::InvalidRequestError, e.to_string()))
+}
+
 fn invalid(e: proxy_convert::ConvertError) -> UpstreamError {
     UpstreamError::new(ErrorType::InvalidRequestError, e.to_string())
 }
@@ -221,13 +246,12 @@ impl Bedrock {
                                 Ok(Some(ev)) => conv.on_event(&ev),
                                 Ok(None) => conv.finish(),
                                 Err(e) => {
-                                    let kind = e.as_service_error().map(proxy_convert::converse_stream_error_type).unwrap_or(ErrorType::ApiError);
-                                    let message = e.as_service_error().and_then(|s| aws_sdk_bedrockruntime::error::ProvideErrorMetadata::message(s)).map(str::to_owned).unwrap_or_else(|| e.to_string());
+                                    let failure = stream_failure(&e, proxy_convert::converse_stream_error_type);
                                     // The client still gets `message_start` before the error, as
                                     // from Anthropic.
-                                    for event in conv.on_error(kind, message.clone()) {
+                                    for event in conv.on_error(failure.kind, failure.message.clone()) {
                                         if matches!(event, StreamEvent::Error { .. }) {
-                                            yield Err(UpstreamError::new(kind, message.clone()));
+                                            yield Err(failure.clone());
                                         } else {
                                             yield Ok(ReplyEvent::typed(event));
                                         }
@@ -257,9 +281,7 @@ impl Bedrock {
             Api::Invoke => {
                 let native =
                     proxy_convert::to_native_body(req, id, call.anthropic_beta).map_err(invalid)?;
-                let body = serde_json::to_vec(&native.body).map_err(|e| {
-                    UpstreamError::new(ErrorType::InvalidRequestError, e.to_string())
-                })?;
+                let body = json_bytes(&native.body)?;
                 if stream {
                     let mut receiver = self.invoke_stream(id, body).await?;
                     let events = async_stream::stream! {
@@ -272,9 +294,7 @@ impl Bedrock {
                                 }
                                 Ok(None) => break,
                                 Err(e) => {
-                                    let kind = e.as_service_error().map(crate::response_stream_error_type).unwrap_or(ErrorType::ApiError);
-                                    let message = e.as_service_error().and_then(|s| aws_sdk_bedrockruntime::error::ProvideErrorMetadata::message(s)).map(str::to_owned).unwrap_or_else(|| e.to_string());
-                                    yield Err(UpstreamError::new(kind, message));
+                                    yield Err(stream_failure(&e, crate::response_stream_error_type));
                                     break;
                                 }
                             };
@@ -304,9 +324,7 @@ impl Bedrock {
                 let api = self.messages_api()?;
                 let built = proxy_convert::to_messages_body(req, id, call.anthropic_beta)
                     .map_err(invalid)?;
-                let body = serde_json::to_vec(&built.body).map_err(|e| {
-                    UpstreamError::new(ErrorType::InvalidRequestError, e.to_string())
-                })?;
+                let body = json_bytes(&built.body)?;
                 let endpoint = call.route.endpoint;
                 let reply = self
                     .timed(api.messages(
@@ -367,9 +385,7 @@ impl Bedrock {
                 let api = self.messages_api()?;
                 let built = proxy_convert::to_messages_body(call.request, id, call.anthropic_beta)
                     .map_err(invalid)?;
-                let body = serde_json::to_vec(&built.body).map_err(|e| {
-                    UpstreamError::new(ErrorType::InvalidRequestError, e.to_string())
-                })?;
+                let body = json_bytes(&built.body)?;
                 self.timed(api.count_tokens(
                     Endpoint::Mantle,
                     Bytes::from(body),
@@ -385,9 +401,7 @@ impl Bedrock {
                     call.anthropic_beta,
                 )
                 .map_err(invalid)?;
-                let body = serde_json::to_vec(&native.body).map_err(|e| {
-                    UpstreamError::new(ErrorType::InvalidRequestError, e.to_string())
-                })?;
+                let body = json_bytes(&native.body)?;
                 let input = CountTokensInput::InvokeModel(
                     InvokeModelTokensRequest::builder()
                         .body(Blob::new(body))
