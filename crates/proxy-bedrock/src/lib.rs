@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod messages;
 mod routing;
 pub mod signed;
+mod sigv4;
 pub mod sse;
 mod upstream;
 

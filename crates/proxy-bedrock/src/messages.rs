@@ -409,6 +409,9 @@ fn failure(
     body: &[u8],
     path: &str,
 ) -> Option<UpstreamError> {
+    if status.is_success() && !headers.contains_key("x-amzn-errortype") && plainly_a_message(body) {
+        return None;
+    }
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let mut err = envelope_error(json.as_ref(), status)
         .or_else(|| aws_error(headers, json.as_ref(), status, path))
@@ -431,6 +434,28 @@ fn failure(
         err.retry_after = Some(secs);
     }
     Some(err)
+}
+
+/// Whether a 2xx body is a message and nothing an error check needs to look at: its top-level
+/// `type` is `"message"` and it has none of the fields an AWS error carries. Skims the body
+/// without building a tree (every successful answer passes here).
+fn plainly_a_message(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        code: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "__type")]
+        aws_type: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "Output")]
+        output: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Probe<'_>>(body).is_ok_and(|p| {
+        p.kind.as_deref() == Some("message")
+            && p.code.is_none()
+            && p.aws_type.is_none()
+            && p.output.is_none()
+    })
 }
 
 /// `{"type":"error","error":{"type":…,"message":…}}`: the error type as given (by the status when
@@ -646,6 +671,33 @@ impl Stream for MessageStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_skips_the_error_parse_and_an_error_never_does() {
+        let ok = br#"{"id":"m","type":"message","role":"assistant","content":[{"type":"text","text":"{\"type\":\"error\"}"}]}"#;
+        assert!(plainly_a_message(ok));
+        assert!(failure(StatusCode::OK, &HeaderMap::new(), ok, "/p").is_none());
+        for body in [
+            &br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#[..],
+            br#"{"type":"message","__type":"ThrottlingException","message":"slow"}"#,
+            br#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException"}}"#,
+            br#"not json"#,
+        ] {
+            assert!(
+                !plainly_a_message(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let mut aws = HeaderMap::new();
+        aws.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("ThrottlingException"),
+        );
+        assert!(failure(StatusCode::OK, &aws, ok, "/p").is_some());
+        let throttled = br#"{"type":"message","__type":"ThrottlingException","message":"slow"}"#;
+        assert!(failure(StatusCode::OK, &HeaderMap::new(), throttled, "/p").is_some());
+    }
 
     fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();

@@ -1,7 +1,8 @@
 //! A lean signed HTTP client for Bedrock calls the AWS SDK has no operation for (the Messages API),
 //! and for any other Bedrock call that wants to skip the SDK's machinery.
 //!
-//! - Auth: SigV4 (`aws-sigv4`, the SDK's own signer) with credentials from the standard provider
+//! - Auth: SigV4 (a lean signer for the plain requests the gateway sends, `sigv4.rs`, and
+//!   `aws-sigv4`, the SDK's own signer, for any other) with credentials from the standard provider
 //!   chain, cached until five minutes before they expire and refreshed by one caller while the
 //!   others wait (the chain's provider does not cache by itself); or a Bedrock API key
 //!   (`AWS_BEARER_TOKEN_BEDROCK`) sent as `Authorization: Bearer`, with no signature.
@@ -28,6 +29,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+use crate::sigv4::{SigningKeys, sign_plain};
 
 /// How requests are authenticated.
 #[derive(Clone)]
@@ -99,7 +102,7 @@ struct Inner {
 }
 
 enum AuthState {
-    SigV4(CredentialCache),
+    SigV4(CredentialCache, SigningKeys),
     Bearer(HeaderValue),
 }
 
@@ -109,7 +112,7 @@ impl std::fmt::Debug for SignedClient {
             .field(
                 "auth",
                 &match self.inner.auth {
-                    AuthState::SigV4(_) => "SigV4",
+                    AuthState::SigV4(..) => "SigV4",
                     AuthState::Bearer(_) => "Bearer",
                 },
             )
@@ -163,7 +166,9 @@ impl SignedClient {
     /// token is not a valid header value.
     pub fn new(auth: Auth, settings: ClientSettings) -> Result<SignedClient, SendError> {
         let auth = match auth {
-            Auth::SigV4(provider) => AuthState::SigV4(CredentialCache::new(provider)),
+            Auth::SigV4(provider) => {
+                AuthState::SigV4(CredentialCache::new(provider), SigningKeys::default())
+            }
             Auth::Bearer(token) => {
                 let mut v =
                     HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| {
@@ -213,15 +218,16 @@ impl SignedClient {
                 AuthState::Bearer(v) => {
                     request.headers_mut().insert(AUTHORIZATION, v.clone());
                 }
-                AuthState::SigV4(cache) => {
+                AuthState::SigV4(cache, keys) => {
                     let credentials = cache.get(SystemTime::now()).await?;
-                    sign_request(
+                    sign_cached(
                         &mut request,
                         &body,
                         &credentials,
                         service,
                         region,
                         SystemTime::now(),
+                        Some(keys),
                     )?;
                 }
             }
@@ -273,6 +279,36 @@ pub fn build_request(
 /// `transfer-encoding`; the path is normalised and encoded once more, as for every AWS service but S3.
 /// `body` must be the bytes the request will carry.
 pub fn sign_request<B>(
+    request: &mut Request<B>,
+    body: &[u8],
+    credentials: &Credentials,
+    service: &str,
+    region: &str,
+    time: SystemTime,
+) -> Result<(), SendError> {
+    sign_cached(request, body, credentials, service, region, time, None)
+}
+
+/// [`sign_request`] with signing keys kept in `keys` between calls: the gateway's plain requests
+/// take the lean signer (`sigv4.rs`), any other one `aws-sigv4`.
+fn sign_cached<B>(
+    request: &mut Request<B>,
+    body: &[u8],
+    credentials: &Credentials,
+    service: &str,
+    region: &str,
+    time: SystemTime,
+    keys: Option<&SigningKeys>,
+) -> Result<(), SendError> {
+    match sign_plain(request, body, credentials, service, region, time, keys) {
+        Some(result) => result,
+        None => sign_with_aws_sigv4(request, body, credentials, service, region, time),
+    }
+}
+
+/// [`sign_request`] by `aws-sigv4` for every request (the reference the lean signer is tested
+/// against).
+pub(crate) fn sign_with_aws_sigv4<B>(
     request: &mut Request<B>,
     body: &[u8],
     credentials: &Credentials,

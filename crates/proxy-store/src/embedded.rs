@@ -157,11 +157,11 @@ impl EmbeddedStore {
     ) -> Result<Option<ApiKey>, StoreError> {
         let value = value.to_owned();
         self.with(move |c| {
-            c.query_row(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {column} = ?1"),
-                [value],
-                key_from_row,
-            )
+            c.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE {column} = ?1"
+            ))
+            .map_err(backend)?
+            .query_row([value], key_from_row)
             .optional()
             .map_err(backend)
         })
@@ -226,9 +226,7 @@ impl EmbeddedStore {
     pub(crate) async fn touch_key(&self, key_id: &str, at: i64) -> Result<(), StoreError> {
         let key_id = key_id.to_owned();
         self.with(move |c| {
-            c.execute(
-                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE key_id = ?1",
-                params![key_id, at],
+            c.prepare_cached("UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE key_id = ?1").map_err(backend)?.execute(params![key_id, at],
             )
             .map_err(backend)?;
             Ok(())
@@ -242,10 +240,13 @@ impl EmbeddedStore {
             let tx = c.transaction().map_err(backend)?;
             let mut inserted = 0;
             for r in &records {
+                // Cached statements: parsing the SQL again for every record cost more than running it.
                 let new = tx
-                    .execute(
+                    .prepare_cached(
                         "INSERT OR IGNORE INTO usage VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                        params![r.request_id, r.key_id, r.user_id, r.model, r.bedrock_model, r.input_tokens as i64,
+                    )
+                    .map_err(backend)?
+                    .execute(params![r.request_id, r.key_id, r.user_id, r.model, r.bedrock_model, r.input_tokens as i64,
                             r.output_tokens as i64, r.cache_read_input_tokens as i64, r.cache_creation_input_tokens as i64,
                             r.latency_ms as i64, r.ttft_ms.map(|t| t as i64), r.status, i64::from(r.stream), r.timestamp],
                     )
@@ -255,15 +256,13 @@ impl EmbeddedStore {
                     continue;
                 }
                 inserted += 1;
-                tx.execute(
-                    "INSERT INTO usage_daily VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8)
+                tx.prepare_cached("INSERT INTO usage_daily VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8)
                      ON CONFLICT (key_id, day, model) DO UPDATE SET
                        requests = requests + 1,
                        input_tokens = input_tokens + excluded.input_tokens,
                        output_tokens = output_tokens + excluded.output_tokens,
                        cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
-                       cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens",
-                    params![r.key_id, r.user_id, utc_day(r.timestamp), r.model, r.input_tokens as i64, r.output_tokens as i64,
+                       cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens").map_err(backend)?.execute(params![r.key_id, r.user_id, utc_day(r.timestamp), r.model, r.input_tokens as i64, r.output_tokens as i64,
                         r.cache_read_input_tokens as i64, r.cache_creation_input_tokens as i64],
                 )
                 .map_err(backend)?;
@@ -321,15 +320,13 @@ impl EmbeddedStore {
         self.with(move |c| {
             // Expired counters are dropped now and then, so the table stays small.
             if every_hundredth_call() {
-                c.execute("DELETE FROM counters WHERE expires_at < ?1", [now])
+                c.prepare_cached("DELETE FROM counters WHERE expires_at < ?1").map_err(backend)?.execute([now])
                     .map_err(backend)?;
             }
-            c.query_row(
-                "INSERT INTO counters (name, value, expires_at) VALUES (?1, ?2, ?3)
+            c.prepare_cached("INSERT INTO counters (name, value, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (name) DO UPDATE SET value = value + excluded.value, expires_at = excluded.expires_at
                  WHERE ?4 IS NULL OR value + excluded.value <= ?4
-                 RETURNING value",
-                params![name, amount as i64, expires_at, max.map(|m| m as i64)],
+                 RETURNING value").map_err(backend)?.query_row(params![name, amount as i64, expires_at, max.map(|m| m as i64)],
                 |row| row.get::<_, i64>(0),
             )
             .optional()
@@ -342,14 +339,12 @@ impl EmbeddedStore {
     pub(crate) async fn counter(&self, name: &str) -> Result<u64, StoreError> {
         let name = name.to_owned();
         self.with(move |c| {
-            c.query_row(
-                "SELECT value FROM counters WHERE name = ?1",
-                [name],
-                |row| row.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|v| v.unwrap_or(0) as u64)
-            .map_err(backend)
+            c.prepare_cached("SELECT value FROM counters WHERE name = ?1")
+                .map_err(backend)?
+                .query_row([name], |row| row.get::<_, i64>(0))
+                .optional()
+                .map(|v| v.unwrap_or(0) as u64)
+                .map_err(backend)
         })
         .await
     }
@@ -358,13 +353,11 @@ impl EmbeddedStore {
         let key = key.to_owned();
         let now = crate::now();
         self.with(move |c| {
-            c.query_row(
-                "SELECT value FROM cache WHERE key = ?1 AND expires_at > ?2",
-                params![key, now],
-                |row| row.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(backend)
+            c.prepare_cached("SELECT value FROM cache WHERE key = ?1 AND expires_at > ?2")
+                .map_err(backend)?
+                .query_row(params![key, now], |row| row.get::<_, String>(0))
+                .optional()
+                .map_err(backend)
         })
         .await
     }
@@ -379,13 +372,16 @@ impl EmbeddedStore {
         let now = crate::now();
         self.with(move |c| {
             if every_hundredth_call() {
-                c.execute("DELETE FROM cache WHERE expires_at <= ?1", [now])
+                c.prepare_cached("DELETE FROM cache WHERE expires_at <= ?1")
+                    .map_err(backend)?
+                    .execute([now])
                     .map_err(backend)?;
             }
-            c.execute(
+            c.prepare_cached(
                 "INSERT OR REPLACE INTO cache (key, value, expires_at) VALUES (?1, ?2, ?3)",
-                params![key, value, expires_at],
             )
+            .map_err(backend)?
+            .execute(params![key, value, expires_at])
             .map_err(backend)?;
             Ok(())
         })
