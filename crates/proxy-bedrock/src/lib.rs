@@ -8,6 +8,8 @@
 //! It does no conversion itself (that is `proxy-convert`) and knows nothing of HTTP serving.
 
 pub mod catalog;
+pub mod eventstream;
+mod invoke;
 pub mod messages;
 mod routing;
 pub mod signed;
@@ -22,14 +24,14 @@ use aws_sdk_bedrockruntime::config::retry::RetryConfig;
 use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::operation::converse::ConverseOutput;
-use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
-use aws_sdk_bedrockruntime::types::error::{ConverseStreamOutputError, ResponseStreamError};
-use aws_sdk_bedrockruntime::types::{ConverseStreamOutput, CountTokensInput, ResponseStream};
+use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
+use aws_sdk_bedrockruntime::types::{ConverseStreamOutput, CountTokensInput};
 use proxy_convert::ConverseRequest;
 use proxy_schema::ErrorType;
 
 pub use catalog::{Listing, RouteTable};
+pub use invoke::InvokeStream;
 pub use messages::{Endpoint, Endpoints, MessageStream, MessagesClient, MessagesReply};
 pub use routing::{
     Api, ListedModel, ModelRoute, Route, RouteError, Router, RoutingConfig, geographies, geography,
@@ -136,20 +138,6 @@ fn messages_client(shared: &aws_types::SdkConfig, timeout: Duration) -> Option<M
             tracing::error!(error = %e, "cannot set up the Messages API client");
             None
         }
-    }
-}
-
-/// The Anthropic error type of an exception inside an InvokeModelWithResponseStream.
-pub fn response_stream_error_type(e: &ResponseStreamError) -> ErrorType {
-    match e {
-        ResponseStreamError::ThrottlingException(_) => ErrorType::RateLimitError,
-        ResponseStreamError::ServiceUnavailableException(_) => ErrorType::OverloadedError,
-        ResponseStreamError::ValidationException(_) => ErrorType::InvalidRequestError,
-        ResponseStreamError::ModelTimeoutException(_) => ErrorType::TimeoutError,
-        other => proxy_convert::error_type(
-            other.code().unwrap_or_default(),
-            other.message().unwrap_or_default(),
-        ),
     }
 }
 
@@ -281,41 +269,6 @@ impl Bedrock {
     ) -> Result<EventReceiver<ConverseStreamOutput, ConverseStreamOutputError>, UpstreamError> {
         let call = request.converse_stream(&self.client, model_id);
         self.timed(async { call.send().await.map(|o| o.stream).map_err(upstream_error) })
-            .await
-    }
-
-    /// InvokeModel with a native body; returns the response body.
-    pub async fn invoke(&self, model_id: &str, body: Vec<u8>) -> Result<Vec<u8>, UpstreamError> {
-        let call = self
-            .client
-            .invoke_model()
-            .model_id(model_id)
-            .content_type("application/json")
-            .accept("application/json")
-            .body(Blob::new(body));
-        self.timed(async {
-            call.send()
-                .await
-                .map(|o| o.body.into_inner())
-                .map_err(upstream_error)
-        })
-        .await
-    }
-
-    /// InvokeModelWithResponseStream with a native body.
-    pub async fn invoke_stream(
-        &self,
-        model_id: &str,
-        body: Vec<u8>,
-    ) -> Result<EventReceiver<ResponseStream, ResponseStreamError>, UpstreamError> {
-        let call = self
-            .client
-            .invoke_model_with_response_stream()
-            .model_id(model_id)
-            .content_type("application/json")
-            .accept("application/json")
-            .body(Blob::new(body));
-        self.timed(async { call.send().await.map(|o| o.body).map_err(upstream_error) })
             .await
     }
 

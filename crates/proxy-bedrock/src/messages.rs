@@ -310,7 +310,22 @@ impl MessagesClient {
                 })?,
             );
         }
-        let url = format!("{}{path}", self.endpoints.base(endpoint));
+        self.post(endpoint, path, headers, body).await
+    }
+
+    /// `POST` of `body` with `headers` to `path` (already percent-encoded) on `endpoint`, signed;
+    /// resolves with the response head (within `BEDROCK_TIMEOUT`), whatever its status.
+    pub(crate) async fn post(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<http::Response<Incoming>, UpstreamError> {
+        let base = self.endpoints.base(endpoint);
+        let mut url = String::with_capacity(base.len() + path.len());
+        url.push_str(base);
+        url.push_str(path);
         self.signed
             .sign_and_send(
                 endpoint.signing_name(),
@@ -325,7 +340,7 @@ impl MessagesClient {
     }
 
     /// Reads a whole body, bounded in size and in time.
-    async fn read_body(&self, body: Incoming) -> Result<Bytes, UpstreamError> {
+    pub(crate) async fn read_body(&self, body: Incoming) -> Result<Bytes, UpstreamError> {
         let limited = http_body_util::Limited::new(body, BODY_LIMIT);
         match tokio::time::timeout(self.signed.timeout(), limited.collect()).await {
             Err(_) => Err(UpstreamError::new(
@@ -370,7 +385,7 @@ impl From<SendError> for UpstreamError {
     }
 }
 
-fn request_id(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
     ["request-id", "x-amzn-requestid"]
         .iter()
         .find_map(|h| headers.get(*h))
@@ -379,7 +394,7 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 }
 
 /// An answer that is neither a result nor a recognisable error.
-fn unexpected(what: &str, body: &[u8], request_id: Option<String>) -> UpstreamError {
+pub(crate) fn unexpected(what: &str, body: &[u8], request_id: Option<String>) -> UpstreamError {
     let start = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
     tracing::warn!(request_id, body = %start, "{what}");
     UpstreamError::new(ErrorType::ApiError, what)
@@ -403,7 +418,7 @@ fn status_kind(status: StatusCode) -> ErrorType {
 
 /// The error an answer carries, if it is one: any non-2xx status; a 2xx with an AWS error type
 /// (header or body) or Anthropic's error envelope.
-fn failure(
+pub(crate) fn failure(
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],

@@ -281,40 +281,32 @@ impl Bedrock {
             Api::Invoke => {
                 let native =
                     proxy_convert::to_native_body(req, id, call.anthropic_beta).map_err(invalid)?;
-                let body = json_bytes(&native.body)?;
+                let body = Bytes::from(json_bytes(&native.body)?);
+                // The lean signed client, not the SDK: the same request on the wire without the
+                // orchestrator's per-call work (docs/ARCHITECTURE.md, "Bedrock calls").
+                let api = self.messages_api()?;
                 if stream {
-                    let mut receiver = self.invoke_stream(id, body).await?;
-                    let events = async_stream::stream! {
-                        loop {
-                            let part = match receiver.recv().await {
-                                Ok(Some(aws_sdk_bedrockruntime::types::ResponseStream::Chunk(part))) => part,
-                                Ok(Some(other)) => {
-                                    tracing::debug!(?other, "unknown response stream event dropped");
-                                    continue;
-                                }
-                                Ok(None) => break,
-                                Err(e) => {
-                                    yield Err(stream_failure(&e, crate::response_stream_error_type));
-                                    break;
-                                }
-                            };
-                            let Some(bytes) = part.bytes() else { continue };
-                            match native_event(bytes.as_ref(), &model) {
-                                Ok(event) => yield Ok(event),
-                                Err(e) => {
-                                    yield Err(UpstreamError::new(ErrorType::ApiError, e.to_string()));
-                                    break;
-                                }
-                            }
+                    let chunks = self.timed(api.invoke_stream(id, body)).await?;
+                    let events = chunks.map(move |chunk| {
+                        let bytes = chunk?;
+                        native_event(&bytes, &model)
+                            .map_err(|e| UpstreamError::new(ErrorType::ApiError, e.to_string()))
+                    });
+                    // A chunk that does not convert ends the stream after its error.
+                    let events = events.scan(false, |failed, item| {
+                        if *failed {
+                            return futures::future::ready(None);
                         }
-                    };
+                        *failed = item.is_err();
+                        futures::future::ready(Some(item))
+                    });
                     (
                         Reply::Stream(Box::pin(events)),
                         native.removals,
                         "InvokeModelWithResponseStream",
                     )
                 } else {
-                    let out = self.invoke(id, body).await?;
+                    let out = self.timed(api.invoke(id, body)).await?;
                     let mut message: Message = serde_json::from_slice(&out).map_err(broken_body)?;
                     message.model = model;
                     (Reply::Message(message), native.removals, "InvokeModel")

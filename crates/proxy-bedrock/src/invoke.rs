@@ -1,0 +1,293 @@
+//! InvokeModel and InvokeModelWithResponseStream through the lean signed client, as the SDK sends
+//! them (same paths, headers and signature) without its per-call orchestration.
+//!
+//! `POST /model/{modelId}/invoke` with `Content-Type` and `Accept: application/json` answers the
+//! model's body; `POST /model/{modelId}/invoke-with-response-stream` (the accept header is
+//! `X-Amzn-Bedrock-Accept` there) answers an event stream of `chunk` events whose payload is
+//! `{"bytes":"<base64>"}`, one Anthropic stream event each for Claude. Errors are AWS errors
+//! (`x-amzn-errortype`, a JSON `message`) before the stream, exception frames within it.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::Stream;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue};
+use hyper::body::{Body as _, Incoming};
+use proxy_schema::ErrorType;
+
+use crate::UpstreamError;
+use crate::eventstream::{Frame, FrameDecoder};
+use crate::messages::{Endpoint, MessagesClient, failure, request_id, unexpected};
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// The model id as one path segment: every byte but the unreserved ones percent-encoded (`:` as
+/// `%3A`, the `/` of an ARN as `%2F`), as the SDK encodes the `modelId` label.
+pub(crate) fn model_path(model_id: &str, operation: &str) -> String {
+    let mut path = String::with_capacity(model_id.len() + operation.len() + 16);
+    path.push_str("/model/");
+    for &b in model_id.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            path.push(b as char);
+        } else {
+            path.push('%');
+            path.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            path.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xf)]));
+        }
+    }
+    path.push('/');
+    path.push_str(operation);
+    path
+}
+
+impl MessagesClient {
+    /// InvokeModel: the model's answer body (for Claude, an Anthropic message), or the error.
+    pub async fn invoke(&self, model_id: &str, body: Bytes) -> Result<Bytes, UpstreamError> {
+        let path = model_path(model_id, "invoke");
+        let mut headers = HeaderMap::with_capacity(2);
+        headers.insert(CONTENT_TYPE, JSON);
+        headers.insert(ACCEPT, JSON);
+        let response = self.post(Endpoint::Runtime, &path, headers, body).await?;
+        let (parts, incoming) = response.into_parts();
+        let bytes = self.read_body(incoming).await?;
+        if let Some(err) = failure(parts.status, &parts.headers, &bytes, "InvokeModel") {
+            tracing::debug!(status = %parts.status, kind = err.kind.as_str(), message = %err.message, "InvokeModel error");
+            return Err(err);
+        }
+        Ok(bytes)
+    }
+
+    /// InvokeModelWithResponseStream: resolves when Bedrock accepted the request (its errors come
+    /// back here); the chunks then arrive on the stream.
+    pub async fn invoke_stream(
+        &self,
+        model_id: &str,
+        body: Bytes,
+    ) -> Result<InvokeStream, UpstreamError> {
+        let path = model_path(model_id, "invoke-with-response-stream");
+        let mut headers = HeaderMap::with_capacity(2);
+        headers.insert(CONTENT_TYPE, JSON);
+        headers.insert("x-amzn-bedrock-accept", JSON);
+        let response = self.post(Endpoint::Runtime, &path, headers, body).await?;
+        let (parts, incoming) = response.into_parts();
+        let request_id = request_id(&parts.headers);
+        let is_event_stream = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .starts_with("application/vnd.amazon.eventstream")
+            });
+        if parts.status.is_success() && is_event_stream {
+            return Ok(InvokeStream {
+                body: incoming,
+                decoder: FrameDecoder::new(),
+                done: false,
+                request_id,
+            });
+        }
+        let bytes = self.read_body(incoming).await?;
+        if let Some(err) = failure(
+            parts.status,
+            &parts.headers,
+            &bytes,
+            "InvokeModelWithResponseStream",
+        ) {
+            return Err(err);
+        }
+        Err(unexpected(
+            "Bedrock answered InvokeModelWithResponseStream without an event stream",
+            &bytes,
+            request_id,
+        ))
+    }
+}
+
+/// The chunks of InvokeModelWithResponseStream, decoded as the body arrives (pulled: nothing is
+/// read ahead of the consumer). Items: the decoded bytes of each `chunk`; one `Err` and then the
+/// end for an exception frame (its type mapped as the SDK's is), a broken body or frame. Other
+/// events are skipped. Dropping the stream closes the upstream call.
+#[derive(Debug)]
+pub struct InvokeStream {
+    body: Incoming,
+    decoder: FrameDecoder,
+    done: bool,
+    request_id: Option<String>,
+}
+
+impl InvokeStream {
+    fn fail(&mut self, err: UpstreamError) -> Poll<Option<Result<Vec<u8>, UpstreamError>>> {
+        self.done = true;
+        tracing::warn!(request_id = self.request_id, kind = err.kind.as_str(), message = %err.message, "Bedrock invoke stream failed");
+        Poll::Ready(Some(Err(err)))
+    }
+}
+
+/// What one frame becomes: `Some(bytes)` for a chunk, `None` for an event to skip.
+fn chunk_of(frame: Frame) -> Result<Option<Vec<u8>>, UpstreamError> {
+    match frame.message_type.as_deref() {
+        Some("event") | None => {}
+        Some("exception") => {
+            let code = frame.exception_type.unwrap_or_default();
+            let message = message_of(&frame.payload).unwrap_or_else(|| code.clone());
+            return Err(UpstreamError::new(
+                proxy_convert::error_type(&code, &message),
+                message,
+            ));
+        }
+        Some(_) => {
+            let code = frame.error_code.unwrap_or_default();
+            let message = frame
+                .error_message
+                .unwrap_or_else(|| format!("Bedrock's stream failed ({code})"));
+            return Err(UpstreamError::new(
+                proxy_convert::error_type(&code, &message),
+                message,
+            ));
+        }
+    }
+    if frame.event_type.as_deref() != Some("chunk") {
+        tracing::debug!(event = ?frame.event_type, "unknown response stream event dropped");
+        return Ok(None);
+    }
+    #[derive(serde::Deserialize)]
+    struct Part<'a> {
+        #[serde(borrow)]
+        bytes: Option<std::borrow::Cow<'a, str>>,
+    }
+    let part: Part<'_> = serde_json::from_slice(&frame.payload).map_err(|e| {
+        UpstreamError::new(
+            ErrorType::ApiError,
+            format!("Bedrock sent a chunk that is not JSON: {e}"),
+        )
+    })?;
+    let Some(b64) = part.bytes else {
+        return Ok(None);
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map(Some)
+        .map_err(|e| {
+            UpstreamError::new(
+                ErrorType::ApiError,
+                format!("Bedrock sent a chunk that is not base64: {e}"),
+            )
+        })
+}
+
+fn message_of(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Exception {
+        #[serde(alias = "Message")]
+        message: Option<String>,
+    }
+    serde_json::from_slice::<Exception>(payload)
+        .ok()
+        .and_then(|e| e.message)
+}
+
+impl Stream for InvokeStream {
+    type Item = Result<Vec<u8>, UpstreamError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match this.decoder.next_frame() {
+                Err(e) => {
+                    return this.fail(UpstreamError::new(
+                        ErrorType::ApiError,
+                        format!("Bedrock's event stream cannot be decoded: {e}"),
+                    ));
+                }
+                Ok(Some(frame)) => match chunk_of(frame) {
+                    Ok(Some(bytes)) => return Poll::Ready(Some(Ok(bytes))),
+                    Ok(None) => continue,
+                    Err(e) => return this.fail(e),
+                },
+                Ok(None) => {}
+            }
+            match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        this.decoder.push(&data);
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "Bedrock's stream broke");
+                    return this.fail(UpstreamError::new(
+                        ErrorType::ApiError,
+                        "the connection to Bedrock broke during the stream",
+                    ));
+                }
+                Poll::Ready(None) => {
+                    if this.decoder.buffered() > 0 {
+                        return this.fail(UpstreamError::new(
+                            ErrorType::ApiError,
+                            "Bedrock's stream ended inside a frame",
+                        ));
+                    }
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_are_one_encoded_segment() {
+        assert_eq!(
+            model_path("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "invoke"),
+            "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke"
+        );
+        assert_eq!(
+            model_path(
+                "arn:aws:bedrock:us-east-1:1:inference-profile/x",
+                "invoke-with-response-stream"
+            ),
+            "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fx/invoke-with-response-stream"
+        );
+    }
+
+    #[test]
+    fn exceptions_map_as_the_sdk_maps_them() {
+        let exception = |kind: &str, payload: &'static [u8]| Frame {
+            message_type: Some("exception".into()),
+            exception_type: Some(kind.into()),
+            payload: Bytes::from_static(payload),
+            ..Frame::default()
+        };
+        let e = chunk_of(exception(
+            "throttlingException",
+            br#"{"message":"slow down"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorType::RateLimitError, "slow down")
+        );
+        let e = chunk_of(exception("modelStreamErrorException", b"{}")).unwrap_err();
+        assert_eq!(e.kind, ErrorType::ApiError);
+        let e = chunk_of(exception("serviceUnavailableException", b"{}")).unwrap_err();
+        assert_eq!(e.kind, ErrorType::OverloadedError);
+        let chunk = Frame {
+            message_type: Some("event".into()),
+            event_type: Some("chunk".into()),
+            payload: Bytes::from_static(br#"{"bytes":"eyJ0eXBlIjoicGluZyJ9"}"#),
+            ..Frame::default()
+        };
+        assert_eq!(chunk_of(chunk).unwrap().unwrap(), br#"{"type":"ping"}"#);
+    }
+}
