@@ -21,12 +21,14 @@ use aws_sdk_bedrockruntime::types::{
     ConverseStreamOutput, Message as BedrockMessage, MessageStartEvent, MessageStopEvent,
     StopReason, TokenUsage,
 };
+use base64::Engine as _;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method};
 use proxy_bedrock::ReplyEvent;
-use proxy_bedrock::signed::{build_request, sign_request};
+use proxy_bedrock::eventstream::FrameDecoder;
+use proxy_bedrock::signed::{SigningKeys, build_request, sign_cached, sign_request};
 use proxy_bedrock::sse::SseDecoder;
 use proxy_convert::{
     ConverseOptions, StreamConverter, from_converse, to_converse, to_messages_body, to_native_body,
@@ -168,6 +170,26 @@ fn sign(c: &mut Criterion) {
             )
             .unwrap()
         })
+    });
+    let keys = SigningKeys::default();
+    c.bench_function("request/sign/sentence (signing key kept)", |b| {
+        b.iter_batched(
+            || build_request(Method::POST, URL, upstream_headers(), sentence_body.clone()).unwrap(),
+            |mut request| {
+                sign_cached(
+                    &mut request,
+                    &sentence_body,
+                    &credentials,
+                    "bedrock",
+                    "us-east-1",
+                    time,
+                    Some(&keys),
+                )
+                .unwrap();
+                request
+            },
+            BatchSize::SmallInput,
+        )
     });
     for (name, body) in [("sentence", &sentence_body), ("claude-code", &code_body)] {
         c.bench_function(&format!("request/sign/{name}"), |b| {
@@ -342,6 +364,33 @@ fn decode(c: &mut Criterion) {
                 let event =
                     ReplyEvent::from_native_chunk(black_box(chunk.as_bytes()), MODEL).unwrap();
                 n += event.to_sse().len();
+            }
+            n
+        })
+    });
+
+    // The same chunks as InvokeModelWithResponseStream frames them (bedrock-sim's encoder), as the
+    // body arrives, through the event-stream decoder to the decoded chunk bytes.
+    let framed: Vec<u8> = chunks
+        .iter()
+        .flat_map(|chunk| {
+            let payload = format!(
+                r#"{{"bytes":"{}"}}"#,
+                base64::engine::general_purpose::STANDARD.encode(chunk)
+            );
+            bedrock_sim::eventstream::event_frame("chunk", payload.as_bytes()).to_vec()
+        })
+        .collect();
+    let pieces: Vec<&[u8]> = framed.chunks(700).collect();
+    c.bench_function("decode/event stream frames (16 chunks)", |b| {
+        b.iter(|| {
+            let mut decoder = FrameDecoder::new();
+            let mut n = 0;
+            for piece in &pieces {
+                decoder.push(black_box(piece));
+                while let Some(frame) = decoder.next_frame().unwrap() {
+                    n += frame.payload.len();
+                }
             }
             n
         })

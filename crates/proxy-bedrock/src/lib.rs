@@ -1,9 +1,11 @@
 //! `proxy-bedrock`: the gateway's Bedrock side. One shared `aws-sdk-bedrockruntime` client (connection
-//! reuse, the standard credential chain including Bedrock API keys, the standard endpoint overrides),
-//! model routing ([`Router`], with its route table read from Bedrock's own catalog: [`catalog`]), and
-//! the mapping of every upstream failure to an Anthropic error type ([`UpstreamError`]). Bedrock's
-//! Anthropic Messages API, which the SDK cannot call, goes through a lean signed client of its own
-//! ([`signed`], [`messages`]; SSE decoding in [`sse`]).
+//! reuse, the standard credential chain including Bedrock API keys, the standard endpoint overrides)
+//! for Converse and the control plane, model routing ([`Router`], with its route table read from
+//! Bedrock's own catalog: [`catalog`]), and the mapping of every upstream failure to an Anthropic
+//! error type ([`UpstreamError`]). Bedrock's Anthropic Messages API, which the SDK cannot call, and
+//! InvokeModel, where the SDK's per-call work cost as much as the rest of the gateway, go through a
+//! lean signed client of its own ([`signed`], [`messages`]; SSE decoding in [`sse`], the AWS
+//! event-stream framing in [`eventstream`]).
 //!
 //! It does no conversion itself (that is `proxy-convert`) and knows nothing of HTTP serving.
 

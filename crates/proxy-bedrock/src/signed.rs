@@ -30,7 +30,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::sigv4::{SigningKeys, sign_plain};
+pub use crate::sigv4::SigningKeys;
+use crate::sigv4::sign_plain;
 
 /// How requests are authenticated.
 #[derive(Clone)]
@@ -289,9 +290,9 @@ pub fn sign_request<B>(
     sign_cached(request, body, credentials, service, region, time, None)
 }
 
-/// [`sign_request`] with signing keys kept in `keys` between calls: the gateway's plain requests
-/// take the lean signer (`sigv4.rs`), any other one `aws-sigv4`.
-fn sign_cached<B>(
+/// [`sign_request`] with signing keys kept in `keys` between calls (what [`SignedClient`] does):
+/// the gateway's plain requests take the lean signer (`sigv4.rs`), any other one `aws-sigv4`.
+pub fn sign_cached<B>(
     request: &mut Request<B>,
     body: &[u8],
     credentials: &Credentials,
