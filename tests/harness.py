@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -34,6 +35,19 @@ def start(path, env=None, base_env=None):
         proc.kill()
         pytest.fail(f"{path.name} did not start: {line!r}")
     return proc, line.split(" on ", 1)[1].strip()
+
+
+def wait_for_catalog(url, timeout=15):
+    """Waits until proxy-server has read Bedrock's model catalog (its control-plane calls are done,
+    so they cannot land in a test's recording of what the emulator received)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        metrics = urllib.request.urlopen(f"{url}/metrics").read().decode()
+        for line in metrics.splitlines():
+            if line.startswith("gateway_model_catalog_last_success_timestamp_seconds ") and float(line.split()[1]) > 0:
+                return
+        time.sleep(0.05)
+    pytest.fail(f"proxy-server at {url} did not read the model catalog within {timeout} s")
 
 
 def start_sim():

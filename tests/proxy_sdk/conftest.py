@@ -9,7 +9,7 @@ import anthropic
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from harness import binary, recorder, start, start_sim, stop  # noqa: E402
+from harness import binary, recorder, start, start_sim, stop, wait_for_catalog  # noqa: E402
 
 MASTER_KEY = "sk-test-master-0123456789"
 
@@ -40,6 +40,7 @@ def proxy_url(sim_url, tmp_path_factory):
         "LOG_LEVEL": "warn",
     }
     proc, url = start(binary("PROXY_SERVER_BIN", "proxy-server"), env)
+    wait_for_catalog(url)
     yield url
     assert stop(proc) == 0, "proxy-server must exit cleanly on SIGTERM"
 

@@ -66,6 +66,67 @@ impl LocalSim {
         Ok(())
     }
 
+    /// `POST path` with `body` and `Authorization: Bearer test` (what a client without the SDK
+    /// sends), the answer read whole: status, content type and body (de-chunked).
+    pub async fn post(&self, path: &str, body: &[u8]) -> std::io::Result<(u16, String, Vec<u8>)> {
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).await?;
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        s.write_all(&request).await?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await?;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no HTTP response body"))?;
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut rest = &raw[split + 4..];
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {head:?}")))?;
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
+            })
+        };
+        let content_type = header("content-type").unwrap_or_default();
+        if !header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+            return Ok((status, content_type, rest.to_vec()));
+        }
+        let mut body = Vec::new();
+        loop {
+            let line_end = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| std::io::Error::other("bad chunked body"))?;
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[..line_end])
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim(),
+                16,
+            )
+            .map_err(std::io::Error::other)?;
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                return Ok((status, content_type, body));
+            }
+            body.extend_from_slice(&rest[..size.min(rest.len())]);
+            rest = &rest[(size + 2).min(rest.len())..];
+        }
+    }
+
     async fn call(
         &self,
         method: &str,

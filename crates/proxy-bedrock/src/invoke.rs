@@ -46,31 +46,83 @@ pub(crate) fn model_path(model_id: &str, operation: &str) -> String {
 impl MessagesClient {
     /// InvokeModel: the model's answer body (for Claude, an Anthropic message), or the error.
     pub async fn invoke(&self, model_id: &str, body: Bytes) -> Result<Bytes, UpstreamError> {
-        let path = model_path(model_id, "invoke");
         let mut headers = HeaderMap::with_capacity(2);
         headers.insert(CONTENT_TYPE, JSON);
         headers.insert(ACCEPT, JSON);
+        self.model_call(model_id, "invoke", "InvokeModel", headers, body)
+            .await
+    }
+
+    /// InvokeModelWithResponseStream: resolves when Bedrock accepted the request (its errors come
+    /// back here); the events (`chunk`s) then arrive on the stream.
+    pub async fn invoke_stream(
+        &self,
+        model_id: &str,
+        body: Bytes,
+    ) -> Result<EventStream, UpstreamError> {
+        let mut headers = HeaderMap::with_capacity(2);
+        headers.insert(CONTENT_TYPE, JSON);
+        headers.insert("x-amzn-bedrock-accept", JSON);
+        self.model_stream(
+            model_id,
+            "invoke-with-response-stream",
+            "InvokeModelWithResponseStream",
+            headers,
+            body,
+        )
+        .await
+    }
+
+    /// Converse with a JSON body ([`proxy_convert::converse_body`]): the answer's JSON body.
+    pub async fn converse(&self, model_id: &str, body: Bytes) -> Result<Bytes, UpstreamError> {
+        let mut headers = HeaderMap::with_capacity(1);
+        headers.insert(CONTENT_TYPE, JSON);
+        self.model_call(model_id, "converse", "Converse", headers, body)
+            .await
+    }
+
+    /// ConverseStream: as [`MessagesClient::invoke_stream`], with Converse's events.
+    pub async fn converse_stream(
+        &self,
+        model_id: &str,
+        body: Bytes,
+    ) -> Result<EventStream, UpstreamError> {
+        let mut headers = HeaderMap::with_capacity(1);
+        headers.insert(CONTENT_TYPE, JSON);
+        self.model_stream(model_id, "converse-stream", "ConverseStream", headers, body)
+            .await
+    }
+
+    /// `POST /model/{model_id}/{operation}` on runtime, read whole.
+    async fn model_call(
+        &self,
+        model_id: &str,
+        operation: &str,
+        name: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Bytes, UpstreamError> {
+        let path = model_path(model_id, operation);
         let response = self.post(Endpoint::Runtime, &path, headers, body).await?;
         let (parts, incoming) = response.into_parts();
         let bytes = self.read_body(incoming).await?;
-        if let Some(err) = failure(parts.status, &parts.headers, &bytes, "InvokeModel") {
-            tracing::debug!(status = %parts.status, kind = err.kind.as_str(), message = %err.message, "InvokeModel error");
+        if let Some(err) = failure(parts.status, &parts.headers, &bytes, name) {
+            tracing::debug!(status = %parts.status, kind = err.kind.as_str(), message = %err.message, "{name} error");
             return Err(err);
         }
         Ok(bytes)
     }
 
-    /// InvokeModelWithResponseStream: resolves when Bedrock accepted the request (its errors come
-    /// back here); the chunks then arrive on the stream.
-    pub async fn invoke_stream(
+    /// `POST /model/{model_id}/{operation}` on runtime, answered with an event stream.
+    async fn model_stream(
         &self,
         model_id: &str,
+        operation: &str,
+        name: &str,
+        headers: HeaderMap,
         body: Bytes,
-    ) -> Result<InvokeStream, UpstreamError> {
-        let path = model_path(model_id, "invoke-with-response-stream");
-        let mut headers = HeaderMap::with_capacity(2);
-        headers.insert(CONTENT_TYPE, JSON);
-        headers.insert("x-amzn-bedrock-accept", JSON);
+    ) -> Result<EventStream, UpstreamError> {
+        let path = model_path(model_id, operation);
         let response = self.post(Endpoint::Runtime, &path, headers, body).await?;
         let (parts, incoming) = response.into_parts();
         let request_id = request_id(&parts.headers);
@@ -83,7 +135,7 @@ impl MessagesClient {
                     .starts_with("application/vnd.amazon.eventstream")
             });
         if parts.status.is_success() && is_event_stream {
-            return Ok(InvokeStream {
+            return Ok(EventStream {
                 body: incoming,
                 decoder: FrameDecoder::new(),
                 done: false,
@@ -91,65 +143,65 @@ impl MessagesClient {
             });
         }
         let bytes = self.read_body(incoming).await?;
-        if let Some(err) = failure(
-            parts.status,
-            &parts.headers,
-            &bytes,
-            "InvokeModelWithResponseStream",
-        ) {
+        if let Some(err) = failure(parts.status, &parts.headers, &bytes, name) {
             return Err(err);
         }
         Err(unexpected(
-            "Bedrock answered InvokeModelWithResponseStream without an event stream",
+            &format!("Bedrock answered {name} without an event stream"),
             &bytes,
             request_id,
         ))
     }
 }
 
-/// The chunks of InvokeModelWithResponseStream, decoded as the body arrives (pulled: nothing is
-/// read ahead of the consumer). Items: the decoded bytes of each `chunk`; one `Err` and then the
-/// end for an exception frame (its type mapped as the SDK's is), a broken body or frame. Other
-/// events are skipped. Dropping the stream closes the upstream call.
+/// The events of a streaming operation, decoded as the body arrives (pulled: nothing is read ahead
+/// of the consumer). Items: each event frame; one `Err` and then the end for an exception or error
+/// frame (its type mapped as the SDK's is), a broken body or frame. Dropping the stream closes the
+/// upstream call.
 #[derive(Debug)]
-pub struct InvokeStream {
+pub struct EventStream {
     body: Incoming,
     decoder: FrameDecoder,
     done: bool,
     request_id: Option<String>,
 }
 
-impl InvokeStream {
-    fn fail(&mut self, err: UpstreamError) -> Poll<Option<Result<Vec<u8>, UpstreamError>>> {
+impl EventStream {
+    fn fail(&mut self, err: UpstreamError) -> Poll<Option<Result<Frame, UpstreamError>>> {
         self.done = true;
-        tracing::warn!(request_id = self.request_id, kind = err.kind.as_str(), message = %err.message, "Bedrock invoke stream failed");
+        tracing::warn!(request_id = self.request_id, kind = err.kind.as_str(), message = %err.message, "Bedrock event stream failed");
         Poll::Ready(Some(Err(err)))
     }
 }
 
-/// What one frame becomes: `Some(bytes)` for a chunk, `None` for an event to skip.
-fn chunk_of(frame: Frame) -> Result<Option<Vec<u8>>, UpstreamError> {
+/// The error an exception or error frame carries; `None` for an event.
+fn exception(frame: &Frame) -> Option<UpstreamError> {
     match frame.message_type.as_deref() {
-        Some("event") | None => {}
+        Some("event") | None => None,
         Some("exception") => {
-            let code = frame.exception_type.unwrap_or_default();
+            let code = frame.exception_type.clone().unwrap_or_default();
             let message = message_of(&frame.payload).unwrap_or_else(|| code.clone());
-            return Err(UpstreamError::new(
+            Some(UpstreamError::new(
                 proxy_convert::error_type(&code, &message),
                 message,
-            ));
+            ))
         }
         Some(_) => {
-            let code = frame.error_code.unwrap_or_default();
+            let code = frame.error_code.clone().unwrap_or_default();
             let message = frame
                 .error_message
+                .clone()
                 .unwrap_or_else(|| format!("Bedrock's stream failed ({code})"));
-            return Err(UpstreamError::new(
+            Some(UpstreamError::new(
                 proxy_convert::error_type(&code, &message),
                 message,
-            ));
+            ))
         }
     }
+}
+
+/// The decoded bytes of an InvokeModelWithResponseStream `chunk`; `None` for another event.
+pub(crate) fn chunk_bytes(frame: &Frame) -> Result<Option<Vec<u8>>, UpstreamError> {
     if frame.event_type.as_deref() != Some("chunk") {
         tracing::debug!(event = ?frame.event_type, "unknown response stream event dropped");
         return Ok(None);
@@ -190,8 +242,8 @@ fn message_of(payload: &[u8]) -> Option<String> {
         .and_then(|e| e.message)
 }
 
-impl Stream for InvokeStream {
-    type Item = Result<Vec<u8>, UpstreamError>;
+impl Stream for EventStream {
+    type Item = Result<Frame, UpstreamError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -206,10 +258,9 @@ impl Stream for InvokeStream {
                         format!("Bedrock's event stream cannot be decoded: {e}"),
                     ));
                 }
-                Ok(Some(frame)) => match chunk_of(frame) {
-                    Ok(Some(bytes)) => return Poll::Ready(Some(Ok(bytes))),
-                    Ok(None) => continue,
-                    Err(e) => return this.fail(e),
+                Ok(Some(frame)) => match exception(&frame) {
+                    None => return Poll::Ready(Some(Ok(frame))),
+                    Some(e) => return this.fail(e),
                 },
                 Ok(None) => {}
             }
@@ -263,24 +314,20 @@ mod tests {
 
     #[test]
     fn exceptions_map_as_the_sdk_maps_them() {
-        let exception = |kind: &str, payload: &'static [u8]| Frame {
+        let frame = |kind: &str, payload: &'static [u8]| Frame {
             message_type: Some("exception".into()),
             exception_type: Some(kind.into()),
             payload: Bytes::from_static(payload),
             ..Frame::default()
         };
-        let e = chunk_of(exception(
-            "throttlingException",
-            br#"{"message":"slow down"}"#,
-        ))
-        .unwrap_err();
+        let e = exception(&frame("throttlingException", br#"{"message":"slow down"}"#)).unwrap();
         assert_eq!(
             (e.kind, e.message.as_str()),
             (ErrorType::RateLimitError, "slow down")
         );
-        let e = chunk_of(exception("modelStreamErrorException", b"{}")).unwrap_err();
+        let e = exception(&frame("modelStreamErrorException", b"{}")).unwrap();
         assert_eq!(e.kind, ErrorType::ApiError);
-        let e = chunk_of(exception("serviceUnavailableException", b"{}")).unwrap_err();
+        let e = exception(&frame("serviceUnavailableException", b"{}")).unwrap();
         assert_eq!(e.kind, ErrorType::OverloadedError);
         let chunk = Frame {
             message_type: Some("event".into()),
@@ -288,6 +335,7 @@ mod tests {
             payload: Bytes::from_static(br#"{"bytes":"eyJ0eXBlIjoicGluZyJ9"}"#),
             ..Frame::default()
         };
-        assert_eq!(chunk_of(chunk).unwrap().unwrap(), br#"{"type":"ping"}"#);
+        assert!(exception(&chunk).is_none());
+        assert_eq!(chunk_bytes(&chunk).unwrap().unwrap(), br#"{"type":"ping"}"#);
     }
 }

@@ -1,10 +1,10 @@
 //! `proxy-bedrock`: the gateway's Bedrock side. One shared `aws-sdk-bedrockruntime` client (connection
 //! reuse, the standard credential chain including Bedrock API keys, the standard endpoint overrides)
-//! for Converse and the control plane, model routing ([`Router`], with its route table read from
+//! for the control plane and CountTokens, model routing ([`Router`], with its route table read from
 //! Bedrock's own catalog: [`catalog`]), and the mapping of every upstream failure to an Anthropic
 //! error type ([`UpstreamError`]). Bedrock's Anthropic Messages API, which the SDK cannot call, and
-//! InvokeModel, where the SDK's per-call work cost as much as the rest of the gateway, go through a
-//! lean signed client of its own ([`signed`], [`messages`]; SSE decoding in [`sse`], the AWS
+//! InvokeModel and Converse, where the SDK's per-call work cost as much as the rest of the gateway,
+//! go through a lean signed client of its own ([`signed`], [`messages`]; SSE decoding in [`sse`], the AWS
 //! event-stream framing in [`eventstream`]).
 //!
 //! It does no conversion itself (that is `proxy-convert`) and knows nothing of HTTP serving.
@@ -25,15 +25,11 @@ use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::config::retry::RetryConfig;
 use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_bedrockruntime::operation::converse::ConverseOutput;
-use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
-use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
-use aws_sdk_bedrockruntime::types::{ConverseStreamOutput, CountTokensInput};
-use proxy_convert::ConverseRequest;
+use aws_sdk_bedrockruntime::types::CountTokensInput;
 use proxy_schema::ErrorType;
 
 pub use catalog::{Listing, RouteTable};
-pub use invoke::InvokeStream;
+pub use invoke::EventStream;
 pub use messages::{Endpoint, Endpoints, MessageStream, MessagesClient, MessagesReply};
 pub use routing::{
     Api, ListedModel, ModelRoute, Route, RouteError, Router, RoutingConfig, geographies, geography,
@@ -249,29 +245,6 @@ impl Bedrock {
                     "Bedrock's control plane did not list the models in time",
                 ))
             })
-    }
-
-    /// Converse.
-    pub async fn converse(
-        &self,
-        request: ConverseRequest,
-        model_id: &str,
-    ) -> Result<ConverseOutput, UpstreamError> {
-        let call = request.converse(&self.client, model_id);
-        self.timed(async { call.send().await.map_err(upstream_error) })
-            .await
-    }
-
-    /// ConverseStream: resolves when Bedrock accepted the request (HTTP errors come back here);
-    /// events then arrive on the receiver. Dropping the receiver cancels the call.
-    pub async fn converse_stream(
-        &self,
-        request: ConverseRequest,
-        model_id: &str,
-    ) -> Result<EventReceiver<ConverseStreamOutput, ConverseStreamOutputError>, UpstreamError> {
-        let call = request.converse_stream(&self.client, model_id);
-        self.timed(async { call.send().await.map(|o| o.stream).map_err(upstream_error) })
-            .await
     }
 
     /// CountTokens on a foundation-model id.

@@ -184,25 +184,6 @@ fn native_event(bytes: &[u8], model: &str) -> Result<ReplyEvent, proxy_convert::
     ))
 }
 
-/// A failure inside an SDK event stream, mapped by `kind_of` (Bedrock's message where it sent one).
-fn stream_failure<E, R>(
-    e: &aws_sdk_bedrockruntime::error::SdkError<E, R>,
-    kind_of: fn(&E) -> ErrorType,
-) -> UpstreamError
-where
-    E: aws_sdk_bedrockruntime::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let service = e.as_service_error();
-    UpstreamError::new(
-        service.map(kind_of).unwrap_or(ErrorType::ApiError),
-        service
-            .and_then(|s| s.message())
-            .map(str::to_owned)
-            .unwrap_or_else(|| e.to_string()),
-    )
-}
-
 /// A request body as bytes.
 fn json_bytes(body: &Value) -> Result<Vec<u8>, UpstreamError> {
     serde_json::to_vec(body)
@@ -236,17 +217,34 @@ impl Bedrock {
                     prompt_caching: call.prompt_caching,
                 };
                 let converse = proxy_convert::to_converse(req, &opts).map_err(invalid)?;
+                // The lean signed client, not the SDK (docs/ARCHITECTURE.md, "Bedrock calls"): the
+                // SDK's Converse types are built as before, serialized as the SDK would.
+                let api = self.messages_api()?;
+                let body = Bytes::from(json_bytes(
+                    &proxy_convert::converse_body(&converse).map_err(invalid)?,
+                )?);
                 if stream {
-                    let mut receiver = self.converse_stream(converse, id).await?;
+                    let mut frames = self.timed(api.converse_stream(id, body)).await?;
                     let message_id = call.message_id.to_owned();
                     let events = async_stream::stream! {
                         let mut conv = StreamConverter::new(message_id, model);
                         loop {
-                            let events = match receiver.recv().await {
-                                Ok(Some(ev)) => conv.on_event(&ev),
-                                Ok(None) => conv.finish(),
-                                Err(e) => {
-                                    let failure = stream_failure(&e, proxy_convert::converse_stream_error_type);
+                            let events = match frames.next().await {
+                                Some(Ok(frame)) => {
+                                    let event = frame.event_type.as_deref().map(|t| {
+                                        proxy_convert::converse_stream_event(t, &frame.payload)
+                                    });
+                                    match event {
+                                        Some(Ok(Some(ev))) => conv.on_event(&ev),
+                                        Some(Ok(None)) | None => continue,
+                                        Some(Err(e)) => {
+                                            yield Err(UpstreamError::new(ErrorType::ApiError, e.to_string()));
+                                            break;
+                                        }
+                                    }
+                                }
+                                None => conv.finish(),
+                                Some(Err(failure)) => {
                                     // The client still gets `message_start` before the error, as
                                     // from Anthropic.
                                     for event in conv.on_error(failure.kind, failure.message.clone()) {
@@ -273,7 +271,9 @@ impl Bedrock {
                         "ConverseStream",
                     )
                 } else {
-                    let out = self.converse(converse, id).await?;
+                    let out = self.timed(api.converse(id, body)).await?;
+                    let out = proxy_convert::converse_output(&out)
+                        .map_err(|e| UpstreamError::new(ErrorType::ApiError, e.to_string()))?;
                     let message = proxy_convert::from_converse(&out, call.message_id, &model);
                     (Reply::Message(message), Vec::new(), "Converse")
                 }
@@ -286,11 +286,24 @@ impl Bedrock {
                 // orchestrator's per-call work (docs/ARCHITECTURE.md, "Bedrock calls").
                 let api = self.messages_api()?;
                 if stream {
-                    let chunks = self.timed(api.invoke_stream(id, body)).await?;
-                    let events = chunks.map(move |chunk| {
-                        let bytes = chunk?;
-                        native_event(&bytes, &model)
-                            .map_err(|e| UpstreamError::new(ErrorType::ApiError, e.to_string()))
+                    let frames = self.timed(api.invoke_stream(id, body)).await?;
+                    let events = frames.filter_map(move |frame| {
+                        let event =
+                            frame
+                                .and_then(|f| crate::invoke::chunk_bytes(&f))
+                                .and_then(|bytes| {
+                                    bytes
+                                        .map(|b| {
+                                            native_event(&b, &model).map_err(|e| {
+                                                UpstreamError::new(
+                                                    ErrorType::ApiError,
+                                                    e.to_string(),
+                                                )
+                                            })
+                                        })
+                                        .transpose()
+                                });
+                        futures::future::ready(event.transpose())
                     });
                     // A chunk that does not convert ends the stream after its error.
                     let events = events.scan(false, |failed, item| {

@@ -8,7 +8,9 @@
 //! Three routes, chosen per model by the caller:
 //! 1. **Converse** (any Bedrock model): [`to_converse`] builds the request; [`from_converse`] turns
 //!    the response into an Anthropic message; [`StreamConverter`] turns ConverseStream events into
-//!    Anthropic SSE events.
+//!    Anthropic SSE events. Without the SDK: [`converse_body`] writes the request's JSON as the SDK
+//!    would, [`converse_output`] and [`converse_stream_event`] read the answer and each stream event
+//!    into the SDK's types.
 //! 2. **Native** (Claude through InvokeModel): [`to_native_body`] (and
 //!    [`to_native_count_tokens_body`] for CountTokens) rewrites the typed request into Bedrock's
 //!    Claude body; [`restore_model`] and [`native_chunk`] hand responses and stream chunks back with
@@ -75,6 +77,8 @@
 //! Errors are only those Anthropic itself gives (more than 4 `cache_control` breakpoints), and the
 //! sources Bedrock cannot take: images and documents by URL or file id (send them as base64).
 
+mod converse_json;
+mod converse_reply;
 mod document;
 mod errors;
 mod family;
@@ -86,6 +90,8 @@ mod response;
 mod rewrite;
 mod stream;
 
+pub use converse_json::converse_body;
+pub use converse_reply::{converse_output, converse_stream_event};
 pub use document::{to_document, to_json};
 pub use errors::{converse_stream_error_type, error_type};
 pub use family::{ModelFamily, bedrock_betas};

@@ -9,8 +9,8 @@ use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::ResponseStream;
 use proxy_convert::{
-    ConverseOptions, StreamConverter, converse_stream_error_type, from_converse, native_chunk,
-    to_converse, to_native_body,
+    ConverseOptions, StreamConverter, converse_body, converse_output, converse_stream_error_type,
+    converse_stream_event, from_converse, native_chunk, to_converse, to_native_body,
 };
 use proxy_schema::{
     Accumulator, ContentBlock, ErrorType, Message, StreamEvent, parse_messages_request,
@@ -62,8 +62,9 @@ impl Sim {
             anthropic_beta: beta,
             prompt_caching: true,
         };
-        let out = to_converse(&req, &opts)
-            .map_err(|e| e.to_string())?
+        let conv = to_converse(&req, &opts).map_err(|e| e.to_string())?;
+        let lean = converse_body(&conv).expect("every converted request serializes");
+        let out = conv
             .converse(&self.client, model)
             .send()
             .await
@@ -71,18 +72,74 @@ impl Sim {
                 let e = e.into_service_error();
                 format!("{}: {}", e.code().unwrap_or("?"), e.message().unwrap_or(""))
             })?;
-        Ok(from_converse(&out, "msg_test", &req.model))
+        // The gateway sends Converse without the SDK: its serializer must write what the SDK did.
+        assert_eq!(
+            self.last_received().await["body"],
+            lean,
+            "converse_body differs from the SDK's body"
+        );
+        let sdk = from_converse(&out, "msg_test", &req.model);
+        // The same request without the SDK: the body serialized above, the answer read by
+        // converse_output. Both must give the client the same message.
+        let (status, _, raw) = self
+            .sim
+            .post(
+                &model_path(model, "converse"),
+                &serde_json::to_vec(&lean).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&raw));
+        let read = converse_output(&raw).expect("the answer reads");
+        assert_eq!(
+            without_ids(&from_converse(&read, "msg_test", &req.model)),
+            without_ids(&sdk),
+            "converse_output reads the answer differently from the SDK"
+        );
+        Ok(sdk)
     }
 
     /// ConverseStream through the state machine; returns the events.
     async fn converse_stream(&self, body: &Value, model: &str) -> Vec<StreamEvent> {
         let req = parse_messages_request(&serde_json::to_vec(body).unwrap()).unwrap();
-        let mut out = to_converse(&req, &ConverseOptions::new(model))
-            .unwrap()
+        let conv = to_converse(&req, &ConverseOptions::new(model)).unwrap();
+        let lean = converse_body(&conv).expect("every converted request serializes");
+        let mut out = conv
             .converse_stream(&self.client, model)
             .send()
             .await
             .unwrap();
+        assert_eq!(
+            self.last_received().await["body"],
+            lean,
+            "converse_body differs from the SDK's ConverseStream body"
+        );
+        // The same request without the SDK, its frames read by converse_stream_event.
+        let (status, _, raw) = self
+            .sim
+            .post(
+                &model_path(model, "converse-stream"),
+                &serde_json::to_vec(&lean).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        let mut decoder = bedrock_sim::eventstream::Decoder::default();
+        decoder.push(&raw);
+        let mut conv = StreamConverter::new("msg_test", &req.model);
+        let mut lean_events = Vec::new();
+        while let Some(frame) = decoder.next_frame().unwrap() {
+            if frame.header(":message-type") != Some("event") {
+                lean_events.extend(conv.on_error(ErrorType::ApiError, "exception"));
+                break;
+            }
+            let event_type = frame.header(":event-type").unwrap();
+            if let Some(ev) = converse_stream_event(event_type, &frame.payload).unwrap() {
+                lean_events.extend(conv.on_event(&ev));
+            }
+        }
+        lean_events.extend(conv.finish());
+
         let mut conv = StreamConverter::new("msg_test", &req.model);
         let mut events = Vec::new();
         loop {
@@ -102,8 +159,23 @@ impl Sim {
                 }
             }
         }
+        let failed =
+            |evs: &[StreamEvent]| evs.iter().any(|e| matches!(e, StreamEvent::Error { .. }));
+        assert_eq!(failed(&lean_events), failed(&events));
+        if !failed(&events) {
+            assert_eq!(
+                without_ids(&accumulate(&lean_events)),
+                without_ids(&accumulate(&events)),
+                "the stream reads differently without the SDK"
+            );
+        }
         events
     }
+}
+
+/// `/model/{id}/{operation}` with the id encoded as the SDK encodes it.
+fn model_path(model: &str, operation: &str) -> String {
+    format!("/model/{}/{operation}", model.replace(':', "%3A"))
 }
 
 fn accumulate(events: &[StreamEvent]) -> Message {

@@ -1,0 +1,364 @@
+//! Converse replies as they arrive on the wire (restJson1), read into the SDK's types that
+//! [`from_converse`](crate::from_converse) and [`StreamConverter`](crate::StreamConverter) take:
+//! the JSON body of a Converse answer, and the JSON payload of each ConverseStream event (named by
+//! its `:event-type`). The member names are the SDK's deserializers'; members the gateway does not
+//! read (trace, performance and service tier) are skipped, as are content blocks and deltas it has
+//! no form for (`from_converse` and the stream converter drop those too).
+
+use aws_sdk_bedrockruntime::operation::converse::ConverseOutput;
+use aws_sdk_bedrockruntime::types as bedrock;
+use aws_smithy_types::{Blob, base64};
+use serde_json::Value;
+
+use crate::{ConvertError, to_document};
+
+type Result<T> = std::result::Result<T, ConvertError>;
+
+fn bad(what: impl std::fmt::Display) -> ConvertError {
+    ConvertError::new(
+        "",
+        format!("Bedrock's Converse answer does not read: {what}"),
+    )
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn int_at(v: &Value, key: &str) -> Option<i32> {
+    v.get(key)
+        .and_then(Value::as_i64)
+        .map(|n| n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+}
+
+fn blob_at(v: &Value, key: &str) -> Result<Option<Blob>> {
+    str_at(v, key)
+        .map(|s| base64::decode(s).map(Blob::new).map_err(bad))
+        .transpose()
+}
+
+/// A Converse answer's JSON body.
+pub fn converse_output(body: &[u8]) -> Result<ConverseOutput> {
+    let v: Value = serde_json::from_slice(body).map_err(bad)?;
+    let mut out = ConverseOutput::builder();
+    if let Some(m) = v.get("output").and_then(|o| o.get("message")) {
+        let content = m
+            .get("content")
+            .and_then(Value::as_array)
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .map(content_block)
+                    .filter_map(Result::transpose)
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?;
+        let message = bedrock::Message::builder()
+            .role(bedrock::ConversationRole::from(
+                str_at(m, "role").unwrap_or("assistant"),
+            ))
+            .set_content(content)
+            .build()
+            .map_err(bad)?;
+        out = out.output(bedrock::ConverseOutput::Message(message));
+    }
+    if let Some(s) = str_at(&v, "stopReason") {
+        out = out.stop_reason(bedrock::StopReason::from(s));
+    }
+    if let Some(u) = v.get("usage") {
+        out = out.usage(usage(u)?);
+    }
+    if let Some(m) = v.get("metrics") {
+        out = out.metrics(
+            bedrock::ConverseMetrics::builder()
+                .latency_ms(m.get("latencyMs").and_then(Value::as_i64).unwrap_or(0))
+                .build()
+                .map_err(bad)?,
+        );
+    }
+    if let Some(f) = v.get("additionalModelResponseFields") {
+        out = out.additional_model_response_fields(to_document(f));
+    }
+    out.build().map_err(bad)
+}
+
+fn usage(u: &Value) -> Result<bedrock::TokenUsage> {
+    let details = u
+        .get("cacheDetails")
+        .and_then(Value::as_array)
+        .map(|ds| {
+            ds.iter()
+                .map(|d| {
+                    bedrock::CacheDetail::builder()
+                        .ttl(bedrock::CacheTtl::from(str_at(d, "ttl").unwrap_or("5m")))
+                        .input_tokens(int_at(d, "inputTokens").unwrap_or(0))
+                        .build()
+                        .map_err(bad)
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?;
+    bedrock::TokenUsage::builder()
+        .input_tokens(int_at(u, "inputTokens").unwrap_or(0))
+        .output_tokens(int_at(u, "outputTokens").unwrap_or(0))
+        .total_tokens(int_at(u, "totalTokens").unwrap_or(0))
+        .set_cache_read_input_tokens(int_at(u, "cacheReadInputTokens"))
+        .set_cache_write_input_tokens(int_at(u, "cacheWriteInputTokens"))
+        .set_cache_details(details)
+        .build()
+        .map_err(bad)
+}
+
+/// One content block of an answer; `None` for a kind the gateway has no form for.
+fn content_block(b: &Value) -> Result<Option<bedrock::ContentBlock>> {
+    if let Some(t) = str_at(b, "text") {
+        return Ok(Some(bedrock::ContentBlock::Text(t.to_owned())));
+    }
+    if let Some(t) = b.get("toolUse") {
+        return Ok(Some(bedrock::ContentBlock::ToolUse(
+            bedrock::ToolUseBlock::builder()
+                .tool_use_id(str_at(t, "toolUseId").unwrap_or_default())
+                .name(str_at(t, "name").unwrap_or_default())
+                .input(to_document(t.get("input").unwrap_or(&Value::Null)))
+                .build()
+                .map_err(bad)?,
+        )));
+    }
+    if let Some(r) = b.get("reasoningContent") {
+        if let Some(t) = r.get("reasoningText") {
+            return Ok(Some(bedrock::ContentBlock::ReasoningContent(
+                bedrock::ReasoningContentBlock::ReasoningText(
+                    bedrock::ReasoningTextBlock::builder()
+                        .text(str_at(t, "text").unwrap_or_default())
+                        .set_signature(str_at(t, "signature").map(str::to_owned))
+                        .build()
+                        .map_err(bad)?,
+                ),
+            )));
+        }
+        if let Some(blob) = blob_at(r, "redactedContent")? {
+            return Ok(Some(bedrock::ContentBlock::ReasoningContent(
+                bedrock::ReasoningContentBlock::RedactedContent(blob),
+            )));
+        }
+        return Ok(None);
+    }
+    if let Some(c) = b.get("citationsContent") {
+        let content = c.get("content").and_then(Value::as_array).map(|gs| {
+            gs.iter()
+                .filter_map(|g| str_at(g, "text"))
+                .map(|t| bedrock::CitationGeneratedContent::Text(t.to_owned()))
+                .collect::<Vec<_>>()
+        });
+        let citations = c
+            .get("citations")
+            .and_then(Value::as_array)
+            .map(|cs| cs.iter().map(citation).collect::<Vec<_>>());
+        return Ok(Some(bedrock::ContentBlock::CitationsContent(
+            bedrock::CitationsContentBlock::builder()
+                .set_content(content)
+                .set_citations(citations)
+                .build(),
+        )));
+    }
+    Ok(None)
+}
+
+fn source_content(c: &Value) -> Option<Vec<bedrock::CitationSourceContent>> {
+    c.get("sourceContent").and_then(Value::as_array).map(|ss| {
+        ss.iter()
+            .filter_map(|s| str_at(s, "text"))
+            .map(|t| bedrock::CitationSourceContent::Text(t.to_owned()))
+            .collect()
+    })
+}
+
+fn location(l: &Value) -> Option<bedrock::CitationLocation> {
+    use bedrock::CitationLocation as L;
+    let range = |v: &Value, index: &str| (int_at(v, index), int_at(v, "start"), int_at(v, "end"));
+    if let Some(v) = l.get("documentChar") {
+        let (i, s, e) = range(v, "documentIndex");
+        return Some(L::DocumentChar(
+            bedrock::DocumentCharLocation::builder()
+                .set_document_index(i)
+                .set_start(s)
+                .set_end(e)
+                .build(),
+        ));
+    }
+    if let Some(v) = l.get("documentPage") {
+        let (i, s, e) = range(v, "documentIndex");
+        return Some(L::DocumentPage(
+            bedrock::DocumentPageLocation::builder()
+                .set_document_index(i)
+                .set_start(s)
+                .set_end(e)
+                .build(),
+        ));
+    }
+    if let Some(v) = l.get("documentChunk") {
+        let (i, s, e) = range(v, "documentIndex");
+        return Some(L::DocumentChunk(
+            bedrock::DocumentChunkLocation::builder()
+                .set_document_index(i)
+                .set_start(s)
+                .set_end(e)
+                .build(),
+        ));
+    }
+    if let Some(v) = l.get("searchResultLocation") {
+        let (i, s, e) = range(v, "searchResultIndex");
+        return Some(L::SearchResultLocation(
+            bedrock::SearchResultLocation::builder()
+                .set_search_result_index(i)
+                .set_start(s)
+                .set_end(e)
+                .build(),
+        ));
+    }
+    if let Some(v) = l.get("web") {
+        return Some(L::Web(
+            bedrock::WebLocation::builder()
+                .set_url(str_at(v, "url").map(str::to_owned))
+                .set_domain(str_at(v, "domain").map(str::to_owned))
+                .build(),
+        ));
+    }
+    None
+}
+
+fn citation(c: &Value) -> bedrock::Citation {
+    bedrock::Citation::builder()
+        .set_title(str_at(c, "title").map(str::to_owned))
+        .set_source(str_at(c, "source").map(str::to_owned))
+        .set_source_content(source_content(c))
+        .set_location(c.get("location").and_then(location))
+        .build()
+}
+
+/// One ConverseStream event from its `:event-type` and JSON payload; `None` for an event or a
+/// delta the gateway has no form for.
+pub fn converse_stream_event(
+    event_type: &str,
+    payload: &[u8],
+) -> Result<Option<bedrock::ConverseStreamOutput>> {
+    use bedrock::ConverseStreamOutput as E;
+    let v: Value = serde_json::from_slice(payload).map_err(bad)?;
+    let index = || int_at(&v, "contentBlockIndex").unwrap_or(0);
+    Ok(Some(match event_type {
+        "messageStart" => E::MessageStart(
+            bedrock::MessageStartEvent::builder()
+                .role(bedrock::ConversationRole::from(
+                    str_at(&v, "role").unwrap_or("assistant"),
+                ))
+                .build()
+                .map_err(bad)?,
+        ),
+        "contentBlockStart" => {
+            let Some(t) = v.get("start").and_then(|s| s.get("toolUse")) else {
+                return Ok(None);
+            };
+            E::ContentBlockStart(
+                bedrock::ContentBlockStartEvent::builder()
+                    .start(bedrock::ContentBlockStart::ToolUse(
+                        bedrock::ToolUseBlockStart::builder()
+                            .tool_use_id(str_at(t, "toolUseId").unwrap_or_default())
+                            .name(str_at(t, "name").unwrap_or_default())
+                            .build()
+                            .map_err(bad)?,
+                    ))
+                    .content_block_index(index())
+                    .build()
+                    .map_err(bad)?,
+            )
+        }
+        "contentBlockDelta" => {
+            let Some(d) = v.get("delta") else {
+                return Ok(None);
+            };
+            let delta = if let Some(t) = str_at(d, "text") {
+                bedrock::ContentBlockDelta::Text(t.to_owned())
+            } else if let Some(t) = d.get("toolUse") {
+                bedrock::ContentBlockDelta::ToolUse(
+                    bedrock::ToolUseBlockDelta::builder()
+                        .input(str_at(t, "input").unwrap_or_default())
+                        .build()
+                        .map_err(bad)?,
+                )
+            } else if let Some(r) = d.get("reasoningContent") {
+                let r = if let Some(t) = str_at(r, "text") {
+                    bedrock::ReasoningContentBlockDelta::Text(t.to_owned())
+                } else if let Some(s) = str_at(r, "signature") {
+                    bedrock::ReasoningContentBlockDelta::Signature(s.to_owned())
+                } else if let Some(b) = blob_at(r, "redactedContent")? {
+                    bedrock::ReasoningContentBlockDelta::RedactedContent(b)
+                } else {
+                    return Ok(None);
+                };
+                bedrock::ContentBlockDelta::ReasoningContent(r)
+            } else if let Some(c) = d.get("citation") {
+                bedrock::ContentBlockDelta::Citation(
+                    bedrock::CitationsDelta::builder()
+                        .set_title(str_at(c, "title").map(str::to_owned))
+                        .set_source(str_at(c, "source").map(str::to_owned))
+                        .set_source_content(c.get("sourceContent").and_then(Value::as_array).map(
+                            |ss| {
+                                ss.iter()
+                                    .filter_map(|s| str_at(s, "text"))
+                                    .map(|t| {
+                                        bedrock::CitationSourceContentDelta::builder()
+                                            .text(t)
+                                            .build()
+                                    })
+                                    .collect()
+                            },
+                        ))
+                        .set_location(c.get("location").and_then(location))
+                        .build(),
+                )
+            } else {
+                return Ok(None);
+            };
+            E::ContentBlockDelta(
+                bedrock::ContentBlockDeltaEvent::builder()
+                    .delta(delta)
+                    .content_block_index(index())
+                    .build()
+                    .map_err(bad)?,
+            )
+        }
+        "contentBlockStop" => E::ContentBlockStop(
+            bedrock::ContentBlockStopEvent::builder()
+                .content_block_index(index())
+                .build()
+                .map_err(bad)?,
+        ),
+        "messageStop" => E::MessageStop(
+            bedrock::MessageStopEvent::builder()
+                .stop_reason(bedrock::StopReason::from(
+                    str_at(&v, "stopReason").unwrap_or("end_turn"),
+                ))
+                .set_additional_model_response_fields(
+                    v.get("additionalModelResponseFields").map(to_document),
+                )
+                .build()
+                .map_err(bad)?,
+        ),
+        "metadata" => {
+            let mut m = bedrock::ConverseStreamMetadataEvent::builder();
+            if let Some(u) = v.get("usage") {
+                m = m.usage(usage(u)?);
+            }
+            if let Some(x) = v.get("metrics") {
+                m = m.metrics(
+                    bedrock::ConverseStreamMetrics::builder()
+                        .latency_ms(x.get("latencyMs").and_then(Value::as_i64).unwrap_or(0))
+                        .build()
+                        .map_err(bad)?,
+                );
+            }
+            E::Metadata(m.build())
+        }
+        _ => return Ok(None),
+    }))
+}
