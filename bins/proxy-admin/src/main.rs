@@ -48,9 +48,10 @@ enum Command {
     /// Exit 0 when the gateway answers `GET /health` with 200 within 3 s (a container's health check:
     /// the images have no shell or curl).
     Health {
-        /// The health endpoint.
-        #[arg(long, default_value = "http://127.0.0.1:8000/health")]
-        url: String,
+        /// The health endpoint; default: `/health` on 127.0.0.1 at the port of `LISTEN_ADDR` (as
+        /// proxy-server reads it; 8000 when unset).
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Usage per key and day (or totals).
     Usage {
@@ -322,7 +323,12 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Health { url } = &cli.command {
-        return health(url);
+        let url = url.clone().unwrap_or_else(|| {
+            let listen = std::env::var("LISTEN_ADDR").unwrap_or_default();
+            let port = listen.rsplit_once(':').map_or("8000", |(_, port)| port);
+            format!("http://127.0.0.1:{port}/health")
+        });
+        return health(&url);
     }
     if let Command::SetupTables = &cli.command {
         let client = proxy_store::dynamodb_client().await;

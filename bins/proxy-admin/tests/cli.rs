@@ -306,6 +306,15 @@ fn health_check_exit_status() {
             .success()
     };
     assert!(check(&serve("200 OK")));
+    // Without --url: the port of LISTEN_ADDR, as the server reads it.
+    let url = serve("200 OK");
+    let port = url.rsplit(':').next().unwrap().trim_end_matches("/health");
+    let status = Command::new(BIN)
+        .arg("health")
+        .env("LISTEN_ADDR", format!("0.0.0.0:{port}"))
+        .status()
+        .unwrap();
+    assert!(status.success());
     assert!(!check(&serve("503 Service Unavailable")));
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/health", closed.local_addr().unwrap());
