@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod image;
+mod release;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,13 +25,15 @@ fn main() -> Result<()> {
         Some("test") => test(&root, &args[1..]),
         Some("demo") => demo(&root),
         Some("bench") => bench::bench(&root, &args[1..]),
+        Some("image") => image::image(&root, &args[1..]),
+        Some("release") => release::release(&root),
         Some("venv") => venvs(&root).map(|_| ()),
         Some("setup-tables") => run(cargo()
             .args(["run", "--quiet", "-p", "proxy-admin", "--", "setup-tables"])
             .args(&args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [--quick]                   gateway vs the floor, the emulator and LiteLLM; writes docs/BENCHMARKS.md\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
+                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [--quick]                   gateway vs the floor, the emulator and LiteLLM; writes docs/BENCHMARKS.md\n  image [--no-check]                build the container images (buildah) and check them with podman\n  release                           binaries, images, SBOM, checksums and notes in target/release-dist/\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
             );
             std::process::exit(2);
         }
@@ -198,6 +202,12 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             npm_install(&claude_code)?;
             pytest(&current, &["tests/claude_cli"])?;
         }
+        // The deploy artefacts: compose, Kubernetes and CDK validated offline (tests/deploy)...
+        pytest(&current, &["tests/deploy"])?;
+        // ...and the release, as a user gets it: `cargo xtask release` builds the release binaries and
+        // the images, runs the gateway image against the emulator's (podman), packages everything and
+        // checks the checksums and that the packaged server starts.
+        release::release(root)?;
     }
     Ok(())
 }
