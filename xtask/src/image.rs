@@ -98,7 +98,7 @@ pub fn build(root: &Path, version: &str) -> Result<()> {
             "--port",
             "8000",
             "--healthcheck",
-            r#"CMD ["/usr/local/bin/proxy-admin", "health"]"#,
+            "CMD /usr/local/bin/proxy-admin health",
             "--healthcheck-interval",
             "10s",
             "--healthcheck-timeout",
@@ -179,6 +179,13 @@ fn assemble(
     let empty = dir.with_extension("empty");
     std::fs::create_dir_all(&empty)?;
 
+    // The image this build replaces under the same tag: removed afterwards (vfs keeps full copies).
+    let previous = buildah()
+        .args(["images", "--quiet", "--noheading", name])
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
     let container = output(buildah().args(["from", "--pull=never", "scratch"]))?;
     let container = container.trim();
     let result = (|| {
@@ -213,6 +220,13 @@ fn assemble(
     })();
     if result.is_err() {
         let _ = buildah().args(["rm", container]).status();
+    } else if !previous.is_empty() {
+        // Still in use by a container, it stays; otherwise it goes.
+        let _ = buildah()
+            .args(["rmi", &previous])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
     result
 }
@@ -307,16 +321,21 @@ pub fn check(root: &Path, version: &str) -> Result<()> {
     }
     eprintln!("image check: POST /v1/messages -> 200, {:?}", text);
 
+    // The image's own health check, run now (without systemd, podman cannot schedule it and says so
+    // on `run` and `stop`: harmless here).
     run(podman(&conf).args(["healthcheck", "run", &gateway.name]))?;
     let user = output(podman(&conf).args([
         "image",
         "inspect",
         "--format",
-        "{{.Config.User}} {{.Config.StopSignal}}",
+        "{{.Config.User}} {{.Config.StopSignal}} {{json .Config.Healthcheck.Test}}",
         &format!("{GATEWAY}:{version}"),
     ]))?;
-    if user.trim() != format!("{USER}:{USER} SIGTERM") {
-        bail!("the gateway image's user and stop signal: {user:?}");
+    let wanted = format!(r#"{USER}:{USER} SIGTERM ["CMD","/usr/local/bin/proxy-admin","health"]"#);
+    if user.trim() != wanted {
+        bail!(
+            "the gateway image's user, stop signal and health check: {user:?}, wanted {wanted:?}"
+        );
     }
     // `podman stop` sends the image's stop signal and kills after 30 s: the server must drain and
     // exit 0 well before.
@@ -417,10 +436,12 @@ fn podman_conf(root: &Path) -> Result<PathBuf> {
     Ok(conf)
 }
 
-/// `buildah` on vfs storage (shared with `podman`, below).
+/// `buildah` on vfs storage (shared with `podman`, below), in Docker's image format (the only one
+/// with a health check).
 pub fn buildah() -> Command {
     let mut cmd = Command::new("buildah");
-    cmd.args(["--storage-driver", "vfs"]);
+    cmd.env("BUILDAH_FORMAT", "docker")
+        .args(["--storage-driver", "vfs"]);
     cmd
 }
 
