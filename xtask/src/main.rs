@@ -202,7 +202,18 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             npm_install(&claude_code)?;
             pytest(&current, &["tests/claude_cli"])?;
         }
-        // The deploy artefacts: compose, Kubernetes and CDK validated offline (tests/deploy)...
+        // The deploy artefacts: the CDK app (npm package pinned in deploy/cdk) type-checked and its
+        // assertion tests; then compose, Kubernetes and the synthesized template validated offline
+        // (tests/deploy)...
+        let cdk = root.join("deploy/cdk");
+        npm_install(&cdk)?;
+        run(Command::new("npm")
+            .args(["run", "--silent", "typecheck"])
+            .current_dir(&cdk))?;
+        run(Command::new("npm")
+            .args(["test"])
+            .current_dir(&cdk)
+            .env("CDK_DISABLE_VERSION_CHECK", "1"))?;
         pytest(&current, &["tests/deploy"])?;
         // ...and the release, as a user gets it: `cargo xtask release` builds the release binaries and
         // the images, runs the gateway image against the emulator's (podman), packages everything and
