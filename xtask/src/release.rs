@@ -21,6 +21,9 @@ use anyhow::{Context, Result, bail};
 use crate::image::{self, GATEWAY, SIM};
 use crate::{Scratch, cargo, child_command, run, start_server, target_dir, terminate};
 
+/// The binaries a release ships (and describes in SBOMs).
+const RELEASED: &[&str] = &["proxy-server", "proxy-admin", "bedrock-sim"];
+
 /// The only target the toolchain here builds; arm64 users build from source or with the Containerfile.
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
@@ -161,38 +164,53 @@ fn tarball(
     Ok(tar)
 }
 
-/// One CycloneDX SBOM (JSON) per binary, from `cargo cyclonedx`, which writes them beside each
-/// package's Cargo.toml: moved into `dist`.
+/// One CycloneDX SBOM (JSON) per released binary, from `cargo cyclonedx`, which writes one beside the
+/// Cargo.toml of every binary package of the workspace: the released ones are moved into `dist`, the
+/// others removed.
 fn sbom(root: &Path, dist: &Path) -> Result<()> {
-    for package in ["proxy-server", "proxy-admin", "bedrock-sim"] {
-        let dir = root.join("bins").join(package);
-        run(cargo()
-            .args([
-                "cyclonedx",
-                "--quiet",
-                "--format",
-                "json",
-                "--spec-version",
-                "1.5",
-                "--describe",
-                "binaries",
-                "--target",
-                TARGET,
-                "--manifest-path",
-            ])
-            .arg(dir.join("Cargo.toml")))?;
-        let mut found = false;
+    run(cargo()
+        .args([
+            "cyclonedx",
+            "--quiet",
+            "--format",
+            "json",
+            "--spec-version",
+            "1.5",
+            "--describe",
+            "binaries",
+            "--target",
+            TARGET,
+            "--manifest-path",
+        ])
+        .arg(root.join("Cargo.toml")))?;
+    let mut written = Vec::new();
+    for group in ["bins", "crates"] {
+        for package in std::fs::read_dir(root.join(group))? {
+            written.push(package?.path());
+        }
+    }
+    written.push(root.join("xtask"));
+    let mut moved = Vec::new();
+    for dir in written {
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if name.ends_with(".cdx.json") {
-                std::fs::rename(&path, dist.join(format!("sbom-{package}.cdx.json")))?;
-                found = true;
+            let Some(binary) = name.strip_suffix("_bin.cdx.json") else {
+                continue;
+            };
+            if RELEASED.contains(&binary) {
+                std::fs::rename(&path, dist.join(format!("sbom-{binary}.cdx.json")))?;
+                moved.push(binary.to_owned());
+            } else {
+                std::fs::remove_file(&path)?;
             }
         }
-        if !found {
-            bail!("cargo cyclonedx wrote no SBOM in {}", dir.display());
-        }
+    }
+    moved.sort();
+    let mut wanted: Vec<String> = RELEASED.iter().map(|s| s.to_string()).collect();
+    wanted.sort();
+    if moved != wanted {
+        bail!("cargo cyclonedx wrote SBOMs for {moved:?}, wanted {wanted:?}");
     }
     Ok(())
 }
@@ -210,7 +228,7 @@ pub fn verify(root: &Path, dist: &Path, gateway_tar: &Path, version: &str) -> Re
             bail!("{name} is not in SHA256SUMS");
         }
     }
-    for package in ["proxy-server", "proxy-admin", "bedrock-sim"] {
+    for &package in RELEASED {
         let path = dist.join(format!("sbom-{package}.cdx.json"));
         let sbom: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
             .with_context(|| path.display().to_string())?;
