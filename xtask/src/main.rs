@@ -236,7 +236,7 @@ const NOT_SOURCE: &[&str] = &[
 
 /// Every place in the project's code, tests, benches, scripts and docs that reads or points at a path
 /// outside the repository: a relative path that climbs above the repository root (counted from the
-/// nearest package root, `Cargo.toml` or `package.json`, or else the file's folder), an absolute path
+/// nearest package root, `Cargo.toml`, `package.json` or `kustomization.yaml`, or else the file's folder), an absolute path
 /// into this machine's work folder, or the developers' reference folder beside the repository.
 fn outside_paths(root: &Path) -> Result<Vec<String>> {
     let mut found = Vec::new();
@@ -288,11 +288,16 @@ fn outside_paths(root: &Path) -> Result<Vec<String>> {
     Ok(found)
 }
 
-/// The nearest folder from `dir` up to `root` that holds `Cargo.toml` or `package.json`, else `dir`.
+/// The nearest folder from `dir` up to `root` that holds `Cargo.toml`, `package.json` or
+/// `kustomization.yaml`, else `dir`.
 fn package_root(root: &Path, dir: &Path) -> PathBuf {
     let mut d = dir;
     while d.starts_with(root) {
-        if d.join("Cargo.toml").exists() || d.join("package.json").exists() {
+        // kustomize resolves a kustomization's paths from its own folder.
+        if d.join("Cargo.toml").exists()
+            || d.join("package.json").exists()
+            || d.join("kustomization.yaml").exists()
+        {
             return d.to_path_buf();
         }
         match d.parent() {
