@@ -236,8 +236,9 @@ const NOT_SOURCE: &[&str] = &[
 
 /// Every place in the project's code, tests, benches, scripts and docs that reads or points at a path
 /// outside the repository: a relative path that climbs above the repository root (counted from the
-/// nearest package root, `Cargo.toml`, `package.json` or `kustomization.yaml`, or else the file's folder), an absolute path
-/// into this machine's work folder, or the developers' reference folder beside the repository.
+/// nearest package root, `Cargo.toml`, `package.json` or `kustomization.yaml`, or else the file's
+/// folder), an absolute path into this machine's work folder, or the developers' reference folder
+/// beside the repository.
 fn outside_paths(root: &Path) -> Result<Vec<String>> {
     let mut found = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
