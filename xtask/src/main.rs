@@ -6,6 +6,10 @@
 //!   prints a request to try.
 //! - `cargo xtask bench [--quick]`: the gateway beside the emulator, a minimal proxy (the floor) and
 //!   LiteLLM, in one run; writes docs/BENCHMARKS.md and docs/bench-latency.svg (`bench.rs`).
+//! - `cargo xtask image [--no-check]`: the container images of the gateway and the emulator, built with
+//!   buildah from the release binaries and checked end to end with podman (`image.rs`).
+//! - `cargo xtask release`: binaries, images, SBOMs, notes and checksums in `release-dist/` under the
+//!   target directory, then checked as a user gets them (`release.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,8 @@
 //! `cargo xtask release`: everything a release publishes, in `<target>/release-dist/`:
 //!
 //! - `bedrock-gateway-<version>-x86_64-unknown-linux-gnu.tar.gz`: `proxy-server`, `proxy-admin`, the
-//!   README, the CHANGELOG and the IAM policy; `bedrock-sim-<version>-...tar.gz`: the emulator;
+//!   README, the CHANGELOG, deploy/README.md as DEPLOY.md and the IAM policies;
+//!   `bedrock-sim-<version>-...tar.gz`: the emulator and the README;
 //! - `bedrock-gateway-image-<version>.tar` and `bedrock-sim-image-<version>.tar`: the images of
 //!   `cargo xtask image` (built and checked end to end first), as Docker archives (`podman load -i`,
 //!   `docker load -i`);
@@ -50,10 +51,11 @@ pub fn release(root: &Path) -> Result<()> {
         &format!("bedrock-gateway-{version}-{TARGET}"),
         &[release.join("proxy-server"), release.join("proxy-admin")],
         &[
-            "README.md",
-            "CHANGELOG.md",
-            "deploy/iam-policy.json",
-            "deploy/README.md",
+            ("README.md", "README.md"),
+            ("CHANGELOG.md", "CHANGELOG.md"),
+            ("deploy/README.md", "DEPLOY.md"),
+            ("deploy/iam-policy.json", "iam-policy.json"),
+            ("deploy/iam-policy-admin.json", "iam-policy-admin.json"),
         ],
     )?;
     tarball(
@@ -61,7 +63,7 @@ pub fn release(root: &Path) -> Result<()> {
         &dist,
         &format!("bedrock-sim-{version}-{TARGET}"),
         &[release.join("bedrock-sim")],
-        &["deploy/README.md"],
+        &[("README.md", "README.md")],
     )?;
     for (name, file) in [
         (GATEWAY, "bedrock-gateway-image"),
@@ -112,14 +114,15 @@ fn changelog_section(text: &str, version: &str) -> Option<String> {
     Some(body.join("\n").trim().to_owned() + "\n")
 }
 
-/// `<dist>/<name>.tar.gz` holding `<name>/` with the stripped `binaries` and the repository `files`;
+/// `<dist>/<name>.tar.gz` holding `<name>/` with the stripped `binaries` and the repository `files`
+/// (path in the repository, name in the archive);
 /// owned by root, sorted, dated by the last commit, so that the same input gives the same archive.
 fn tarball(
     root: &Path,
     dist: &Path,
     name: &str,
     binaries: &[PathBuf],
-    files: &[&str],
+    files: &[(&str, &str)],
 ) -> Result<PathBuf> {
     let scratch = Scratch::new(root, &format!("release-{name}"))?;
     let dir = scratch.0.join(name);
@@ -130,10 +133,9 @@ fn tarball(
             .arg(dir.join(binary.file_name().unwrap()))
             .arg(binary))?;
     }
-    for file in files {
+    for (file, to) in files {
         let from = root.join(file);
-        std::fs::copy(&from, dir.join(from.file_name().unwrap()))
-            .with_context(|| from.display().to_string())?;
+        std::fs::copy(&from, dir.join(to)).with_context(|| from.display().to_string())?;
     }
     let date = String::from_utf8(
         Command::new("git")
