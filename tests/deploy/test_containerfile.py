@@ -41,4 +41,5 @@ def test_containerfile():
     assert json.loads(health.split(" CMD ", 1)[1]) == ["/usr/local/bin/proxy-admin", "health"]
     assert words["STOPSIGNAL"] == "SIGTERM"
     assert "LISTEN_ADDR=0.0.0.0:8000" in words["ENV"] and words["EXPOSE"] == "8000"
+    assert "STORE_PATH=/data/gateway.db" in words["ENV"]
     assert "--locked" in dict(ins)["RUN"]

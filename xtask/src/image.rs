@@ -3,7 +3,7 @@
 //!
 //! Two images, both `FROM scratch` plus the binaries and exactly what they load (`ldd`: glibc's
 //! loader, libc, libm, libgcc_s), Debian's CA bundle, `/etc/passwd` with the non-root user 10001, and
-//! a writable `/data` (the working directory: the embedded store's default `data/gateway.db`):
+//! a writable `/data` (the working directory, and the embedded store's file `/data/gateway.db`):
 //!
 //! - `localhost/bedrock-gateway:<version>`: `proxy-server` (the entrypoint) and `proxy-admin`; health
 //!   check `proxy-admin health` (`GET /health`; the image has no shell or curl), stop signal SIGTERM
@@ -95,6 +95,8 @@ pub fn build(root: &Path, version: &str) -> Result<()> {
             r#"["/usr/local/bin/proxy-server"]"#,
             "--env",
             "LISTEN_ADDR=0.0.0.0:8000",
+            "--env",
+            "STORE_PATH=/data/gateway.db",
             "--port",
             "8000",
             "--healthcheck",
@@ -251,8 +253,9 @@ fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Runs both images with podman: a request with the operator key through the gateway to the
-/// emulator must answer 200 with text; the image's health check must pass; the stop signal must stop
-/// the gateway cleanly (exit status 0) well before podman's kill timeout.
+/// emulator must answer 200 with text, and one with a key that the image's proxy-admin makes in the
+/// gateway's store; the image's health check must pass; the stop signal must stop the gateway cleanly
+/// (exit status 0) well before podman's kill timeout.
 pub fn check(root: &Path, version: &str) -> Result<()> {
     let conf = podman_conf(root)?;
     let (sim_port, gateway_port) = (free_port()?, free_port()?);
@@ -320,6 +323,41 @@ pub fn check(root: &Path, version: &str) -> Result<()> {
         bail!("a request without a key answered {status}, not 401");
     }
     eprintln!("image check: POST /v1/messages -> 200, {:?}", text);
+
+    // proxy-admin in the image, on the gateway's store (/data/gateway.db, as the image's user): a
+    // key it makes is one the gateway takes.
+    let created = output(podman(&conf).args([
+        "exec",
+        &gateway.name,
+        "/usr/local/bin/proxy-admin",
+        "keys",
+        "create",
+        "--user-id",
+        "image-check",
+        "--name",
+        "check",
+        "--json",
+    ]))?;
+    let created: Value =
+        serde_json::from_str(&created).context("proxy-admin keys create --json")?;
+    let store_key = created["key"]
+        .as_str()
+        .context("no key in proxy-admin's answer")?;
+    let (status, answer) = http(
+        &gateway_addr,
+        "POST",
+        "/v1/messages",
+        &[
+            ("x-api-key", store_key),
+            ("anthropic-version", "2023-06-01"),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )?;
+    if status != 200 {
+        bail!("a key made by the image's proxy-admin answered {status}: {answer}");
+    }
+    eprintln!("image check: a key made by proxy-admin in the image -> 200");
 
     // The image's own health check, run now (without systemd, podman cannot schedule it and says so
     // on `run` and `stop`: harmless here).
