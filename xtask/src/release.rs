@@ -137,13 +137,13 @@ fn tarball(
         let from = root.join(file);
         std::fs::copy(&from, dir.join(to)).with_context(|| from.display().to_string())?;
     }
-    let date = String::from_utf8(
-        Command::new("git")
-            .args(["log", "-1", "--format=%cI"])
-            .current_dir(root)
-            .output()?
-            .stdout,
-    )?;
+    // The last commit's date (a checkout without git gets a fixed one).
+    let date = Command::new("git")
+        .args(["log", "-1", "--format=%cI"])
+        .current_dir(root)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     let date = if date.trim().is_empty() {
         "2026-01-01T00:00:00Z".to_owned()
     } else {
