@@ -6,6 +6,10 @@
 //!   prints a request to try.
 //! - `cargo xtask bench [--quick]`: the gateway beside the emulator, a minimal proxy (the floor) and
 //!   LiteLLM, in one run; writes docs/BENCHMARKS.md and docs/bench-latency.svg (`bench.rs`).
+//! - `cargo xtask image [--no-check]`: the container images of the gateway and the emulator, built with
+//!   buildah from the release binaries and checked end to end with podman (`image.rs`).
+//! - `cargo xtask release`: binaries, images, SBOMs, notes and checksums in `release-dist/` under the
+//!   target directory, then checked as a user gets them (`release.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,6 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod image;
+mod release;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,13 +29,15 @@ fn main() -> Result<()> {
         Some("test") => test(&root, &args[1..]),
         Some("demo") => demo(&root),
         Some("bench") => bench::bench(&root, &args[1..]),
+        Some("image") => image::image(&root, &args[1..]),
+        Some("release") => release::release(&root),
         Some("venv") => venvs(&root).map(|_| ()),
         Some("setup-tables") => run(cargo()
             .args(["run", "--quiet", "-p", "proxy-admin", "--", "setup-tables"])
             .args(&args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [--quick]                   gateway vs the floor, the emulator and LiteLLM; writes docs/BENCHMARKS.md\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
+                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [--quick]                   gateway vs the floor, the emulator and LiteLLM; writes docs/BENCHMARKS.md\n  image [--no-check]                build the container images (buildah) and check them with podman\n  release                           binaries, images, SBOM, checksums and notes in target/release-dist/\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
             );
             std::process::exit(2);
         }
@@ -198,6 +206,23 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             npm_install(&claude_code)?;
             pytest(&current, &["tests/claude_cli"])?;
         }
+        // The deploy artefacts: the CDK app (npm package pinned in deploy/cdk) type-checked and its
+        // assertion tests; then compose, Kubernetes and the synthesized template validated offline
+        // (tests/deploy)...
+        let cdk = root.join("deploy/cdk");
+        npm_install(&cdk)?;
+        run(Command::new("npm")
+            .args(["run", "--silent", "typecheck"])
+            .current_dir(&cdk))?;
+        run(Command::new("npm")
+            .args(["test"])
+            .current_dir(&cdk)
+            .env("CDK_DISABLE_VERSION_CHECK", "1"))?;
+        pytest(&current, &["tests/deploy"])?;
+        // ...and the release, as a user gets it: `cargo xtask release` builds the release binaries and
+        // the images, runs the gateway image against the emulator's (podman), packages everything and
+        // checks the checksums and that the packaged server starts.
+        release::release(root)?;
     }
     Ok(())
 }
@@ -215,8 +240,9 @@ const NOT_SOURCE: &[&str] = &[
 
 /// Every place in the project's code, tests, benches, scripts and docs that reads or points at a path
 /// outside the repository: a relative path that climbs above the repository root (counted from the
-/// nearest package root, `Cargo.toml` or `package.json`, or else the file's folder), an absolute path
-/// into this machine's work folder, or the developers' reference folder beside the repository.
+/// nearest package root, `Cargo.toml`, `package.json` or `kustomization.yaml`, or else the file's
+/// folder), an absolute path into this machine's work folder, or the developers' reference folder
+/// beside the repository.
 fn outside_paths(root: &Path) -> Result<Vec<String>> {
     let mut found = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
@@ -267,11 +293,16 @@ fn outside_paths(root: &Path) -> Result<Vec<String>> {
     Ok(found)
 }
 
-/// The nearest folder from `dir` up to `root` that holds `Cargo.toml` or `package.json`, else `dir`.
+/// The nearest folder from `dir` up to `root` that holds `Cargo.toml`, `package.json` or
+/// `kustomization.yaml`, else `dir`.
 fn package_root(root: &Path, dir: &Path) -> PathBuf {
     let mut d = dir;
     while d.starts_with(root) {
-        if d.join("Cargo.toml").exists() || d.join("package.json").exists() {
+        // kustomize resolves a kustomization's paths from its own folder.
+        if d.join("Cargo.toml").exists()
+            || d.join("package.json").exists()
+            || d.join("kustomization.yaml").exists()
+        {
             return d.to_path_buf();
         }
         match d.parent() {

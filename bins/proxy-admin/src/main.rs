@@ -45,6 +45,14 @@ enum Command {
     Keys(KeysCommand),
     /// Create the DynamoDB tables that do not exist yet (idempotent).
     SetupTables,
+    /// Exit 0 when the gateway answers `GET /health` with 200 within 3 s (a container's health check:
+    /// the images have no shell or curl).
+    Health {
+        /// The health endpoint; default: `/health` on 127.0.0.1 at the port of `LISTEN_ADDR` (as
+        /// proxy-server reads it; 8000 when unset).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Usage per key and day (or totals).
     Usage {
         /// One key.
@@ -260,6 +268,47 @@ fn check_limits(args: &LimitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `GET url` over plain HTTP/1.1 (the gateway serves plain HTTP; TLS ends in front of it): Ok when
+/// the status is 200.
+fn health(url: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("--url {url}: only http:// URLs"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let timeout = Duration::from_secs(3);
+    let addr = authority
+        .to_socket_addrs()
+        .with_context(|| format!("--url {url}: cannot resolve {authority}"))?
+        .next()
+        .with_context(|| format!("--url {url}: no address for {authority}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("cannot connect to {authority}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).context("no answer")?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    if status != "200" {
+        bail!(
+            "{url} answered {:?}",
+            line.lines().next().unwrap_or_default()
+        );
+    }
+    println!("{url}: 200");
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     // Errors as one line (`{e:#}` joins the causes): no backtrace even with RUST_BACKTRACE set.
@@ -273,6 +322,14 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Health { url } = &cli.command {
+        let url = url.clone().unwrap_or_else(|| {
+            let listen = std::env::var("LISTEN_ADDR").unwrap_or_default();
+            let port = listen.rsplit_once(':').map_or("8000", |(_, port)| port);
+            format!("http://127.0.0.1:{port}/health")
+        });
+        return health(&url);
+    }
     if let Command::SetupTables = &cli.command {
         let client = proxy_store::dynamodb_client().await;
         let created = proxy_store::setup_tables(&client, &cli.dynamodb_table_prefix).await?;
@@ -390,7 +447,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 table(KEY_HEADER, &[key_row(&key)]);
             }
         }
-        Command::SetupTables => unreachable!("handled above"),
+        Command::SetupTables | Command::Health { .. } => unreachable!("handled above"),
         Command::Usage {
             key_id,
             user_id,

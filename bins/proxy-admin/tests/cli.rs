@@ -274,3 +274,50 @@ fn bad_arguments_name_what_is_wrong() {
     let (ok, _, err) = admin(&store, &["keys", "create", "--name", "n"]);
     assert!(!ok && err.contains("--user-id"));
 }
+
+/// `proxy-admin health` (the images' health check) passes on a 200 and fails on anything else or on
+/// a closed port.
+#[test]
+fn health_check_exit_status() {
+    use std::io::{Read, Write};
+    let serve = |status: &'static str| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/health", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "request cut short: {got:?}");
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(got.starts_with(b"GET /health HTTP/1.1\r\n"), "{got:?}");
+            write!(conn, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").unwrap();
+        });
+        url
+    };
+    let check = |url: &str| {
+        Command::new(BIN)
+            .args(["health", "--url", url])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(check(&serve("200 OK")));
+    // Without --url: the port of LISTEN_ADDR, as the server reads it.
+    let url = serve("200 OK");
+    let port = url.rsplit(':').next().unwrap().trim_end_matches("/health");
+    let status = Command::new(BIN)
+        .arg("health")
+        .env("LISTEN_ADDR", format!("0.0.0.0:{port}"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!check(&serve("503 Service Unavailable")));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/health", closed.local_addr().unwrap());
+    drop(closed);
+    assert!(!check(&url));
+}
