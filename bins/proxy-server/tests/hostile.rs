@@ -493,3 +493,163 @@ fn a_complete_request_then_half_close_gets_its_response() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["type"], "message");
 }
+
+/// HTTP/2 frames written by hand (no client library would break the protocol's limits).
+mod h2_raw {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    pub const HEADERS: u8 = 0x1;
+    pub const RST_STREAM: u8 = 0x3;
+    pub const SETTINGS: u8 = 0x4;
+    pub const GOAWAY: u8 = 0x7;
+    pub const REFUSED_STREAM: u32 = 0x7;
+    pub const CANCEL: u32 = 0x8;
+    pub const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A request head for `POST /v1/messages` (HPACK: indexed and literal fields, no Huffman, no
+    /// dynamic table), END_HEADERS without END_STREAM: the request waits for its body.
+    pub fn post_head(key: &str) -> Vec<u8> {
+        let mut b = vec![0x83, 0x86]; // :method POST, :scheme http
+        for (index, value) in [(4u8, "/v1/messages"), (1u8, "localhost")] {
+            b.push(index); // literal without indexing, indexed name (:path, :authority)
+            b.push(value.len() as u8);
+            b.extend_from_slice(value.as_bytes());
+        }
+        for (name, value) in [("x-api-key", key), ("content-type", "application/json")] {
+            b.push(0);
+            b.push(name.len() as u8);
+            b.extend_from_slice(name.as_bytes());
+            b.push(value.len() as u8);
+            b.extend_from_slice(value.as_bytes());
+        }
+        b
+    }
+
+    /// Opens a connection, sends the preface and empty SETTINGS, and returns the server's SETTINGS
+    /// as (id, value) pairs.
+    pub fn connect(addr: &str) -> (TcpStream, Vec<(u16, u32)>) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(PREFACE).unwrap();
+        s.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+        let (kind, _, _, payload) = read_frame(&mut s).expect("the server's SETTINGS");
+        assert_eq!(kind, SETTINGS);
+        let settings = payload
+            .chunks(6)
+            .map(|c| {
+                (
+                    u16::from_be_bytes([c[0], c[1]]),
+                    u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+                )
+            })
+            .collect();
+        s.write_all(&frame(SETTINGS, 0x1, 0, &[])).unwrap(); // ACK
+        (s, settings)
+    }
+
+    /// One frame: (type, flags, stream, payload); `None` when the connection ended.
+    pub fn read_frame(s: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = [0u8; 9];
+        s.read_exact(&mut head).ok()?;
+        let len = (head[0] as usize) << 16 | (head[1] as usize) << 8 | head[2] as usize;
+        let mut payload = vec![0u8; len];
+        s.read_exact(&mut payload).ok()?;
+        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        Some((head[3], head[4], stream, payload))
+    }
+
+    /// Every frame until the connection ends or `limit` passes.
+    pub fn frames_until_closed(s: &mut TcpStream, limit: Duration) -> Vec<(u8, u32, u32)> {
+        let started = Instant::now();
+        let mut out = Vec::new();
+        while started.elapsed() < limit {
+            let Some((kind, _, stream, payload)) = read_frame(s) else {
+                break;
+            };
+            let code = match kind {
+                RST_STREAM => u32::from_be_bytes(payload[..4].try_into().unwrap()),
+                GOAWAY => u32::from_be_bytes(payload[4..8].try_into().unwrap()),
+                _ => 0,
+            };
+            out.push((kind, stream, code));
+            if kind == GOAWAY {
+                break;
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn http2_rapid_reset_is_cut_off_with_enhance_your_calm() {
+    use h2_raw::*;
+    let sim_url = sim();
+    let p = proxy(&sim_url, &[]);
+    let (mut s, _) = connect(&p.addr);
+    // 10,000 streams opened and reset at once (CVE-2023-44487), in one write.
+    let head = post_head(KEY);
+    let mut burst = Vec::new();
+    for i in 0..10_000u32 {
+        let id = 2 * i + 1;
+        burst.extend(frame(HEADERS, 0x4, id, &head));
+        burst.extend(frame(RST_STREAM, 0, id, &CANCEL.to_be_bytes()));
+    }
+    let _ = s.write_all(&burst);
+    let frames = frames_until_closed(&mut s, Duration::from_secs(20));
+    let goaway = frames.iter().find(|f| f.0 == GOAWAY);
+    assert_eq!(
+        goaway.map(|f| f.2),
+        Some(ENHANCE_YOUR_CALM),
+        "expected GOAWAY(ENHANCE_YOUR_CALM); got {} frames, last {:?}",
+        frames.len(),
+        frames.last()
+    );
+    health_ok(&p.addr);
+}
+
+#[test]
+fn http2_streams_beyond_100_per_connection_are_refused() {
+    use h2_raw::*;
+    let sim_url = sim();
+    let p = proxy(&sim_url, &[("BODY_READ_TIMEOUT", "3")]);
+    let (mut s, settings) = connect(&p.addr);
+    // SETTINGS_MAX_CONCURRENT_STREAMS (0x3) and SETTINGS_MAX_HEADER_LIST_SIZE (0x6) advertised.
+    assert!(settings.contains(&(0x3, 100)), "{settings:?}");
+    assert!(settings.contains(&(0x6, 64 * 1024)), "{settings:?}");
+    // 150 requests whose bodies never come, ignoring the advertised limit.
+    let head = post_head(KEY);
+    let burst: Vec<u8> = (0..150u32)
+        .flat_map(|i| frame(HEADERS, 0x4, 2 * i + 1, &head))
+        .collect();
+    s.write_all(&burst).unwrap();
+    let mut refused = std::collections::HashSet::new();
+    let started = Instant::now();
+    while refused.len() < 50 && started.elapsed() < Duration::from_secs(10) {
+        let Some((kind, _, stream, payload)) = read_frame(&mut s) else {
+            break;
+        };
+        if kind == RST_STREAM
+            && u32::from_be_bytes(payload[..4].try_into().unwrap()) == REFUSED_STREAM
+        {
+            refused.insert(stream);
+        }
+    }
+    assert_eq!(
+        refused.len(),
+        50,
+        "streams 101-150 are refused: {refused:?}"
+    );
+    assert!(refused.iter().all(|id| *id > 200), "{refused:?}");
+    health_ok(&p.addr);
+}
