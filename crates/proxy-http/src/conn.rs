@@ -359,8 +359,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 }
 
 /// Answers a connection beyond `MAX_CONNECTIONS`: a 503 `overloaded_error` in the envelope, the
-/// write side closed, and what the client sent read and discarded for a moment (so that closing
-/// does not reset the connection before the client read the answer). At most `refusing` such
+/// write side closed, and what the client sent read and discarded until it is quiet for 100 ms (so
+/// that closing does not reset the connection before the client read the answer; at most 1 s). At most `refusing` such
 /// answers are in progress; beyond that the connection is closed at once.
 pub(crate) fn refuse(
     mut stream: tokio::net::TcpStream,
@@ -380,13 +380,15 @@ pub(crate) fn refuse(
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             stream.write_all(&bytes).await?;
             stream.shutdown().await?;
+            // Closing with unread bytes would reset the connection: read what was sent until the
+            // client is quiet for 100 ms.
             let mut sink = [0u8; 4096];
             let mut total = 0;
             loop {
-                let n = tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await?;
-                total += n;
-                if n == 0 || total > 64 * 1024 {
-                    return Ok::<_, io::Error>(());
+                let read = tokio::io::AsyncReadExt::read(&mut stream, &mut sink);
+                match tokio::time::timeout(Duration::from_millis(100), read).await {
+                    Ok(Ok(n)) if n > 0 && total < 64 * 1024 => total += n,
+                    _ => return Ok::<_, io::Error>(()),
                 }
             }
         })

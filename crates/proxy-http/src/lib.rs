@@ -504,7 +504,10 @@ pub async fn run(
     let s = &gateway.settings;
     let builder = Arc::new(connection_builder());
     let permits = Arc::new(tokio::sync::Semaphore::new(s.max_connections.max(1)));
-    let refusing = Arc::new(tokio::sync::Semaphore::new(256));
+    // Refusals hold a descriptor for up to a second each: at most an eighth of the limit of them.
+    let refusing = Arc::new(tokio::sync::Semaphore::new(
+        (s.max_connections / 8).clamp(4, 256),
+    ));
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
     let mut last_accept_warning: Option<Instant> = None;
