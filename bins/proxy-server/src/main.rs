@@ -141,7 +141,8 @@ struct Args {
     /// Seconds a client may take to send a whole request body; then a 408.
     #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "60")]
     body_read_timeout: u64,
-    /// Seconds a connection may stay open with no request in flight (keep-alive, or never used).
+    /// Seconds a connection may stay open with no request in flight (keep-alive, or never used),
+    /// or with a response that cannot be written (the client stopped reading).
     #[arg(long, env = "IDLE_TIMEOUT", default_value = "75")]
     idle_timeout: u64,
     /// Seconds a stream waits for Bedrock's first event; then an SSE error (timeout_error).

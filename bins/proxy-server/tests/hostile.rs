@@ -713,3 +713,36 @@ fn a_flood_of_one_byte_connections_does_not_exhaust_descriptors() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains("Too many open files"), "{text}");
 }
+
+#[test]
+fn a_client_that_stops_reading_its_stream_is_dropped_at_idle_timeout() {
+    let sim_url = sim();
+    let p = proxy(&sim_url, &[("IDLE_TIMEOUT", "2")]);
+    // One text delta of 8 MB (a reply without spaces is one piece): more than loopback's socket
+    // buffers hold while the client does not read (its receive window stays small), so the
+    // gateway's writes stop moving.
+    let word = "w".repeat(8 * 1024 * 1024);
+    let body = format!(
+        r#"{{"model":"claude-sonnet-4-5-20250929","max_tokens":100000,"stream":true,"messages":[{{"role":"user","content":"flood [sim reply='{word}']"}}]}}"#
+    );
+    let mut s = TcpStream::connect(&p.addr).unwrap();
+    write!(s, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let (head, _) = read_for(&mut s, Duration::from_secs(30), |t| {
+        t.contains("message_start")
+    });
+    assert!(head.contains("message_start"), "{head}");
+    // The client stops reading for long enough for the delta to arrive and the writes to block
+    // for more than IDLE_TIMEOUT (a debug build takes seconds to relay 8 MB).
+    std::thread::sleep(Duration::from_secs(15));
+    // Then it reads what is left: the gateway gave up on the connection, so this ends (EOF or
+    // reset) without the end of the message. Without the write timeout, the whole stream comes.
+    let (text, closed) = read_for(&mut s, Duration::from_secs(30), |t| {
+        t.contains("message_stop")
+    });
+    assert!(closed, "the connection is still open");
+    assert!(
+        !text.contains("message_stop"),
+        "the whole stream was written"
+    );
+    health_ok(&p.addr);
+}

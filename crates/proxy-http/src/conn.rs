@@ -6,8 +6,9 @@
 //!   head it cannot parse; written with an empty body) into the Anthropic error envelope.
 //! - [`ConnState`] counts the requests in flight on a connection (a request is in flight from the
 //!   moment hyper hands it over until its response body is dropped). [`ConnState::expired`] ends
-//!   when the connection has been idle for `IDLE_TIMEOUT` or has been sending a request head for
-//!   longer than `HEADER_READ_TIMEOUT`; the server loop then drops the connection.
+//!   when the connection has been idle for `IDLE_TIMEOUT`, has been sending a request head for
+//!   longer than `HEADER_READ_TIMEOUT`, or could not write a response for `IDLE_TIMEOUT` (the client
+//!   stopped reading); the server loop then drops the connection.
 //! - [`refuse`] answers a connection beyond `MAX_CONNECTIONS` with a 503 in the envelope.
 
 use std::io;
@@ -30,6 +31,8 @@ pub(crate) struct ConnState {
     idle_since: AtomicU64,
     /// 1 + milliseconds since `born` of the first byte read while idle (0: none yet).
     head_started: AtomicU64,
+    /// 1 + milliseconds since `born` when a write last found the socket full (0: writes progress).
+    write_blocked: AtomicU64,
     changed: tokio::sync::Notify,
 }
 
@@ -38,6 +41,8 @@ pub(crate) struct ConnState {
 pub(crate) enum Expiry {
     HeaderRead,
     Idle,
+    /// A response could not be written for `IDLE_TIMEOUT`: the client stopped reading.
+    Write,
 }
 
 impl Expiry {
@@ -45,6 +50,7 @@ impl Expiry {
         match self {
             Expiry::HeaderRead => "header_read_timeout",
             Expiry::Idle => "idle_timeout",
+            Expiry::Write => "write_timeout",
         }
     }
 }
@@ -56,6 +62,7 @@ impl ConnState {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
+            write_blocked: AtomicU64::new(0),
             changed: tokio::sync::Notify::new(),
         })
     }
@@ -81,13 +88,37 @@ impl ConnState {
         }
     }
 
-    /// Completes when the connection has sent part of a request head for longer than `header`, or
-    /// has had nothing in flight for longer than `idle`.
+    fn write_progress(&self, blocked: bool) {
+        let was = self.write_blocked.load(Ordering::Acquire);
+        if blocked && was == 0 {
+            self.write_blocked
+                .store(self.now_ms() + 1, Ordering::Release);
+            self.changed.notify_one();
+        } else if !blocked && was != 0 {
+            // Writing again: whatever hyper had buffered counts as in flight until now.
+            self.write_blocked.store(0, Ordering::Release);
+            self.idle_since.fetch_max(self.now_ms(), Ordering::AcqRel);
+        }
+    }
+
+    /// Completes when the connection has sent part of a request head for longer than `header`, has
+    /// had nothing in flight for longer than `idle`, or could not write for longer than `idle`
+    /// (a client that stopped reading its response).
     pub(crate) async fn expired(&self, header: Duration, idle: Duration) -> Expiry {
         let (header_ms, idle_ms) = (header.as_millis() as u64, idle.as_millis() as u64);
         loop {
             let notified = self.changed.notified();
-            let wait = if self.in_flight.load(Ordering::Acquire) > 0 {
+            let blocked = self.write_blocked.load(Ordering::Acquire);
+            // A write that does not move: the client stopped reading (whether the response body
+            // is still being produced, or hyper holds the rest of it in its buffer).
+            let wait = if blocked > 0 {
+                let (now, deadline) = (self.now_ms(), blocked - 1 + idle_ms);
+                if now >= deadline {
+                    return Expiry::Write;
+                }
+                // Re-checked then: the write may have moved meanwhile.
+                Some(Duration::from_millis(deadline.saturating_sub(now).max(10)))
+            } else if self.in_flight.load(Ordering::Acquire) > 0 {
                 None
             } else {
                 let now = self.now_ms();
@@ -324,7 +355,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         if self.rewrite.is_some() || self.start_rewrite(buf) {
             return self.poll_rewrite(cx);
         }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.state.write_progress(r.is_pending());
+        r
     }
 
     fn poll_write_vectored(
@@ -342,7 +375,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         {
             return self.poll_rewrite(cx);
         }
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.state.write_progress(r.is_pending());
+        r
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -53,7 +53,8 @@ pub struct Defences {
     pub open_connections: prometheus::IntGauge,
     /// Connections refused beyond `MAX_CONNECTIONS`.
     pub refused_connections: prometheus::IntCounter,
-    /// Connections the gateway closed, by reason (`header_read_timeout`, `idle_timeout`).
+    /// Connections the gateway closed, by reason (`header_read_timeout`, `idle_timeout`,
+    /// `write_timeout`).
     pub closed_connections: IntCounterVec,
     /// Panics caught in request handling (answered with a 500) or in a response body (aborted).
     pub panics: prometheus::IntCounter,
