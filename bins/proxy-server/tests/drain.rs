@@ -176,7 +176,12 @@ fn streams_get_an_sse_error_when_bedrock_is_silent() {
         // No first event for 4 s.
         let started = Instant::now();
         let mut s = stream_request(&p.addr, model, "late [sim ttfb_ms=4000]");
-        let out = read_until(&mut s, "event: error", 1, Duration::from_secs(10));
+        let out = read_until(
+            &mut s,
+            "STREAM_FIRST_EVENT_TIMEOUT",
+            1,
+            Duration::from_secs(10),
+        );
         assert!(
             out.contains("event: error") && out.contains("timeout_error"),
             "{model}: {out}"
@@ -189,7 +194,7 @@ fn streams_get_an_sse_error_when_bedrock_is_silent() {
         );
         // A first event, then 3 s of silence between events.
         let mut s = stream_request(&p.addr, model, "stalls [sim words=5 delay_ms=3000]");
-        let out = read_until(&mut s, "event: error", 1, Duration::from_secs(10));
+        let out = read_until(&mut s, "STREAM_IDLE_TIMEOUT", 1, Duration::from_secs(10));
         assert!(out.contains("event: message_start"), "{model}: {out}");
         assert!(
             out.contains("timeout_error") && out.contains("STREAM_IDLE_TIMEOUT"),
@@ -227,6 +232,11 @@ fn sigterm_drains_ready_503_then_refuses_then_cuts_streams_and_keeps_their_usage
         let out = read_until(s, "content_block_delta", 1, Duration::from_secs(10));
         assert!(out.contains("content_block_delta"), "{out}");
     }
+    // And a plain request Bedrock answers only after 20 s.
+    let plain = r#"{"model":"claude-sonnet-4-5-20250929","max_tokens":20,"messages":[{"role":"user","content":"slow [sim ttfb_ms=20000]"}]}"#;
+    let mut slow = TcpStream::connect(&p.addr).unwrap();
+    write!(slow, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{plain}", plain.len()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     let signalled = Instant::now();
     Command::new("kill")
         .args(["-TERM", &p.child.id().to_string()])
@@ -249,7 +259,7 @@ fn sigterm_drains_ready_503_then_refuses_then_cuts_streams_and_keeps_their_usage
     );
     // At the drain deadline every stream ends with an SSE error.
     for s in &mut streams {
-        let out = read_until(s, "event: error", 1, Duration::from_secs(10));
+        let out = read_until(s, "shutting down", 1, Duration::from_secs(10));
         assert!(
             out.contains("event: error") && out.contains("overloaded_error"),
             "{out}"
@@ -261,6 +271,10 @@ fn sigterm_drains_ready_503_then_refuses_then_cuts_streams_and_keeps_their_usage
         at >= Duration::from_millis(2800) && at < Duration::from_secs(6),
         "cut after {at:?}"
     );
+    // The plain request gets a 503 in the envelope, not a closed connection.
+    let out = read_until(&mut slow, "drain time", 1, Duration::from_secs(5));
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+    assert!(out.contains("overloaded_error"), "{out}");
     let started = Instant::now();
     let status = loop {
         if let Some(status) = p.child.try_wait().unwrap() {
@@ -274,7 +288,9 @@ fn sigterm_drains_ready_503_then_refuses_then_cuts_streams_and_keeps_their_usage
     let rows = usage(&store);
     for model in [QWEN, CLAUDE] {
         let (requests, input, output) = rows[model];
-        assert_eq!(requests, 5, "{model}: {rows:?}");
+        // Claude: the five streams and the plain request (cut before Bedrock answered: no tokens).
+        let want = if model == CLAUDE { 6 } else { 5 };
+        assert_eq!(requests, want, "{model}: {rows:?}");
         assert!(input >= 5 * 10 && output >= 5 * 5, "{model}: {rows:?}");
     }
     let log = std::fs::read_to_string(&log).unwrap();

@@ -444,11 +444,19 @@ async fn serve_connection(
     let service = service_fn(move |req| {
         let gateway = g.clone();
         let guard = st.start_request();
+        let mut cut = gateway.cut_signal();
         async move {
-            let resp = match std::panic::AssertUnwindSafe(service::handle(gateway.clone(), req))
-                .catch_unwind()
-                .await
-            {
+            let handled =
+                std::panic::AssertUnwindSafe(service::handle(gateway.clone(), req)).catch_unwind();
+            // A request still without its response at the end of the drain (a non-streaming
+            // call Bedrock has not answered) gets a 503 rather than a closed connection.
+            let handled = async {
+                tokio::select! {
+                    r = handled => r,
+                    Ok(_) = cut.wait_for(|cut| *cut) => Ok(service::shutdown_response()),
+                }
+            };
+            let resp = match handled.await {
                 Ok(resp) => resp,
                 Err(panic) => {
                     gateway.metrics.defences.panics.inc();

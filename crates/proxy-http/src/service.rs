@@ -316,6 +316,25 @@ pub(crate) fn panic_response() -> Response<Body> {
     resp
 }
 
+/// The answer to a request cut at the end of the drain before it had a response.
+pub(crate) fn shutdown_response() -> Response<Body> {
+    let request_id = format!("req_{}", unique_id(24));
+    let mut resp = error_response(
+        &ApiError::new(
+            ErrorType::OverloadedError,
+            "the gateway is shutting down; the request was cut at the end of its drain time",
+        ),
+        &request_id,
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("request-id", v);
+    }
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    resp
+}
+
 fn no_route(method: &Method, path: &str) -> ApiError {
     ApiError::new(
         ErrorType::NotFoundError,
