@@ -244,8 +244,8 @@ fn a_request_in_flight_is_not_idle() {
 fn a_flood_beyond_max_connections_is_refused_and_open_streams_go_on() {
     let sim_url = sim();
     let p = proxy(&sim_url, &[("MAX_CONNECTIONS", "20")]);
-    // A stream in flight before the flood.
-    let body = r#"{"model":"qwen.qwen3-coder-480b-a35b-v1:0","max_tokens":1000,"stream":true,"messages":[{"role":"user","content":"x [sim words=40 delay_ms=50]"}]}"#;
+    // A stream in flight before the flood (7 s long: still open when the flood is over).
+    let body = r#"{"model":"qwen.qwen3-coder-480b-a35b-v1:0","max_tokens":1000,"stream":true,"messages":[{"role":"user","content":"x [sim words=150 delay_ms=50]"}]}"#;
     let mut stream = TcpStream::connect(&p.addr).unwrap();
     write!(stream, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
     let (first, _) = read_for(&mut stream, Duration::from_secs(10), |t| {
@@ -743,6 +743,50 @@ fn a_client_that_stops_reading_its_stream_is_dropped_at_idle_timeout() {
     assert!(
         !text.contains("message_stop"),
         "the whole stream was written"
+    );
+    health_ok(&p.addr);
+}
+
+#[test]
+fn an_http2_client_that_stops_reading_its_stream_is_dropped_at_idle_timeout() {
+    use h2_raw::*;
+    let sim_url = sim();
+    let p = proxy(&sim_url, &[("IDLE_TIMEOUT", "2")]);
+    let mut s = std::net::TcpStream::connect(&p.addr).unwrap();
+    s.write_all(PREFACE).unwrap();
+    // SETTINGS_INITIAL_WINDOW_SIZE = 0: the server may send no DATA on any stream, as a client
+    // that reads nothing.
+    s.write_all(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]))
+        .unwrap();
+    let body = br#"{"model":"claude-sonnet-4-5-20250929","max_tokens":2000,"stream":true,"messages":[{"role":"user","content":"long [sim words=200 delay_ms=20]"}]}"#;
+    s.write_all(&frame(HEADERS, 0x4, 1, &post_head(KEY)))
+        .unwrap();
+    s.write_all(&frame(0x0, 0x1, 1, body)).unwrap(); // DATA, END_STREAM
+    let started = Instant::now();
+    let mut saw_response = false;
+    let closed = loop {
+        match read_frame(&mut s) {
+            None => break true,
+            Some((HEADERS, _, 1, _)) => saw_response = true,
+            Some((SETTINGS, flags, _, _)) if flags & 1 == 0 => {
+                s.write_all(&frame(SETTINGS, 0x1, 0, &[])).unwrap();
+            }
+            Some(_) => {}
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+    };
+    assert!(saw_response, "the stream started");
+    assert!(
+        closed,
+        "the connection is still open after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
     );
     health_ok(&p.addr);
 }

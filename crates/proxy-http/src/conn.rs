@@ -33,6 +33,10 @@ pub(crate) struct ConnState {
     head_started: AtomicU64,
     /// 1 + milliseconds since `born` when a write last found the socket full (0: writes progress).
     write_blocked: AtomicU64,
+    /// Per response body: 1 + milliseconds since `born` when it last gave hyper a frame that hyper
+    /// has not come back for (0: it is waiting for its own source, or done). A body hyper does not
+    /// come back to is one whose client does not read (HTTP/2: a closed flow-control window).
+    bodies: std::sync::Mutex<Vec<Arc<AtomicU64>>>,
     changed: tokio::sync::Notify,
 }
 
@@ -63,6 +67,7 @@ impl ConnState {
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
             write_blocked: AtomicU64::new(0),
+            bodies: std::sync::Mutex::new(Vec::new()),
             changed: tokio::sync::Notify::new(),
         })
     }
@@ -101,6 +106,27 @@ impl ConnState {
         }
     }
 
+    /// A slot for a response body's [`GuardedBody`] to say when it gave hyper a frame.
+    fn body_slot(&self) -> Arc<AtomicU64> {
+        let slot = Arc::new(AtomicU64::new(0));
+        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        bodies.retain(|b| Arc::strong_count(b) > 1);
+        bodies.push(slot.clone());
+        slot
+    }
+
+    /// When the oldest frame still not followed by hyper's next poll was given (ms since `born`).
+    fn oldest_unread_frame(&self) -> Option<u64> {
+        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        bodies.retain(|b| Arc::strong_count(b) > 1);
+        bodies
+            .iter()
+            .map(|b| b.load(Ordering::Acquire))
+            .filter(|at| *at > 0)
+            .min()
+            .map(|at| at - 1)
+    }
+
     /// Completes when the connection has sent part of a request head for longer than `header`, has
     /// had nothing in flight for longer than `idle`, or could not write for longer than `idle`
     /// (a client that stopped reading its response).
@@ -119,7 +145,15 @@ impl ConnState {
                 // Re-checked then: the write may have moved meanwhile.
                 Some(Duration::from_millis(deadline.saturating_sub(now).max(10)))
             } else if self.in_flight.load(Ordering::Acquire) > 0 {
-                None
+                // Bodies are looked at every half `idle` (no wake-up per frame).
+                let now = self.now_ms();
+                match self.oldest_unread_frame() {
+                    Some(at) if now >= at + idle_ms => return Expiry::Write,
+                    Some(at) => Some(Duration::from_millis(
+                        (at + idle_ms).saturating_sub(now).min(idle_ms / 2).max(10),
+                    )),
+                    None => Some(Duration::from_millis((idle_ms / 2).max(10))),
+                }
             } else {
                 let now = self.now_ms();
                 let started = self.head_started.load(Ordering::Acquire);
@@ -169,6 +203,9 @@ pub(crate) struct GuardedBody {
     inner: crate::service::Body,
     guard: Option<InFlight>,
     panics: prometheus::IntCounter,
+    /// See [`ConnState::bodies`].
+    slot: Arc<AtomicU64>,
+    state: Arc<ConnState>,
 }
 
 impl GuardedBody {
@@ -177,10 +214,13 @@ impl GuardedBody {
         guard: InFlight,
         panics: prometheus::IntCounter,
     ) -> Self {
+        let state = guard.0.clone();
         GuardedBody {
             inner,
             guard: Some(guard),
             panics,
+            slot: state.body_slot(),
+            state,
         }
     }
 }
@@ -198,13 +238,20 @@ impl HttpBody for GuardedBody {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Pin::new(&mut *inner).poll_frame(cx)
         })) {
-            Ok(Poll::Ready(Some(Ok(frame)))) => Poll::Ready(Some(Ok(frame))),
+            Ok(Poll::Ready(Some(Ok(frame)))) => {
+                this.slot.store(this.state.now_ms() + 1, Ordering::Release);
+                Poll::Ready(Some(Ok(frame)))
+            }
             Ok(Poll::Ready(Some(Err(never)))) => match never {},
             Ok(Poll::Ready(None)) => {
+                this.slot.store(0, Ordering::Release);
                 this.guard.take();
                 Poll::Ready(None)
             }
-            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Pending) => {
+                this.slot.store(0, Ordering::Release);
+                Poll::Pending
+            }
             Err(panic) => {
                 this.panics.inc();
                 tracing::error!(
@@ -212,6 +259,7 @@ impl HttpBody for GuardedBody {
                     "a response body panicked; the response is aborted"
                 );
                 this.inner = crate::service::full(Bytes::new());
+                this.slot.store(0, Ordering::Release);
                 this.guard.take();
                 Poll::Ready(Some(Err(io::Error::other("the response body panicked"))))
             }
