@@ -120,9 +120,37 @@ struct Args {
     /// Seconds of upstream silence after which a stream gets an SSE ping.
     #[arg(long, env = "SSE_PING_INTERVAL", default_value = "15")]
     sse_ping_interval: u64,
-    /// Seconds open requests get to finish after SIGTERM.
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30")]
-    shutdown_grace: u64,
+    /// Seconds requests in flight (streams included) get to finish after SIGTERM; streams still
+    /// open then end with an SSE error, and their usage is recorded before exit [default: 30].
+    #[arg(long, env = "DRAIN_TIMEOUT")]
+    drain_timeout: Option<u64>,
+    /// The former name of DRAIN_TIMEOUT (used when DRAIN_TIMEOUT is not set).
+    #[arg(long, env = "SHUTDOWN_GRACE", hide = true)]
+    shutdown_grace: Option<u64>,
+    /// Seconds new connections are still accepted after SIGTERM (while /ready answers 503), before
+    /// they are refused.
+    #[arg(long, env = "DRAIN_ACCEPT_GRACE", default_value = "2")]
+    drain_accept_grace: u64,
+    /// At most this many client connections at once; beyond, a connection gets a 503
+    /// (overloaded_error) and is closed. Keep it under half the process's descriptor limit.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value = "10000")]
+    max_connections: usize,
+    /// Seconds a client may take to send a request head (slowloris); the connection is then closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "30")]
+    header_read_timeout: u64,
+    /// Seconds a client may take to send a whole request body; then a 408.
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "60")]
+    body_read_timeout: u64,
+    /// Seconds a connection may stay open with no request in flight (keep-alive, or never used),
+    /// or with a response that cannot be written (the client stopped reading).
+    #[arg(long, env = "IDLE_TIMEOUT", default_value = "75")]
+    idle_timeout: u64,
+    /// Seconds a stream waits for Bedrock's first event; then an SSE error (timeout_error).
+    #[arg(long, env = "STREAM_FIRST_EVENT_TIMEOUT", default_value = "300")]
+    stream_first_event_timeout: u64,
+    /// Seconds a stream waits between Bedrock's events; then an SSE error (timeout_error).
+    #[arg(long, env = "STREAM_IDLE_TIMEOUT", default_value = "120")]
+    stream_idle_timeout: u64,
     /// Log level: error, warn, info, debug, trace or off, or per-module directives such as
     /// `info,proxy_http=debug`.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
@@ -203,6 +231,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
+    install_panic_hook();
     if args.master_api_key.as_deref().is_some_and(|k| k.len() < 16) {
         bail!("MASTER_API_KEY must be at least 16 characters");
     }
@@ -225,6 +254,24 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if args.bedrock_timeout == 0 {
         bail!("BEDROCK_TIMEOUT must be at least 1 second");
     }
+    for (name, value) in [
+        ("HEADER_READ_TIMEOUT", args.header_read_timeout),
+        ("BODY_READ_TIMEOUT", args.body_read_timeout),
+        ("IDLE_TIMEOUT", args.idle_timeout),
+        (
+            "STREAM_FIRST_EVENT_TIMEOUT",
+            args.stream_first_event_timeout,
+        ),
+        ("STREAM_IDLE_TIMEOUT", args.stream_idle_timeout),
+    ] {
+        if value == 0 {
+            bail!("{name} must be at least 1 second");
+        }
+    }
+    if args.max_connections == 0 {
+        bail!("MAX_CONNECTIONS must be at least 1");
+    }
+    let drain_timeout = args.drain_timeout.or(args.shutdown_grace).unwrap_or(30);
     if args.api_key_header.trim().is_empty() || http_header_invalid(&args.api_key_header) {
         bail!(
             "API_KEY_HEADER `{}` is not a valid header name",
@@ -305,6 +352,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             .then(|| Duration::from_secs(args.cache_ttl)),
         prices,
         list_bedrock_models: args.list_bedrock_models,
+        max_connections: args.max_connections,
+        header_read_timeout: Duration::from_secs(args.header_read_timeout),
+        body_read_timeout: Duration::from_secs(args.body_read_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        stream_first_event_timeout: Duration::from_secs(args.stream_first_event_timeout),
+        stream_idle_timeout: Duration::from_secs(args.stream_idle_timeout),
+        drain_accept_grace: Duration::from_secs(args.drain_accept_grace),
+        drain_timeout: Duration::from_secs(drain_timeout),
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -316,6 +371,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         out.flush()?;
     }
     tracing::info!(%addr, %region, "serving");
+    warn_about_descriptors(args.max_connections);
     let shutdown = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -329,17 +385,51 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if args.model_refresh_interval > 0 {
         gateway.spawn_model_refresh(Duration::from_secs(args.model_refresh_interval));
     }
-    proxy_http::run(
-        listener,
-        gateway.clone(),
-        shutdown,
-        Duration::from_secs(args.shutdown_grace),
-    )
-    .await?;
+    proxy_http::run(listener, gateway.clone(), shutdown).await?;
     // Every served request's usage is stored before the process exits.
     gateway.flush_usage().await;
     tracing::info!("usage flushed; bye");
     Ok(())
+}
+
+/// Each client connection can hold a second descriptor (its Bedrock call): a limit of connections
+/// above half the process's descriptor limit lets a flood exhaust descriptors before it is refused.
+fn warn_about_descriptors(max_connections: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse::<usize>().ok());
+    if let Some(soft) = soft
+        && max_connections.saturating_mul(2) > soft
+    {
+        tracing::warn!(
+            max_connections,
+            open_files_limit = soft,
+            "MAX_CONNECTIONS is above half the descriptor limit (ulimit -n): raise the limit or lower MAX_CONNECTIONS"
+        );
+    }
+}
+
+/// A panic anywhere is one log line (where, and the message), whatever RUST_BACKTRACE says: the
+/// request tasks turn theirs into a 500 (and count them); no client input should reach one.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%location, %message, "panic");
+    }));
 }
 
 fn http_header_invalid(name: &str) -> bool {

@@ -245,6 +245,19 @@ fn bad_settings_stop_start_up_naming_them() {
             .contains("BEDROCK_TIMEOUT")
     );
     assert!(run(&[("MASTER_API_KEY", KEY), ("LOG_FORMAT", "xml")], &[]).contains("LOG_FORMAT"));
+    for name in [
+        "MAX_CONNECTIONS",
+        "HEADER_READ_TIMEOUT",
+        "BODY_READ_TIMEOUT",
+        "IDLE_TIMEOUT",
+        "STREAM_FIRST_EVENT_TIMEOUT",
+        "STREAM_IDLE_TIMEOUT",
+    ] {
+        assert!(run(&[("MASTER_API_KEY", KEY), (name, "0")], &[]).contains(name));
+    }
+    assert!(
+        run(&[("MASTER_API_KEY", KEY), ("DRAIN_TIMEOUT", "soon")], &[]).contains("DRAIN_TIMEOUT")
+    );
     assert!(
         run(
             &[("MASTER_API_KEY", KEY), ("FALLBACK_MODEL", "claude nope")],

@@ -986,8 +986,12 @@ mod tests {
 
     #[test]
     fn max_tokens_zero_becomes_one() {
-        let mut body = base();
-        body["max_tokens"] = json!(0);
-        assert_eq!(convert(body, CLAUDE).inference_config.max_tokens(), Some(1));
+        // parse_messages_request refuses 0 (a 400 on every route); a request built otherwise still
+        // never gives Bedrock a 0.
+        let mut req =
+            proxy_schema::parse_messages_request(&serde_json::to_vec(&base()).unwrap()).unwrap();
+        req.max_tokens = Some(0);
+        let converse = to_converse(&req, &ConverseOptions::new(CLAUDE)).unwrap();
+        assert_eq!(converse.inference_config.max_tokens(), Some(1));
     }
 }

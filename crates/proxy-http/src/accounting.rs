@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use proxy_schema::{StreamEvent, Usage};
+use proxy_schema::{Delta, StreamEvent, Usage};
 
 use crate::Gateway;
 
@@ -21,6 +21,9 @@ pub(crate) struct UsageContext {
     pub user_id: String,
     pub model: String,
     pub bedrock_model: String,
+    /// Input tokens to record if a stream ends before Bedrock said how many (one per 4 bytes of
+    /// the request).
+    pub input_estimate: u64,
 }
 
 /// A served request's account, settled when dropped.
@@ -39,6 +42,10 @@ pub(crate) struct Account {
     message: Option<proxy_schema::Message>,
     /// Bedrock refused the request before anything was served: nothing to record.
     refused: bool,
+    /// Bedrock's final usage (a whole message, or a stream's `message_delta`) was seen.
+    final_usage: bool,
+    /// Bytes of text, thinking and tool input relayed in a stream's deltas.
+    relayed_bytes: u64,
 }
 
 impl Account {
@@ -62,6 +69,8 @@ impl Account {
             cache: cache.map(|c| (c, proxy_schema::Accumulator::new())),
             message: None,
             refused: false,
+            final_usage: false,
+            relayed_bytes: 0,
         }
     }
 
@@ -87,6 +96,7 @@ impl Account {
     /// A whole message was served: its usage, and the cache fill.
     pub(crate) fn message(&mut self, message: &proxy_schema::Message) {
         self.usage = message.usage.clone();
+        self.final_usage = true;
         if self.cache.is_some() {
             self.message = Some(message.clone());
         }
@@ -96,6 +106,7 @@ impl Account {
     /// A cache hit was served: no tokens (Bedrock did no work), and nothing to store.
     pub(crate) fn cache_hit(&mut self) {
         self.cache = None;
+        self.final_usage = true;
         self.end("cache_hit");
     }
 
@@ -103,10 +114,18 @@ impl Account {
     pub(crate) fn event(&mut self, event: &StreamEvent) {
         match event {
             StreamEvent::MessageStart { message } => self.usage = message.usage.clone(),
-            StreamEvent::ContentBlockStart { .. } | StreamEvent::ContentBlockDelta { .. } => {
-                self.first_token()
+            StreamEvent::ContentBlockStart { .. } => self.first_token(),
+            StreamEvent::ContentBlockDelta { delta, .. } => {
+                self.first_token();
+                self.relayed_bytes += match delta {
+                    Delta::TextDelta { text } => text.len(),
+                    Delta::InputJsonDelta { partial_json } => partial_json.len(),
+                    Delta::ThinkingDelta { thinking } => thinking.len(),
+                    Delta::SignatureDelta { .. } | Delta::CitationsDelta { .. } => 0,
+                } as u64;
             }
             StreamEvent::MessageDelta { usage, .. } => {
+                self.final_usage = true;
                 self.usage.output_tokens = usage.output_tokens;
                 if let Some(n) = usage.input_tokens {
                     self.usage.input_tokens = n;
@@ -169,11 +188,39 @@ impl Account {
     }
 }
 
+impl Account {
+    /// A stream that ended before Bedrock's final usage (the client left, a timeout, the drain,
+    /// an upstream failure): Bedrock has read the input and generated at least what was relayed.
+    /// Input: `message_start`'s count, or the request's estimate where that is 0 (Converse reports
+    /// usage only at the end); output: one token per 4 bytes relayed, at least `message_start`'s.
+    /// Returns whether the usage is estimated.
+    fn estimate(&mut self) -> bool {
+        if !self.stream || self.final_usage {
+            return false;
+        }
+        let u = &mut self.usage;
+        let cached =
+            u.cache_read_input_tokens.unwrap_or(0) + u.cache_creation_input_tokens.unwrap_or(0);
+        if u.input_tokens == 0 && cached == 0 {
+            u.input_tokens = self.ctx.input_estimate;
+        }
+        u.output_tokens = u.output_tokens.max(self.relayed_bytes.div_ceil(4));
+        self.gateway
+            .metrics
+            .defences
+            .estimated_usage
+            .with_label_values(&[self.outcome])
+            .inc();
+        true
+    }
+}
+
 impl Drop for Account {
     fn drop(&mut self) {
         if self.refused {
             return;
         }
+        let estimated = self.estimate();
         let record = self.record();
         let g = &self.gateway;
         g.metrics.add_usage(&self.ctx.model, &self.usage);
@@ -204,6 +251,7 @@ impl Drop for Account {
             tracing::info!(
                 outcome = self.outcome,
                 stream = self.stream,
+                estimated,
                 input_tokens = self.usage.input_tokens,
                 output_tokens = self.usage.output_tokens,
                 cache_read_input_tokens = self.usage.cache_read_input_tokens.unwrap_or(0),

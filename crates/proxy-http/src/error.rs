@@ -14,6 +14,8 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// Further response headers (e.g. `anthropic-ratelimit-*`).
     pub headers: Vec<(&'static str, String)>,
+    /// A status other than the type's own (408 for a body that did not arrive in time).
+    pub status: Option<u16>,
 }
 
 impl ApiError {
@@ -24,7 +26,13 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             headers: Vec::new(),
+            status: None,
         }
+    }
+
+    /// The HTTP status: the type's own unless overridden.
+    pub fn status(&self) -> u16 {
+        self.status.unwrap_or_else(|| self.kind.status())
     }
 
     /// 400 `invalid_request_error`.
@@ -46,8 +54,18 @@ impl From<proxy_convert::ConvertError> for ApiError {
 }
 
 impl From<proxy_bedrock::RouteError> for ApiError {
+    /// A name no Bedrock id can have (outside Bedrock's `modelId` pattern, or over 2048
+    /// characters) is refused before any Bedrock call, as Anthropic refuses a malformed field.
     fn from(e: proxy_bedrock::RouteError) -> Self {
-        ApiError::new(ErrorType::NotFoundError, e.to_string())
+        let message = match &e {
+            proxy_bedrock::RouteError::Unknown(name) if name.len() > 200 => format!(
+                "model: `{}...` ({} bytes) is not a valid model name: at most 2048 characters of A-Z a-z 0-9 - . _ : /",
+                name.chars().take(40).collect::<String>(),
+                name.len()
+            ),
+            _ => format!("model: {e}: at most 2048 characters of A-Z a-z 0-9 - . _ : /"),
+        };
+        ApiError::invalid(message)
     }
 }
 
@@ -58,6 +76,7 @@ impl From<proxy_bedrock::UpstreamError> for ApiError {
             message: e.message,
             retry_after: e.retry_after,
             headers: Vec::new(),
+            status: None,
         }
     }
 }

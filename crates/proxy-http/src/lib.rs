@@ -10,6 +10,7 @@
 mod accounting;
 mod auth;
 mod cache;
+mod conn;
 mod count_tokens;
 mod error;
 mod keys;
@@ -25,6 +26,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -65,6 +67,25 @@ pub struct Settings {
     pub prices: proxy_store::PriceTable,
     /// List Bedrock's other (non-Claude) models by their ids in `GET /v1/models` too.
     pub list_bedrock_models: bool,
+    /// At most this many client connections at once; beyond, a connection gets a 503 and is closed.
+    pub max_connections: usize,
+    /// A connection that has been sending a request head for this long is closed.
+    pub header_read_timeout: Duration,
+    /// A request body not received in whole within this time gets a 408.
+    pub body_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (keep-alive, or never used).
+    pub idle_timeout: Duration,
+    /// A stream whose first event does not come from Bedrock within this time ends with an SSE
+    /// `error` (`timeout_error`).
+    pub stream_first_event_timeout: Duration,
+    /// A stream with no event from Bedrock for this long (after the first) ends with an SSE `error`.
+    pub stream_idle_timeout: Duration,
+    /// After SIGTERM, new connections are still accepted for this long (while `/ready` says 503, so
+    /// that load balancers stop sending), then refused.
+    pub drain_accept_grace: Duration,
+    /// After SIGTERM, requests in flight (streams included) get this long to finish; streams still
+    /// open then end with an SSE `error` and their usage is recorded.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -84,6 +105,14 @@ impl Default for Settings {
             cache_ttl: None,
             prices: proxy_store::PriceTable::default(),
             list_bedrock_models: true,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(75),
+            stream_first_event_timeout: Duration::from_secs(300),
+            stream_idle_timeout: Duration::from_secs(120),
+            drain_accept_grace: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -105,6 +134,10 @@ pub struct Gateway {
     usage: Option<keys::UsageSink>,
     /// Permits for background store writes (shared token counts, cache fills).
     background: Arc<tokio::sync::Semaphore>,
+    /// Set at SIGTERM: `/ready` answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
+    /// Set when the drain time is over: every stream still open ends with an SSE `error`.
+    cut: tokio::sync::watch::Sender<bool>,
 }
 
 /// How soon a failed read of Bedrock's catalog is tried again.
@@ -145,6 +178,8 @@ impl Gateway {
             monthly: std::sync::Mutex::new(std::collections::HashMap::new()),
             usage,
             background: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_TASKS)),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            cut: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -339,6 +374,16 @@ impl Gateway {
         &self.metrics
     }
 
+    /// Whether the gateway is draining (after SIGTERM).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// What ends the streams still open when the drain time is over.
+    pub(crate) fn cut_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.cut.subscribe()
+    }
+
     /// Readiness: the store answers and Bedrock credentials resolve (checked at most every 10 s).
     pub async fn is_ready(&self) -> bool {
         let mut cached = self.ready.lock().await;
@@ -357,48 +402,204 @@ impl Gateway {
     }
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then lets open requests (streams
-/// included) finish for up to `drain`.
+/// How long streams cut at the end of the drain get to write their SSE `error` and end before
+/// their connections are dropped.
+const CUT_GRACE: Duration = Duration::from_secs(2);
+
+/// hyper's settings, chosen for an API gateway facing untrusted clients (docs/RELIABILITY.md):
+/// HTTP/1 heads up to 64 KiB and 100 headers (431 beyond), half-closed connections answered;
+/// HTTP/2 at most 100 concurrent streams per connection, 64 KiB of headers, 20 streams reset by
+/// the client before the server accepted them (HTTP/2 rapid reset, CVE-2023-44487: beyond, the
+/// connection is closed with `ENHANCE_YOUR_CALM`), 1024 streams the server reset for errors.
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .half_close(true)
+        .max_buf_size(64 * 1024)
+        .max_headers(100);
+    builder
+        .http2()
+        .max_concurrent_streams(100)
+        .max_header_list_size(64 * 1024)
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024);
+    builder
+}
+
+/// Serves one accepted connection until it ends, is closed for a timeout, or is cut at the end of
+/// the drain (`drain` becomes true: hyper's graceful shutdown, which lets requests in flight end).
+async fn serve_connection(
+    gateway: Arc<Gateway>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: tokio::net::TcpStream,
+    mut drain: tokio::sync::watch::Receiver<bool>,
+) {
+    let s = &gateway.settings;
+    let (header_timeout, idle_timeout) = (s.header_read_timeout, s.idle_timeout);
+    let state = conn::ConnState::new();
+    let io = TokioIo::new(conn::Tracked::new(stream, state.clone()));
+    let g = gateway.clone();
+    let st = state.clone();
+    let service = service_fn(move |req| {
+        let gateway = g.clone();
+        let guard = st.start_request();
+        let mut cut = gateway.cut_signal();
+        async move {
+            let handled =
+                std::panic::AssertUnwindSafe(service::handle(gateway.clone(), req)).catch_unwind();
+            // A request still without its response at the end of the drain (a non-streaming
+            // call Bedrock has not answered) gets a 503 rather than a closed connection.
+            let handled = async {
+                tokio::select! {
+                    r = handled => r,
+                    Ok(_) = cut.wait_for(|cut| *cut) => Ok(service::shutdown_response()),
+                }
+            };
+            let resp = match handled.await {
+                Ok(resp) => resp,
+                Err(panic) => {
+                    gateway.metrics.defences.panics.inc();
+                    let message = conn::panic_message(&*panic);
+                    tracing::error!(panic = %message, "a request panicked; answered 500");
+                    service::panic_response()
+                }
+            };
+            let panics = gateway.metrics.defences.panics.clone();
+            Ok::<_, Infallible>(resp.map(|b| conn::GuardedBody::new(b, guard, panics)))
+        }
+    });
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut draining = false;
+    if *drain.borrow_and_update() {
+        draining = true;
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = drain.changed(), if !draining => {
+                if changed.is_err() || *drain.borrow() {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            why = state.expired(header_timeout, idle_timeout) => {
+                gateway.metrics.defences.closed_connections.with_label_values(&[why.label()]).inc();
+                tracing::debug!(reason = why.label(), "connection closed");
+                return;
+            }
+        }
+    }
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then drains (docs/RELIABILITY.md):
+/// `/ready` answers 503 at once; new connections are accepted for `drain_accept_grace`, then
+/// refused; requests in flight (streams included) get up to `drain_timeout` from the signal; streams
+/// still open then end with an SSE `error` (their usage recorded), and what remains is dropped.
+/// The caller flushes the usage queue after this returns.
 pub async fn run(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()>,
-    drain: Duration,
 ) -> std::io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let s = &gateway.settings;
+    let builder = Arc::new(connection_builder());
+    let permits = Arc::new(tokio::sync::Semaphore::new(s.max_connections.max(1)));
+    // Refusals hold a descriptor for up to a second each: at most an eighth of the limit of them.
+    let refusing = Arc::new(tokio::sync::Semaphore::new(
+        (s.max_connections / 8).clamp(4, 256),
+    ));
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    let mut last_accept_warning: Option<Instant> = None;
+    let open = gateway.metrics.defences.open_connections.clone();
+    let accept = |stream: tokio::net::TcpStream, conns: &mut tokio::task::JoinSet<()>| {
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            gateway.metrics.defences.refused_connections.inc();
+            conn::refuse(stream, &refusing, s.max_connections);
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let (gateway, builder, drain) = (gateway.clone(), builder.clone(), drain_rx.clone());
+        let open = open.clone();
+        open.inc();
+        conns.spawn(async move {
+            serve_connection(gateway, builder, stream, drain).await;
+            open.dec();
+            drop(permit);
+        });
+    };
+    let mut on_accept_error = |e: std::io::Error| {
+        // Out of descriptors: say so at most once a second, not once per try.
+        if last_accept_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            tracing::warn!(error = %e, "accept failed");
+            last_accept_warning = Some(Instant::now());
+        }
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let gateway = gateway.clone();
-                let service = service_fn(move |req| {
-                    let gateway = gateway.clone();
-                    async move { Ok::<_, Infallible>(service::handle(gateway, req).await) }
-                });
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => accept(stream, &mut conns),
+                Err(e) => {
+                    on_accept_error(e);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
             _ = &mut shutdown => break,
         }
     }
+    let signalled = Instant::now();
+    gateway
+        .draining
+        .store(true, std::sync::atomic::Ordering::Release);
+    tracing::info!(
+        accept_grace_s = s.drain_accept_grace.as_secs_f64(),
+        drain_timeout_s = s.drain_timeout.as_secs_f64(),
+        "draining: /ready answers 503; new connections accepted for the grace, then refused"
+    );
+    let grace_end = tokio::time::sleep(s.drain_accept_grace.min(s.drain_timeout));
+    tokio::pin!(grace_end);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => accept(stream, &mut conns),
+                Err(e) => {
+                    on_accept_error(e);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = &mut grace_end => break,
+        }
+    }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(drain) => tracing::warn!("shutdown: open connections did not finish in time"),
+    let _ = drain_tx.send(true);
+    let deadline = tokio::time::Instant::from_std(signalled + s.drain_timeout);
+    let all_done = async { while conns.join_next().await.is_some() {} };
+    let finished = tokio::time::timeout_at(deadline, all_done).await.is_ok();
+    if !finished {
+        let open = conns.len();
+        tracing::warn!(
+            connections = open,
+            "drain time over: open streams end with an SSE error"
+        );
+        gateway.cut.send_replace(true);
+        let cut_done = async { while conns.join_next().await.is_some() {} };
+        if tokio::time::timeout(CUT_GRACE, cut_done).await.is_err() {
+            // Clients that do not read: their connections are dropped (usage still recorded, as
+            // dropping a response body settles its account).
+            conns.abort_all();
+            while conns.join_next().await.is_some() {}
+        }
     }
     Ok(())
 }

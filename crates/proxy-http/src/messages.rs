@@ -133,6 +133,9 @@ async fn serve(
 ) -> Result<Response<Body>, ApiError> {
     let version = api_version(headers)?;
     let mut req = proxy_schema::parse_messages_request(&raw)?;
+    // The input estimate of a stream that ends before Bedrock's final usage: one token per 4
+    // bytes of the request (the rule count_tokens' estimate and bedrock-sim use).
+    let input_estimate = (raw.len() as u64).div_ceil(4);
     drop(raw);
     version.check(&req)?;
     apply_switches(g, &mut req)?;
@@ -151,6 +154,7 @@ async fn serve(
         user_id,
         model: req.model.clone(),
         bedrock_model: route.bedrock_id.clone(),
+        input_estimate,
     };
     let stream = req.is_stream();
     let cache = match (g.settings.cache_ttl, &g.store) {
@@ -204,6 +208,16 @@ async fn serve(
             account.message(&message);
             Ok(json_response(StatusCode::OK, &message))
         }
-        Reply::Stream(events) => Ok(crate::sse::relay(g.settings.ping_interval, events, account)),
+        Reply::Stream(events) => {
+            let s = &g.settings;
+            let limits = crate::sse::RelayLimits {
+                ping: s.ping_interval,
+                first_event: s.stream_first_event_timeout,
+                between_events: s.stream_idle_timeout,
+                cut: g.cut_signal(),
+                cut_metric: g.metrics.defences.streams_cut.clone(),
+            };
+            Ok(crate::sse::relay(limits, events, account))
+        }
     }
 }

@@ -42,6 +42,83 @@ pub struct Metrics {
     pub catalog_last_success: prometheus::Gauge,
     /// How many names the route table read from Bedrock's catalog routes.
     pub catalog_models: prometheus::IntGauge,
+    /// Defences against hostile clients and for shutdown (issue 12; docs/RELIABILITY.md).
+    pub defences: Defences,
+}
+
+/// The metrics of the connection-level defences, panics, and estimated usage.
+#[derive(Debug, Clone)]
+pub struct Defences {
+    /// Open client connections.
+    pub open_connections: prometheus::IntGauge,
+    /// Connections refused beyond `MAX_CONNECTIONS`.
+    pub refused_connections: prometheus::IntCounter,
+    /// Connections the gateway closed, by reason (`header_read_timeout`, `idle_timeout`,
+    /// `write_timeout`).
+    pub closed_connections: IntCounterVec,
+    /// Panics caught in request handling (answered with a 500) or in a response body (aborted).
+    pub panics: prometheus::IntCounter,
+    /// Usage records with estimated tokens (a stream that ended before Bedrock's final usage), by
+    /// outcome.
+    pub estimated_usage: IntCounterVec,
+    /// Streams ended by the gateway, by reason (`first_event_timeout`, `idle_timeout`, `shutdown`).
+    pub streams_cut: IntCounterVec,
+}
+
+impl Defences {
+    fn new(registry: &Registry) -> Self {
+        let d = Defences {
+            open_connections: prometheus::IntGauge::new(
+                "gateway_open_connections",
+                "Open client connections",
+            )
+            .unwrap(),
+            refused_connections: prometheus::IntCounter::new(
+                "gateway_connections_refused_total",
+                "Connections refused with a 503 beyond MAX_CONNECTIONS",
+            )
+            .unwrap(),
+            closed_connections: IntCounterVec::new(
+                Opts::new(
+                    "gateway_connections_closed_total",
+                    "Connections the gateway closed, by reason",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            panics: prometheus::IntCounter::new(
+                "gateway_panics_total",
+                "Panics caught while serving a request (answered 500, or the response aborted)",
+            )
+            .unwrap(),
+            estimated_usage: IntCounterVec::new(
+                Opts::new(
+                    "gateway_usage_estimated_total",
+                    "Usage records whose tokens are estimated (the stream ended before Bedrock's final usage), by outcome",
+                ),
+                &["outcome"],
+            )
+            .unwrap(),
+            streams_cut: IntCounterVec::new(
+                Opts::new(
+                    "gateway_streams_cut_total",
+                    "Streams the gateway ended with an SSE error, by reason",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+        };
+        registry
+            .register(Box::new(d.open_connections.clone()))
+            .unwrap();
+        for c in [&d.refused_connections, &d.panics] {
+            registry.register(Box::new(c.clone())).unwrap();
+        }
+        for c in [&d.closed_connections, &d.estimated_usage, &d.streams_cut] {
+            registry.register(Box::new(c.clone())).unwrap();
+        }
+        d
+    }
 }
 
 impl Default for Metrics {
@@ -183,8 +260,10 @@ impl Metrics {
         for h in [&latency, &bedrock_latency, &ttft] {
             registry.register(Box::new(h.clone())).unwrap();
         }
+        let defences = Defences::new(&registry);
         Metrics {
             registry,
+            defences,
             requests,
             latency,
             bedrock_latency,

@@ -56,8 +56,7 @@ pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) ->
 }
 
 pub(crate) fn error_response(err: &ApiError, request_id: &str) -> Response<Body> {
-    let status =
-        StatusCode::from_u16(err.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = json_response(
         status,
         &ErrorResponse::new(err.kind, err.message.clone(), Some(request_id.to_owned())),
@@ -118,7 +117,19 @@ async fn read_body(g: &Gateway, headers: &HeaderMap, body: Incoming) -> Result<B
     {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let within = g.settings.body_read_timeout;
+    let collected = match tokio::time::timeout(within, Limited::new(body, limit).collect()).await {
+        Ok(c) => c,
+        Err(_) => {
+            let mut e = ApiError::invalid(format!(
+                "the request body was not received within {} s (BODY_READ_TIMEOUT)",
+                within.as_secs_f64()
+            ));
+            e.status = Some(408);
+            return Err(e);
+        }
+    };
+    match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -226,6 +237,10 @@ async fn route(
         Endpoint::Root | Endpoint::Health => {
             Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
         }
+        Endpoint::Ready if g.is_draining() => Ok(json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "draining", "reason": "the gateway is shutting down"}),
+        )),
         Endpoint::Ready => Ok(if g.is_ready().await {
             json_response(StatusCode::OK, &json!({"status": "ready"}))
         } else {
@@ -282,13 +297,48 @@ async fn route(
     };
     result.unwrap_or_else(|e| {
         g.metrics.errors.with_label_values(&[e.kind.as_str()]).inc();
-        if e.kind.status() >= 500 {
+        if e.status() >= 500 {
             tracing::warn!(error_type = e.kind.as_str(), message = %e.message, "request failed");
         } else {
             tracing::debug!(error_type = e.kind.as_str(), message = %e.message, "request rejected");
         }
         error_response(&e, request_id)
     })
+}
+
+/// The answer to a request whose handling panicked (the panic is counted and logged by the caller).
+pub(crate) fn panic_response() -> Response<Body> {
+    let request_id = format!("req_{}", unique_id(24));
+    let mut resp = error_response(
+        &ApiError::new(
+            ErrorType::ApiError,
+            "internal error while serving the request",
+        ),
+        &request_id,
+    );
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("request-id", v);
+    }
+    resp
+}
+
+/// The answer to a request cut at the end of the drain before it had a response.
+pub(crate) fn shutdown_response() -> Response<Body> {
+    let request_id = format!("req_{}", unique_id(24));
+    let mut resp = error_response(
+        &ApiError::new(
+            ErrorType::OverloadedError,
+            "the gateway is shutting down; the request was cut at the end of its drain time",
+        ),
+        &request_id,
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("request-id", v);
+    }
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    resp
 }
 
 fn no_route(method: &Method, path: &str) -> ApiError {

@@ -10,7 +10,8 @@ use http::{HeaderValue, Response, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use proxy_bedrock::ReplyStream;
-use proxy_schema::{ErrorBody, StreamEvent};
+use proxy_schema::{ErrorBody, ErrorType, StreamEvent};
+use std::time::{Duration, Instant};
 
 use crate::accounting::Account;
 use crate::service::Body;
@@ -39,21 +40,105 @@ pub(crate) fn replay(message: &proxy_schema::Message) -> Response<Body> {
     sse_response(crate::service::full(text))
 }
 
+/// How long a stream may wait, and what ends it early.
+pub(crate) struct RelayLimits {
+    /// SSE `ping` after this much silence.
+    pub ping: Duration,
+    /// Bedrock's first event must come within this time.
+    pub first_event: Duration,
+    /// After the first, no gap between Bedrock's events may be longer.
+    pub between_events: Duration,
+    /// Becomes true when the drain time is over: the stream ends with an SSE `error`.
+    pub cut: tokio::sync::watch::Receiver<bool>,
+    /// Counts streams the gateway ended, by reason.
+    pub cut_metric: prometheus::IntCounterVec,
+}
+
+/// What woke the relay.
+enum Step<T> {
+    Cut,
+    NoCut,
+    Item(Option<T>),
+    Tick,
+}
+
+/// An SSE `error` event the gateway itself ends a stream with.
+fn error_event(kind: ErrorType, message: String) -> Bytes {
+    Bytes::from(
+        StreamEvent::Error {
+            error: ErrorBody { kind, message },
+        }
+        .to_sse(),
+    )
+}
+
 /// The SSE body of a streamed reply, from any route.
 pub(crate) fn relay(
-    ping: std::time::Duration,
+    limits: RelayLimits,
     mut events: ReplyStream,
     mut account: Account,
 ) -> Response<Body> {
+    let RelayLimits {
+        ping,
+        first_event,
+        between_events,
+        mut cut,
+        cut_metric,
+    } = limits;
     let frames = async_stream::stream! {
+        let mut last_event = Instant::now();
+        let mut last_frame = last_event;
+        let mut got_event = false;
+        let mut cut_open = true;
         loop {
-            let item = match tokio::time::timeout(ping, events.next()).await {
-                Err(_) => {
+            let limit = if got_event { between_events } else { first_event };
+            let deadline = last_event + limit;
+            let next_ping = last_frame + ping;
+            let step = tokio::select! {
+                biased;
+                changed = cut.wait_for(|cut| *cut), if cut_open => match changed {
+                    Ok(_) => Step::Cut,
+                    // The gateway is gone: nothing will cut this stream any more.
+                    Err(_) => Step::NoCut,
+                },
+                item = events.next() => Step::Item(item),
+                _ = tokio::time::sleep_until(deadline.min(next_ping).into()) => Step::Tick,
+            };
+            let item = match step {
+                Step::NoCut => {
+                    cut_open = false;
+                    continue;
+                }
+                Step::Cut => {
+                    account.end("shutdown");
+                    cut_metric.with_label_values(&["shutdown"]).inc();
+                    yield Ok(Frame::data(error_event(
+                        ErrorType::OverloadedError,
+                        "the gateway is shutting down; the stream was cut at the end of its drain time".into(),
+                    )));
+                    break;
+                }
+                Step::Tick if Instant::now() >= deadline => {
+                    let (reason, text) = if got_event {
+                        ("idle_timeout", format!("Bedrock sent no event for {} s (STREAM_IDLE_TIMEOUT)", limit.as_secs_f64()))
+                    } else {
+                        ("first_event_timeout", format!("Bedrock sent no event within {} s (STREAM_FIRST_EVENT_TIMEOUT)", limit.as_secs_f64()))
+                    };
+                    account.end(reason);
+                    cut_metric.with_label_values(&[reason]).inc();
+                    yield Ok(Frame::data(error_event(ErrorType::TimeoutError, text)));
+                    break;
+                }
+                Step::Tick => {
+                    last_frame = Instant::now();
                     yield Ok(Frame::data(Bytes::from_static(PING.as_bytes())));
                     continue;
                 }
-                Ok(item) => item,
+                Step::Item(item) => item,
             };
+            last_event = Instant::now();
+            last_frame = last_event;
+            got_event = true;
             match item {
                 None => {
                     account.end("completed");
@@ -73,12 +158,12 @@ pub(crate) fn relay(
                 }
                 Some(Err(e)) => {
                     account.end("upstream_error");
-                    let event = StreamEvent::Error { error: ErrorBody { kind: e.kind, message: e.message } };
-                    yield Ok(Frame::data(Bytes::from(event.to_sse())));
+                    yield Ok(Frame::data(error_event(e.kind, e.message)));
                     break;
                 }
             }
         }
+        drop(events);
         drop(account);
     };
     sse_response(BodyExt::boxed_unsync(StreamBody::new(frames)))

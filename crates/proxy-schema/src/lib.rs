@@ -125,18 +125,54 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SchemaError> 
     Ok(value)
 }
 
-/// Parses a `POST /v1/messages` body: every field typed, `max_tokens` required.
+/// Parses a `POST /v1/messages` body: every field typed, `max_tokens` required and at least 1, and
+/// the rules every route shares (see [`check_common`]).
 pub fn parse_messages_request(body: &[u8]) -> Result<MessagesRequest, SchemaError> {
     let req: MessagesRequest = parse(body)?;
-    if req.max_tokens.is_none() {
-        return Err(SchemaError::new("max_tokens", "Field required"));
+    match req.max_tokens {
+        None => return Err(SchemaError::new("max_tokens", "Field required")),
+        Some(0) => {
+            return Err(SchemaError::new(
+                "max_tokens",
+                "Input should be greater than or equal to 1",
+            ));
+        }
+        Some(_) => {}
     }
+    check_common(&req)?;
     Ok(req)
 }
 
 /// Parses a `POST /v1/messages/count_tokens` body (no `max_tokens` needed).
 pub fn parse_count_tokens_request(body: &[u8]) -> Result<MessagesRequest, SchemaError> {
-    parse(body)
+    let req: MessagesRequest = parse(body)?;
+    check_common(&req)?;
+    Ok(req)
+}
+
+/// What Anthropic refuses on every route, checked here so that no route depends on its upstream to
+/// refuse it: an empty `model`, and a message with an empty list of blocks (allowed only for a
+/// final assistant message, which the model continues).
+fn check_common(req: &MessagesRequest) -> Result<(), SchemaError> {
+    if req.model.is_empty() {
+        return Err(SchemaError::new(
+            "model",
+            "String should have at least 1 character",
+        ));
+    }
+    let last = req.messages.len().saturating_sub(1);
+    for (i, m) in req.messages.iter().enumerate() {
+        if let MessageContent::Blocks(blocks) = &m.content
+            && blocks.is_empty()
+            && !(i == last && m.role == Role::Assistant)
+        {
+            return Err(SchemaError::new(
+                format!("messages.{i}.content"),
+                "all messages must have non-empty content except for the optional final assistant message",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The API versions this gateway speaks (`anthropic-version` header).
@@ -355,6 +391,29 @@ mod tests {
                 "{body}\n  got:      {err}\n  expected: {expected}"
             );
         }
+        for (body, expected) in [
+            (
+                json!({"model": "m", "max_tokens": 0, "messages": []}),
+                "max_tokens: Input should be greater than or equal to 1",
+            ),
+            (
+                json!({"model": "", "max_tokens": 1, "messages": []}),
+                "model: String should have at least 1 character",
+            ),
+            (
+                json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": []}]}),
+                "messages.0.content: all messages must have non-empty content",
+            ),
+        ] {
+            let err = parse_json(body.clone()).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{body}: {err}");
+        }
+        // A final assistant message may be empty (the model continues it); count_tokens checks too.
+        let prefill = json!({"model": "m", "max_tokens": 1, "messages": [
+            {"role": "user", "content": "x"}, {"role": "assistant", "content": []}]});
+        assert!(parse_json(prefill).is_ok());
+        let count = json!({"model": "m", "messages": [{"role": "user", "content": []}]});
+        assert!(parse_count_tokens_request(&serde_json::to_vec(&count).unwrap()).is_err());
         let err = parse_messages_request(b"{\"model\": ").unwrap_err();
         assert!(
             err.to_string()

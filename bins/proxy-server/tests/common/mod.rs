@@ -49,7 +49,32 @@ pub fn start(
     log: Option<&std::path::Path>,
     env: &[(&str, &str)],
 ) -> Proxy {
-    let mut cmd = Command::new(BIN);
+    start_command(Command::new(BIN), runtime_url, control_url, log, env)
+}
+
+/// Like [`start`], with the process's descriptor limit (`ulimit -n`) set to `nofile`.
+pub fn start_with_nofile(
+    nofile: u32,
+    runtime_url: &str,
+    log: Option<&std::path::Path>,
+    env: &[(&str, &str)],
+) -> Proxy {
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+        BIN,
+    ]);
+    start_command(cmd, runtime_url, runtime_url, log, env)
+}
+
+fn start_command(
+    mut cmd: Command,
+    runtime_url: &str,
+    control_url: &str,
+    log: Option<&std::path::Path>,
+    env: &[(&str, &str)],
+) -> Proxy {
     if let Some(path) = log {
         cmd.stderr(std::fs::File::create(path).unwrap());
     }
