@@ -15,12 +15,12 @@ use bytes::Bytes;
 use futures::Stream;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Incoming;
 use proxy_schema::ErrorType;
 
 use crate::UpstreamError;
 use crate::eventstream::{Frame, FrameDecoder};
-use crate::messages::{Endpoint, MessagesClient, failure, request_id, unexpected};
+use crate::messages::{Endpoint, MessagesClient, failure, poll_data, request_id, unexpected};
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
@@ -264,20 +264,10 @@ impl Stream for EventStream {
                 },
                 Ok(None) => {}
             }
-            match Pin::new(&mut this.body).poll_frame(cx) {
+            match poll_data(&mut this.body, cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        this.decoder.push(&data);
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    tracing::warn!(error = %e, "Bedrock's stream broke");
-                    return this.fail(UpstreamError::new(
-                        ErrorType::ApiError,
-                        "the connection to Bedrock broke during the stream",
-                    ));
-                }
+                Poll::Ready(Some(Ok(data))) => this.decoder.push(&data),
+                Poll::Ready(Some(Err(e))) => return this.fail(e),
                 Poll::Ready(None) => {
                     if this.decoder.buffered() > 0 {
                         return this.fail(UpstreamError::new(

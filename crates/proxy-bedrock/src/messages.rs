@@ -620,6 +620,31 @@ pub(crate) fn stream_item(ev: SseEvent) -> Result<ReplyEvent, UpstreamError> {
     Ok(item)
 }
 
+/// The next data of a streamed answer: `None` at its end (trailers carry no events, and are
+/// skipped), an error when the connection broke.
+pub(crate) fn poll_data(
+    body: &mut Incoming,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Bytes, UpstreamError>>> {
+    loop {
+        return match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Poll::Ready(Some(Ok(data))),
+                Err(_) => continue,
+            },
+            Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(error = %e, "Bedrock's stream broke");
+                Poll::Ready(Some(Err(UpstreamError::new(
+                    ErrorType::ApiError,
+                    "the connection to Bedrock broke during the stream",
+                ))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+        };
+    }
+}
+
 impl Stream for MessageStream {
     type Item = Result<ReplyEvent, UpstreamError>;
 
@@ -653,21 +678,10 @@ impl Stream for MessageStream {
                 },
                 Ok(None) => {}
             }
-            match Pin::new(&mut this.body).poll_frame(cx) {
+            match poll_data(&mut this.body, cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(frame))) => {
-                    // Trailers carry no events.
-                    if let Ok(data) = frame.into_data() {
-                        this.decoder.push(&data);
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    tracing::warn!(error = %e, "Bedrock's stream broke");
-                    return this.fail(UpstreamError::new(
-                        ErrorType::ApiError,
-                        "the connection to Bedrock broke during the stream",
-                    ));
-                }
+                Poll::Ready(Some(Ok(data))) => this.decoder.push(&data),
+                Poll::Ready(Some(Err(e))) => return this.fail(e),
                 Poll::Ready(None) => {
                     if this.saw_stop {
                         this.done = true;
