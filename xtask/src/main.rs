@@ -180,6 +180,9 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
                 "tests/anthropic_sdk",
                 "tests/proxy_sdk",
                 "tests/keys",
+                // A real Prometheus (Debian's package) scraping the gateway: the dashboard's
+                // queries and the alert rules.
+                "tests/observability",
             ],
         )?;
         pytest(

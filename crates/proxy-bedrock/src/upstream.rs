@@ -150,7 +150,8 @@ pub struct Sent {
     pub removals: Vec<Removal>,
     /// The Bedrock operation called, for metrics (`Converse`, `InvokeModelWithResponseStream`, ...).
     pub operation: &'static str,
-    /// Time from the call to Bedrock's answer (its head, for streams).
+    /// Time spent waiting for Bedrock's answer (its head, for streams): the network call alone,
+    /// without the conversions before and after it.
     pub waited: Duration,
 }
 
@@ -203,6 +204,14 @@ where
     )
 }
 
+/// Awaits `call` (a call to Bedrock), setting `waited` to how long it took.
+async fn clocked<T>(waited: &mut Duration, call: impl std::future::Future<Output = T>) -> T {
+    let asked = Instant::now();
+    let out = call.await;
+    *waited = asked.elapsed();
+    out
+}
+
 /// A request body as bytes.
 fn json_bytes(body: &Value) -> Result<Vec<u8>, UpstreamError> {
     serde_json::to_vec(body)
@@ -227,7 +236,7 @@ impl Bedrock {
         let stream = req.is_stream();
         let id = call.route.bedrock_id.as_str();
         let model = req.model.clone();
-        let started = Instant::now();
+        let mut waited = Duration::ZERO;
         let (reply, removals, operation) = match call.route.api {
             Api::Converse => {
                 let opts = ConverseOptions {
@@ -237,7 +246,8 @@ impl Bedrock {
                 };
                 let converse = proxy_convert::to_converse(req, &opts).map_err(invalid)?;
                 if stream {
-                    let mut receiver = self.converse_stream(converse, id).await?;
+                    let mut receiver =
+                        clocked(&mut waited, self.converse_stream(converse, id)).await?;
                     let message_id = call.message_id.to_owned();
                     let events = async_stream::stream! {
                         let mut conv = StreamConverter::new(message_id, model);
@@ -273,7 +283,7 @@ impl Bedrock {
                         "ConverseStream",
                     )
                 } else {
-                    let out = self.converse(converse, id).await?;
+                    let out = clocked(&mut waited, self.converse(converse, id)).await?;
                     let message = proxy_convert::from_converse(&out, call.message_id, &model);
                     (Reply::Message(message), Vec::new(), "Converse")
                 }
@@ -283,7 +293,7 @@ impl Bedrock {
                     proxy_convert::to_native_body(req, id, call.anthropic_beta).map_err(invalid)?;
                 let body = json_bytes(&native.body)?;
                 if stream {
-                    let mut receiver = self.invoke_stream(id, body).await?;
+                    let mut receiver = clocked(&mut waited, self.invoke_stream(id, body)).await?;
                     let events = async_stream::stream! {
                         loop {
                             let part = match receiver.recv().await {
@@ -314,7 +324,7 @@ impl Bedrock {
                         "InvokeModelWithResponseStream",
                     )
                 } else {
-                    let out = self.invoke(id, body).await?;
+                    let out = clocked(&mut waited, self.invoke(id, body)).await?;
                     let mut message: Message = serde_json::from_slice(&out).map_err(broken_body)?;
                     message.model = model;
                     (Reply::Message(message), native.removals, "InvokeModel")
@@ -326,15 +336,17 @@ impl Bedrock {
                     .map_err(invalid)?;
                 let body = json_bytes(&built.body)?;
                 let endpoint = call.route.endpoint;
-                let reply = self
-                    .timed(api.messages(
+                let reply = clocked(
+                    &mut waited,
+                    self.timed(api.messages(
                         endpoint,
                         Bytes::from(body),
                         Some(call.anthropic_version),
                         &built.betas,
                         stream,
-                    ))
-                    .await?;
+                    )),
+                )
+                .await?;
                 let operation = match endpoint {
                     Endpoint::Runtime => "MessagesRuntime",
                     Endpoint::Mantle => "MessagesMantle",
@@ -358,7 +370,7 @@ impl Bedrock {
             reply,
             removals,
             operation,
-            waited: started.elapsed(),
+            waited,
         })
     }
 

@@ -5,7 +5,7 @@
 //! with the usage known at that point.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proxy_schema::{StreamEvent, Usage};
 
@@ -39,6 +39,11 @@ pub(crate) struct Account {
     message: Option<proxy_schema::Message>,
     /// Bedrock refused the request before anything was served: nothing to record.
     refused: bool,
+    /// Time spent waiting for Bedrock (its answer or head, then the gaps between stream events):
+    /// the rest of the request's time is the gateway's overhead.
+    upstream: Duration,
+    /// Counted in the open-streams gauge.
+    relaying: bool,
 }
 
 impl Account {
@@ -62,6 +67,30 @@ impl Account {
             cache: cache.map(|c| (c, proxy_schema::Accumulator::new())),
             message: None,
             refused: false,
+            upstream: Duration::ZERO,
+            relaying: false,
+        }
+    }
+
+    /// Adds time spent waiting for Bedrock (excluded from the overhead metric).
+    pub(crate) fn waited(&mut self, d: Duration) {
+        self.upstream += d;
+    }
+
+    /// Bedrock failed inside the stream.
+    pub(crate) fn bedrock_error(&self, kind: proxy_schema::ErrorType) {
+        self.gateway
+            .metrics
+            .bedrock_errors
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+
+    /// The stream is being relayed: counted in `gateway_open_streams` until the account settles.
+    pub(crate) fn relaying(&mut self) {
+        if !self.relaying {
+            self.relaying = true;
+            self.gateway.metrics.open_streams.inc();
         }
     }
 
@@ -171,12 +200,33 @@ impl Account {
 
 impl Drop for Account {
     fn drop(&mut self) {
-        if self.refused {
-            return;
+        if !self.refused {
+            self.settle();
         }
+        let g = &self.gateway;
+        if self.relaying {
+            g.metrics.open_streams.dec();
+        }
+        // Settling is on the request path too (a whole message is returned after it).
+        g.metrics
+            .overhead
+            .with_label_values(&["/v1/messages", if self.stream { "true" } else { "false" }])
+            .observe(
+                self.started
+                    .elapsed()
+                    .saturating_sub(self.upstream)
+                    .as_secs_f64(),
+            );
+    }
+}
+
+impl Account {
+    /// Records a served request: usage, metrics, the cache fill, the log line.
+    fn settle(&mut self) {
         let record = self.record();
         let g = &self.gateway;
-        g.metrics.add_usage(&self.ctx.model, &self.usage);
+        g.metrics
+            .add_usage(&self.ctx.model, &record.key_id, &self.usage);
         // Nothing to charge against a tokens-per-minute budget without tokens (a cache hit, a stream
         // cut before its first event): no store write for it.
         let used = self.usage.input_tokens + self.usage.output_tokens;
@@ -194,6 +244,13 @@ impl Drop for Account {
                 fill.put(g, &message);
             }
         }
+        g.metrics
+            .model_latency
+            .with_label_values(&[
+                self.ctx.model.as_str(),
+                if self.stream { "true" } else { "false" },
+            ])
+            .observe(self.started.elapsed().as_secs_f64());
         if self.stream {
             g.metrics
                 .latency

@@ -233,6 +233,10 @@ impl Gateway {
                 .cost
                 .with_label_values(&[&record.model])
                 .inc_by(cost);
+            self.metrics
+                .key_cost
+                .with_label_values(&[&record.key_id])
+                .inc_by(cost);
         }
         if let Some(u) = &self.usage {
             u.record(record);

@@ -204,6 +204,14 @@ pub(crate) async fn handle(g: Arc<Gateway>, req: Request<Incoming>) -> Response<
         .latency
         .with_label_values(&[label])
         .observe(started.elapsed().as_secs_f64());
+    // `/v1/messages` observes its overhead itself (less the waits for Bedrock); count_tokens waits
+    // for Bedrock too and is not observed; every other route is the gateway's time alone.
+    if !matches!(endpoint, Endpoint::Messages | Endpoint::CountTokens) {
+        g.metrics
+            .overhead
+            .with_label_values(&[label, "false"])
+            .observe(started.elapsed().as_secs_f64());
+    }
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -45,9 +45,14 @@ pub(crate) fn relay(
     mut events: ReplyStream,
     mut account: Account,
 ) -> Response<Body> {
+    account.relaying();
     let frames = async_stream::stream! {
         loop {
-            let item = match tokio::time::timeout(ping, events.next()).await {
+            // The wait for Bedrock's next event is not the gateway's overhead.
+            let asked = std::time::Instant::now();
+            let item = tokio::time::timeout(ping, events.next()).await;
+            account.waited(asked.elapsed());
+            let item = match item {
                 Err(_) => {
                     yield Ok(Frame::data(Bytes::from_static(PING.as_bytes())));
                     continue;
@@ -61,7 +66,10 @@ pub(crate) fn relay(
                 }
                 Some(Ok(event)) => {
                     match &event.event {
-                        Some(StreamEvent::Error { .. }) => account.end("upstream_error"),
+                        Some(StreamEvent::Error { error }) => {
+                            account.end("upstream_error");
+                            account.bedrock_error(error.kind);
+                        }
                         Some(StreamEvent::MessageStop) => account.end("completed"),
                         _ => {}
                     }
@@ -73,6 +81,7 @@ pub(crate) fn relay(
                 }
                 Some(Err(e)) => {
                     account.end("upstream_error");
+                    account.bedrock_error(e.kind);
                     let event = StreamEvent::Error { error: ErrorBody { kind: e.kind, message: e.message } };
                     yield Ok(Frame::data(Bytes::from(event.to_sse())));
                     break;
