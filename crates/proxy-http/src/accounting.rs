@@ -257,6 +257,7 @@ impl Account {
                 .with_label_values(&["/v1/messages (stream end)"])
                 .observe(self.started.elapsed().as_secs_f64());
         }
+        crate::telemetry::usage(&self.span, &self.ctx.model, &self.usage, self.outcome);
         self.span.in_scope(|| {
             tracing::info!(
                 outcome = self.outcome,

@@ -19,6 +19,7 @@ mod metrics;
 mod models;
 mod service;
 mod sse;
+mod telemetry;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -33,6 +34,7 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 pub use keys::{KEY_CACHE_TTL, Limit, Principal};
 pub use metrics::Metrics;
+pub use telemetry::export_traces;
 
 /// Settings of the HTTP layer (the binary builds them from flags and environment variables).
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ use http::{HeaderMap, Response, StatusCode};
 use proxy_bedrock::{Call, Reply};
 use proxy_schema::{ContentBlock, MessagesRequest};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::accounting::{Account, UsageContext};
 use crate::limits::{admit, check_monthly_budget};
@@ -151,7 +152,9 @@ async fn serve(
     drop(raw);
     version.check(&req)?;
     apply_switches(g, &mut req)?;
-    tracing::Span::current().record("model", req.model.as_str());
+    let span = tracing::Span::current();
+    span.record("model", req.model.as_str());
+    crate::telemetry::chat(&span, &req.model);
     let route = g.router.resolve(&req.model)?;
     headers_out.extend(admit(g, principal, &req.model, true).await?);
     check_monthly_budget(g, principal).await?;
@@ -203,7 +206,14 @@ async fn serve(
         message_id: &message_id,
     };
     let asked = Instant::now();
-    let sent = g.bedrock.send(call).await;
+    let bedrock_span = crate::telemetry::bedrock_call(&route.bedrock_id, stream);
+    let sent = g.bedrock.send(call).instrument(bedrock_span.clone()).await;
+    crate::telemetry::bedrock_done(
+        &bedrock_span,
+        sent.as_ref().ok().map(|s| s.operation),
+        sent.as_ref().err().map(|e| e.kind.as_str()),
+    );
+    drop(bedrock_span);
     let sent = match sent {
         Ok(sent) => sent,
         Err(e) => {
