@@ -128,8 +128,8 @@ class Stack:
             raise RuntimeError(out.stderr)
         return json.loads(out.stdout)
 
-    def message(self, text, key=MASTER, stream=False, **extra):
-        body = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": text}], **extra}
+    def message(self, text, key=MASTER, stream=False, model=MODEL, **extra):
+        body = {"model": model, "max_tokens": 256, "messages": [{"role": "user", "content": text}], **extra}
         if stream:
             body["stream"] = True
         return http("POST", f"{self.url}/v1/messages", body, {"x-api-key": key, "anthropic-version": "2023-06-01"})
