@@ -38,6 +38,11 @@ AWS settings read from the environment, as every AWS SDK reads them:
   AWS_ENDPOINT_URL_BEDROCK            Bedrock control plane endpoint (model listings)
   AWS_ENDPOINT_URL_DYNAMODB           DynamoDB endpoint (STORE_BACKEND=dynamodb)
 
+OpenTelemetry traces, off unless an endpoint is set (read as every OpenTelemetry SDK reads them):
+  OTEL_EXPORTER_OTLP_ENDPOINT         OTLP/HTTP collector (e.g. http://otel-collector:4318), protobuf
+  OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT,
+  OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_*, OTEL_SDK_DISABLED
+
 A bad setting stops start-up with one line naming it (exit status 2).";
 
 /// The Anthropic Messages API on AWS Bedrock.
