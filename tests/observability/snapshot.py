@@ -142,6 +142,13 @@ def main():
                             series.append((label(s["metric"], legend), pts))
                 series.sort()
                 panels.append((title, series, unit))
+            # The overhead's percentiles over the whole load, for docs/OBSERVABILITY.md.
+            window = f"{int(end_s - start_s) + 5}s"
+            for q in (0.5, 0.99):
+                for s in stack.query(f'histogram_quantile({q}, sum by (le, stream) (rate(gateway_overhead_seconds_bucket{{path="/v1/messages"}}[{window}])))', at=end_s + 4):
+                    print(f"overhead p{int(q * 100)} stream={s['metric']['stream']}: {float(s['value'][1]) * 1000:.2f} ms")
+            for s in stack.query(f'sum by (stream) (rate(gateway_overhead_seconds_count{{path="/v1/messages"}}[{window}]))', at=end_s + 4):
+                print(f"requests/s stream={s['metric']['stream']}: {float(s['value'][1]):.1f}")
         finally:
             stack.stop()
     open(output, "w").write(draw(panels, start_s, end_s, build))
