@@ -32,12 +32,14 @@ fn main() -> Result<()> {
         Some("image") => image::image(&root, &args[1..]),
         Some("release") => release::release(&root),
         Some("venv") => venvs(&root).map(|_| ()),
+        Some("dashboard-snapshot") => dashboard_snapshot(&root, &args[1..]),
         Some("setup-tables") => run(cargo()
             .args(["run", "--quiet", "-p", "proxy-admin", "--", "setup-tables"])
             .args(&args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [--quick]                   gateway vs the floor, the emulator and LiteLLM; writes docs/BENCHMARKS.md\n  image [--no-check]                build the container images (buildah) and check them with podman\n  release                           binaries, images, SBOM, checksums and notes in target/release-dist/\n  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
+                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [--quick]                   gateway vs the floor, the emulator and LiteLLM; writes docs/BENCHMARKS.md\n  image [--no-check]                build the container images (buildah) and check them with podman\n  release                           binaries, images, SBOM, checksums and notes in target/release-dist/\n  dashboard-snapshot [SECONDS]      the dashboard's main panels under a demo load, from a real Prometheus: docs/dashboard.svg
+  venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
             );
             std::process::exit(2);
         }
@@ -188,6 +190,9 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
                 "tests/anthropic_sdk",
                 "tests/proxy_sdk",
                 "tests/keys",
+                // A real Prometheus (Debian's package) scraping the gateway: the dashboard's
+                // queries and the alert rules.
+                "tests/observability",
             ],
         )?;
         pytest(
@@ -491,6 +496,34 @@ fn terminate(child: &mut KillOnDrop) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `cargo xtask dashboard-snapshot [SECONDS]`: release builds of bedrock-sim, proxy-server and
+/// proxy-admin under a demo-like load (default 120 s), scraped by Prometheus (Debian's
+/// `prometheus`); the dashboard's main panels drawn from its answers into docs/dashboard.svg
+/// (tests/observability/snapshot.py).
+fn dashboard_snapshot(root: &Path, args: &[String]) -> Result<()> {
+    let seconds = args.first().map_or("120", String::as_str);
+    let (python, _) = venvs(root)?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--bin",
+        "bedrock-sim",
+        "--bin",
+        "proxy-server",
+        "--bin",
+        "proxy-admin",
+    ]))?;
+    let bin = |name: &str| target_dir(root).join("release").join(name);
+    run(Command::new(&python)
+        .arg("snapshot.py")
+        .arg(root.join("docs/dashboard.svg"))
+        .args([seconds, "release build"])
+        .current_dir(root.join("tests/observability"))
+        .env("BEDROCK_SIM_BIN", bin("bedrock-sim"))
+        .env("PROXY_SERVER_BIN", bin("proxy-server"))
+        .env("PROXY_ADMIN_BIN", bin("proxy-admin")))
 }
 
 fn demo(root: &Path) -> Result<()> {

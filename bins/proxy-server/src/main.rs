@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{ArgAction, Parser};
 
+mod otel;
+
 /// mimalloc rather than glibc malloc: per-thread heaps, no lock contention between tokio's worker
 /// threads on the allocations every request makes (measured in docs/BENCHMARKS.md).
 #[global_allocator]
@@ -35,6 +37,11 @@ AWS settings read from the environment, as every AWS SDK reads them:
   AWS_ENDPOINT_URL_BEDROCK_MANTLE     bedrock-mantle endpoint (the Messages API route on Mantle)
   AWS_ENDPOINT_URL_BEDROCK            Bedrock control plane endpoint (model listings)
   AWS_ENDPOINT_URL_DYNAMODB           DynamoDB endpoint (STORE_BACKEND=dynamodb)
+
+OpenTelemetry traces, off unless an endpoint is set (read as every OpenTelemetry SDK reads them):
+  OTEL_EXPORTER_OTLP_ENDPOINT         OTLP/HTTP collector (e.g. http://otel-collector:4318), protobuf
+  OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT,
+  OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_*, OTEL_SDK_DISABLED
 
 A bad setting stops start-up with one line naming it (exit status 2).";
 
@@ -214,8 +221,75 @@ fn log_filter(spec: &str) -> anyhow::Result<tracing_subscriber::EnvFilter> {
     tracing_subscriber::EnvFilter::try_new(format!("{spec}{quiet}")).map_err(|_| refuse())
 }
 
+/// Logs as LOG_LEVEL and LOG_FORMAT say, and with OpenTelemetry's variables set, request spans
+/// exported over OTLP/HTTP: the fmt layer and the export layer then filter separately (the spans are
+/// exported whatever the log level). Returns the tracer provider to shut down at exit.
+fn init_tracing(
+    args: &Args,
+    filter: tracing_subscriber::EnvFilter,
+) -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let provider = otel::provider()?;
+    let fmt = if args.log_format == "json" {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
+    } else {
+        use std::io::IsTerminal;
+        tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
+    };
+    // Only the request spans and their Bedrock child: no log events (their messages may quote
+    // Bedrock's answers), nothing of the SDKs.
+    let spans = tracing_subscriber::filter::filter_fn(|m| {
+        m.is_span()
+            && (m.target() == "gateway_otel"
+                || (m.target() == "proxy_http::service" && m.name() == "request"))
+    });
+    let export = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("proxy-server"))
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_level(false)
+        .with_tracked_inactivity(false)
+        .with_filter(spans);
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(export)
+        .try_init()?;
+    proxy_http::export_traces();
+    Ok(Some(provider))
+}
+
 async fn serve(args: Args) -> anyhow::Result<()> {
     let filter = log_filter(&args.log_level)?;
+    let tracer_provider = if otel::wanted() {
+        init_tracing(&args, filter)?
+    } else {
+        init_logs(&args, filter);
+        None
+    };
+    install_panic_hook();
+    let outcome = serve_traced(args).await;
+    if let Some(provider) = tracer_provider {
+        // The batch exporter blocks while it flushes; its requests run on this runtime.
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    }
+    outcome
+}
+
+/// Logs only (no OpenTelemetry variables): the subscriber as it always was.
+fn init_logs(args: &Args, filter: tracing_subscriber::EnvFilter) {
     if args.log_format == "json" {
         tracing_subscriber::fmt()
             .json()
@@ -231,7 +305,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
-    install_panic_hook();
+}
+
+async fn serve_traced(args: Args) -> anyhow::Result<()> {
     if args.master_api_key.as_deref().is_some_and(|k| k.len() < 16) {
         bail!("MASTER_API_KEY must be at least 16 characters");
     }

@@ -150,7 +150,8 @@ pub struct Sent {
     pub removals: Vec<Removal>,
     /// The Bedrock operation called, for metrics (`Converse`, `InvokeModelWithResponseStream`, ...).
     pub operation: &'static str,
-    /// Time from the call to Bedrock's answer (its head, for streams).
+    /// Time spent waiting for Bedrock's answer (its head, for streams): the network call alone,
+    /// without the conversions before and after it.
     pub waited: Duration,
 }
 
@@ -184,6 +185,14 @@ fn native_event(bytes: &[u8], model: &str) -> Result<ReplyEvent, proxy_convert::
     ))
 }
 
+/// Awaits `call` (a call to Bedrock), setting `waited` to how long it took.
+async fn clocked<T>(waited: &mut Duration, call: impl std::future::Future<Output = T>) -> T {
+    let asked = Instant::now();
+    let out = call.await;
+    *waited = asked.elapsed();
+    out
+}
+
 /// A request body as bytes.
 fn json_bytes(body: &Value) -> Result<Vec<u8>, UpstreamError> {
     serde_json::to_vec(body)
@@ -208,7 +217,7 @@ impl Bedrock {
         let stream = req.is_stream();
         let id = call.route.bedrock_id.as_str();
         let model = req.model.clone();
-        let started = Instant::now();
+        let mut waited = Duration::ZERO;
         let (reply, removals, operation) = match call.route.api {
             Api::Converse => {
                 let opts = ConverseOptions {
@@ -224,7 +233,8 @@ impl Bedrock {
                     &proxy_convert::converse_body(&converse).map_err(invalid)?,
                 )?);
                 if stream {
-                    let mut frames = self.timed(api.converse_stream(id, body)).await?;
+                    let mut frames =
+                        clocked(&mut waited, self.timed(api.converse_stream(id, body))).await?;
                     let message_id = call.message_id.to_owned();
                     let events = async_stream::stream! {
                         let mut conv = StreamConverter::new(message_id, model);
@@ -271,7 +281,7 @@ impl Bedrock {
                         "ConverseStream",
                     )
                 } else {
-                    let out = self.timed(api.converse(id, body)).await?;
+                    let out = clocked(&mut waited, self.timed(api.converse(id, body))).await?;
                     let out = proxy_convert::converse_output(&out)
                         .map_err(|e| UpstreamError::new(ErrorType::ApiError, e.to_string()))?;
                     let message = proxy_convert::from_converse(&out, call.message_id, &model);
@@ -286,7 +296,8 @@ impl Bedrock {
                 // orchestrator's per-call work (docs/ARCHITECTURE.md, "Bedrock calls").
                 let api = self.messages_api()?;
                 if stream {
-                    let frames = self.timed(api.invoke_stream(id, body)).await?;
+                    let frames =
+                        clocked(&mut waited, self.timed(api.invoke_stream(id, body))).await?;
                     let events = frames.filter_map(move |frame| {
                         let event =
                             frame
@@ -319,7 +330,7 @@ impl Bedrock {
                         "InvokeModelWithResponseStream",
                     )
                 } else {
-                    let out = self.timed(api.invoke(id, body)).await?;
+                    let out = clocked(&mut waited, self.timed(api.invoke(id, body))).await?;
                     let mut message: Message = serde_json::from_slice(&out).map_err(broken_body)?;
                     message.model = model;
                     (Reply::Message(message), native.removals, "InvokeModel")
@@ -331,15 +342,17 @@ impl Bedrock {
                     .map_err(invalid)?;
                 let body = json_bytes(&built.body)?;
                 let endpoint = call.route.endpoint;
-                let reply = self
-                    .timed(api.messages(
+                let reply = clocked(
+                    &mut waited,
+                    self.timed(api.messages(
                         endpoint,
                         Bytes::from(body),
                         Some(call.anthropic_version),
                         &built.betas,
                         stream,
-                    ))
-                    .await?;
+                    )),
+                )
+                .await?;
                 let operation = match endpoint {
                     Endpoint::Runtime => "MessagesRuntime",
                     Endpoint::Mantle => "MessagesMantle",
@@ -363,7 +376,7 @@ impl Bedrock {
             reply,
             removals,
             operation,
-            waited: started.elapsed(),
+            waited,
         })
     }
 

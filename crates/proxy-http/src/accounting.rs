@@ -5,7 +5,7 @@
 //! with the usage known at that point.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proxy_schema::{Delta, StreamEvent, Usage};
 
@@ -46,6 +46,11 @@ pub(crate) struct Account {
     final_usage: bool,
     /// Bytes of text, thinking and tool input relayed in a stream's deltas.
     relayed_bytes: u64,
+    /// Time spent waiting for Bedrock (its answer or head, then the gaps between stream events):
+    /// the rest of the request's time is the gateway's overhead.
+    upstream: Duration,
+    /// Counted in the open-streams gauge.
+    relaying: bool,
 }
 
 impl Account {
@@ -71,6 +76,30 @@ impl Account {
             refused: false,
             final_usage: false,
             relayed_bytes: 0,
+            upstream: Duration::ZERO,
+            relaying: false,
+        }
+    }
+
+    /// Adds time spent waiting for Bedrock (excluded from the overhead metric).
+    pub(crate) fn waited(&mut self, d: Duration) {
+        self.upstream += d;
+    }
+
+    /// Bedrock failed inside the stream.
+    pub(crate) fn bedrock_error(&self, kind: proxy_schema::ErrorType) {
+        self.gateway
+            .metrics
+            .bedrock_errors
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+
+    /// The stream is being relayed: counted in `gateway_open_streams` until the account settles.
+    pub(crate) fn relaying(&mut self) {
+        if !self.relaying {
+            self.relaying = true;
+            self.gateway.metrics.open_streams.inc();
         }
     }
 
@@ -217,13 +246,34 @@ impl Account {
 
 impl Drop for Account {
     fn drop(&mut self) {
-        if self.refused {
-            return;
+        if !self.refused {
+            self.settle();
         }
+        let g = &self.gateway;
+        if self.relaying {
+            g.metrics.open_streams.dec();
+        }
+        // Settling is on the request path too (a whole message is returned after it).
+        g.metrics
+            .overhead
+            .with_label_values(&["/v1/messages", if self.stream { "true" } else { "false" }])
+            .observe(
+                self.started
+                    .elapsed()
+                    .saturating_sub(self.upstream)
+                    .as_secs_f64(),
+            );
+    }
+}
+
+impl Account {
+    /// Records a served request: usage, metrics, the cache fill, the log line.
+    fn settle(&mut self) {
         let estimated = self.estimate();
         let record = self.record();
         let g = &self.gateway;
-        g.metrics.add_usage(&self.ctx.model, &self.usage);
+        g.metrics
+            .add_usage(&self.ctx.model, &record.key_id, &self.usage);
         // Nothing to charge against a tokens-per-minute budget without tokens (a cache hit, a stream
         // cut before its first event): no store write for it.
         let used = self.usage.input_tokens + self.usage.output_tokens;
@@ -241,12 +291,20 @@ impl Drop for Account {
                 fill.put(g, &message);
             }
         }
+        g.metrics
+            .model_latency
+            .with_label_values(&[
+                self.ctx.model.as_str(),
+                if self.stream { "true" } else { "false" },
+            ])
+            .observe(self.started.elapsed().as_secs_f64());
         if self.stream {
             g.metrics
                 .latency
                 .with_label_values(&["/v1/messages (stream end)"])
                 .observe(self.started.elapsed().as_secs_f64());
         }
+        crate::telemetry::usage(&self.span, &self.ctx.model, &self.usage, self.outcome);
         self.span.in_scope(|| {
             tracing::info!(
                 outcome = self.outcome,

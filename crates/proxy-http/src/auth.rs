@@ -56,6 +56,10 @@ pub(crate) async fn authenticate(
         Ok(Some(k)) => Ok((Principal::Key(k), mask(key))),
         Ok(None) => Err(invalid()),
         Err(e) => {
+            g.metrics
+                .store_errors
+                .with_label_values(&["key_lookup"])
+                .inc();
             tracing::error!(error = %e, "key store unavailable");
             let mut err = ApiError::new(
                 ErrorType::OverloadedError,

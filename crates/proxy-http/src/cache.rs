@@ -98,9 +98,11 @@ impl CacheFill {
         let Ok(text) = serde_json::to_string(message) else {
             return;
         };
+        let failed = g.metrics.store_errors.with_label_values(&["cache_write"]);
         g.spawn_background(async move {
             let expires_at = proxy_store::now() + self.ttl.as_secs() as i64;
             if let Err(e) = self.store.cache_put(&self.key, &text, expires_at).await {
+                failed.inc();
                 tracing::debug!(error = %e, "response not cached");
             }
         });

@@ -20,6 +20,7 @@ mod metrics;
 mod models;
 mod service;
 mod sse;
+mod telemetry;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -35,6 +36,7 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 pub use keys::{KEY_CACHE_TTL, Limit, Principal};
 pub use metrics::Metrics;
+pub use telemetry::export_traces;
 
 /// Settings of the HTTP layer (the binary builds them from flags and environment variables).
 #[derive(Debug, Clone)]
@@ -267,6 +269,10 @@ impl Gateway {
             self.metrics
                 .cost
                 .with_label_values(&[&record.model])
+                .inc_by(cost);
+            self.metrics
+                .key_cost
+                .with_label_values(&[&record.key_id])
                 .inc_by(cost);
         }
         if let Some(u) = &self.usage {

@@ -59,6 +59,10 @@ pub(crate) async fn admit(
     if let Some(allowed) = &k.allowed_models
         && !allowed.iter().any(|m| m == model)
     {
+        g.metrics
+            .limit_refusals
+            .with_label_values(&["model_not_allowed"])
+            .inc();
         return Err(ApiError::new(
             ErrorType::PermissionError,
             format!("this API key may not use model `{model}`"),
@@ -70,6 +74,10 @@ pub(crate) async fn admit(
     if let Some(tpm) = k.limits.tokens_per_minute
         && let Some(wait) = tokens_wait(g, &k.key_id, tpm).await
     {
+        g.metrics
+            .limit_refusals
+            .with_label_values(&["tokens_per_minute"])
+            .inc();
         let mut err = ApiError::new(
             ErrorType::RateLimitError,
             format!("token limit of {tpm} tokens per minute exceeded for this API key"),
@@ -89,6 +97,10 @@ pub(crate) async fn admit(
     if d.allowed {
         return Ok(headers);
     }
+    g.metrics
+        .limit_refusals
+        .with_label_values(&["requests"])
+        .inc();
     let mut err = ApiError::new(
         ErrorType::RateLimitError,
         format!(
@@ -147,6 +159,10 @@ pub(crate) async fn check_monthly_budget(
         return Ok(());
     };
     let used = g.monthly_tokens(&k.key_id).await.map_err(|e| {
+        g.metrics
+            .store_errors
+            .with_label_values(&["monthly_usage"])
+            .inc();
         tracing::error!(error = %e, "cannot read this month's usage");
         let mut err = ApiError::new(
             ErrorType::OverloadedError,
@@ -158,6 +174,10 @@ pub(crate) async fn check_monthly_budget(
     if used < budget {
         return Ok(());
     }
+    g.metrics
+        .limit_refusals
+        .with_label_values(&["monthly_budget"])
+        .inc();
     let mut err = ApiError::new(
         ErrorType::RateLimitError,
         format!(

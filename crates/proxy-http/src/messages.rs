@@ -11,6 +11,7 @@ use http::{HeaderMap, Response, StatusCode};
 use proxy_bedrock::{Call, Reply};
 use proxy_schema::{ContentBlock, MessagesRequest};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::accounting::{Account, UsageContext};
 use crate::limits::{admit, check_monthly_budget};
@@ -71,7 +72,8 @@ pub(crate) async fn messages(
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let mut headers_out = Vec::new();
-    let mut resp = serve(
+    let mut accounted = false;
+    let served = serve(
         g,
         principal,
         headers,
@@ -79,8 +81,17 @@ pub(crate) async fn messages(
         started,
         request_id,
         &mut headers_out,
+        &mut accounted,
     )
-    .await?;
+    .await;
+    if !accounted {
+        // Refused before any upstream call or cache lookup: all of its time is the gateway's.
+        g.metrics
+            .overhead
+            .with_label_values(&["/v1/messages", "false"])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    let mut resp = served?;
     insert_headers(resp.headers_mut(), &headers_out);
     Ok(resp)
 }
@@ -122,6 +133,10 @@ async fn cached_response(
     })
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the request's parts and its two out-parameters"
+)]
 async fn serve(
     g: &Arc<Gateway>,
     principal: &Principal,
@@ -130,6 +145,7 @@ async fn serve(
     started: Instant,
     request_id: &str,
     headers_out: &mut Vec<(&'static str, String)>,
+    accounted: &mut bool,
 ) -> Result<Response<Body>, ApiError> {
     let version = api_version(headers)?;
     let mut req = proxy_schema::parse_messages_request(&raw)?;
@@ -139,7 +155,9 @@ async fn serve(
     drop(raw);
     version.check(&req)?;
     apply_switches(g, &mut req)?;
-    tracing::Span::current().record("model", req.model.as_str());
+    let span = tracing::Span::current();
+    span.record("model", req.model.as_str());
+    crate::telemetry::chat(&span, &req.model);
     let route = g.router.resolve(&req.model)?;
     headers_out.extend(admit(g, principal, &req.model, true).await?);
     check_monthly_budget(g, principal).await?;
@@ -169,6 +187,8 @@ async fn serve(
         _ => None,
     };
     let mut account = Account::open(g.clone(), ctx, started, stream, None);
+    // The account observes the overhead from here on.
+    *accounted = true;
     if let Some(fill) = cache.as_ref() {
         let hit = cached_response(g, fill, &mut account, stream).await;
         headers_out.push((
@@ -189,15 +209,29 @@ async fn serve(
         prompt_caching: g.settings.prompt_caching,
         message_id: &message_id,
     };
-    let sent = g.bedrock.send(call).await;
+    let asked = Instant::now();
+    let bedrock_span = crate::telemetry::bedrock_call(&route.bedrock_id, stream);
+    let sent = g.bedrock.send(call).instrument(bedrock_span.clone()).await;
+    crate::telemetry::bedrock_done(
+        &bedrock_span,
+        sent.as_ref().ok().map(|s| s.operation),
+        sent.as_ref().err().map(|e| e.kind.as_str()),
+    );
+    drop(bedrock_span);
     let sent = match sent {
         Ok(sent) => sent,
         Err(e) => {
-            // Nothing was served: no usage record.
+            // Nothing was served: no usage record. The whole call counts as Bedrock's time.
+            account.waited(asked.elapsed());
             account.refused();
+            g.metrics
+                .bedrock_errors
+                .with_label_values(&[e.kind.as_str()])
+                .inc();
             return Err(e.into());
         }
     };
+    account.waited(sent.waited);
     g.metrics.add_rewrites(&sent.removals);
     g.metrics
         .bedrock_latency

@@ -42,6 +42,27 @@ pub struct Metrics {
     pub catalog_last_success: prometheus::Gauge,
     /// How many names the route table read from Bedrock's catalog routes.
     pub catalog_models: prometheus::IntGauge,
+    /// Time spent in the gateway itself, by path and whether streamed: the request's time less its
+    /// waits for Bedrock (the answer or head, and for streams the gaps between upstream events).
+    pub overhead: HistogramVec,
+    /// Time to the end of `/v1/messages` responses (streams: to the end of the stream), by model
+    /// and whether streamed.
+    pub model_latency: HistogramVec,
+    /// Streams being relayed now.
+    pub open_streams: prometheus::IntGauge,
+    /// Requests the gateway's own limits refused, by reason (`requests`, `tokens_per_minute`,
+    /// `monthly_budget`, `model_not_allowed`).
+    pub limit_refusals: IntCounterVec,
+    /// Errors from Bedrock, by Anthropic error type (`rate_limit_error` is Bedrock throttling), at
+    /// the call or inside a stream.
+    pub bedrock_errors: IntCounterVec,
+    /// Tokens by API key id (never key material) and kind.
+    pub key_tokens: IntCounterVec,
+    /// Estimated cost in USD by API key id.
+    pub key_cost: prometheus::CounterVec,
+    /// Store operations that failed on the request path, by operation (`key_lookup`,
+    /// `monthly_usage`, `cache_write`).
+    pub store_errors: IntCounterVec,
     /// Defences against hostile clients and for shutdown (issue 12; docs/RELIABILITY.md).
     pub defences: Defences,
 }
@@ -160,6 +181,15 @@ impl Metrics {
             &["operation"],
         )
         .unwrap();
+        let model_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "gateway_messages_duration_seconds",
+                "Time to the end of /v1/messages responses (streams: to their end), by model and whether streamed",
+            )
+            .buckets(buckets.clone()),
+            &["model", "stream"],
+        )
+        .unwrap();
         let ttft = HistogramVec::new(
             HistogramOpts::new(
                 "gateway_time_to_first_token_seconds",
@@ -241,6 +271,85 @@ impl Metrics {
             "Names the route table read from Bedrock's catalog routes",
         )
         .unwrap();
+        // Overhead is well under a millisecond per request: finer buckets at the low end.
+        let overhead = HistogramVec::new(
+            HistogramOpts::new(
+                "gateway_overhead_seconds",
+                "Time in the gateway itself, excluding the waits for Bedrock (first byte, and the gaps between stream events), by path",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            &["path", "stream"],
+        )
+        .unwrap();
+        let open_streams = prometheus::IntGauge::new(
+            "gateway_open_streams",
+            "Streams being relayed to clients now",
+        )
+        .unwrap();
+        let limit_refusals = IntCounterVec::new(
+            Opts::new(
+                "gateway_limit_refusals_total",
+                "Requests refused by the gateway's own per-key limits, by reason",
+            ),
+            &["reason"],
+        )
+        .unwrap();
+        let bedrock_errors = IntCounterVec::new(
+            Opts::new(
+                "gateway_bedrock_errors_total",
+                "Errors Bedrock returned (at the call or inside a stream), by Anthropic error type; rate_limit_error is Bedrock throttling",
+            ),
+            &["type"],
+        )
+        .unwrap();
+        let key_tokens = IntCounterVec::new(
+            Opts::new("gateway_key_tokens_total", "Tokens by API key id and kind"),
+            &["key", "kind"],
+        )
+        .unwrap();
+        let key_cost = prometheus::CounterVec::new(
+            Opts::new(
+                "gateway_key_cost_usd_total",
+                "Estimated cost in USD of the tokens served, by API key id (models in the price table)",
+            ),
+            &["key"],
+        )
+        .unwrap();
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "gateway_store_errors_total",
+                "Store operations on the request path that failed, by operation",
+            ),
+            &["operation"],
+        )
+        .unwrap();
+        for c in [&limit_refusals, &bedrock_errors, &key_tokens, &store_errors] {
+            registry.register(Box::new(c.clone())).unwrap();
+        }
+        // Exported at 0 from the start, so that rates and alerts see a series before the first one.
+        for reason in [
+            "requests",
+            "tokens_per_minute",
+            "monthly_budget",
+            "model_not_allowed",
+        ] {
+            limit_refusals.with_label_values(&[reason]);
+        }
+        for operation in ["key_lookup", "monthly_usage", "cache_write"] {
+            store_errors.with_label_values(&[operation]);
+        }
+        for kind in ["rate_limit_error", "overloaded_error"] {
+            bedrock_errors.with_label_values(&[kind]);
+        }
+        for result in ["hit", "miss", "error"] {
+            cache.with_label_values(&[result]);
+        }
+        registry.register(Box::new(model_latency.clone())).unwrap();
+        registry.register(Box::new(key_cost.clone())).unwrap();
+        registry.register(Box::new(overhead.clone())).unwrap();
+        registry.register(Box::new(open_streams.clone())).unwrap();
         registry
             .register(Box::new(catalog_refresh_errors.clone()))
             .unwrap();
@@ -280,11 +389,19 @@ impl Metrics {
             catalog_refresh_errors,
             catalog_last_success,
             catalog_models,
+            overhead,
+            model_latency,
+            open_streams,
+            limit_refusals,
+            bedrock_errors,
+            key_tokens,
+            key_cost,
+            store_errors,
         }
     }
 
-    /// Adds a usage record's tokens.
-    pub fn add_usage(&self, model: &str, usage: &proxy_schema::Usage) {
+    /// Adds a usage record's tokens, by model and by key id.
+    pub fn add_usage(&self, model: &str, key_id: &str, usage: &proxy_schema::Usage) {
         for (kind, n) in [
             ("input", usage.input_tokens),
             ("output", usage.output_tokens),
@@ -295,6 +412,7 @@ impl Metrics {
             ),
         ] {
             self.tokens.with_label_values(&[model, kind]).inc_by(n);
+            self.key_tokens.with_label_values(&[key_id, kind]).inc_by(n);
         }
     }
 

@@ -197,7 +197,32 @@ pub(crate) async fn handle(g: Arc<Gateway>, req: Request<Incoming>) -> Response<
     let started = Instant::now();
     let request_id = format!("req_{}", unique_id(24));
     let endpoint = Endpoint::of(req.method(), req.uri().path());
-    let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path(), key = tracing::field::Empty, model = tracing::field::Empty);
+    // The OpenTelemetry fields stay empty unless traces are exported (`telemetry`).
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        key = tracing::field::Empty,
+        model = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        http.request.method = tracing::field::Empty,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        gen_ai.operation.name = tracing::field::Empty,
+        gen_ai.provider.name = tracing::field::Empty,
+        gen_ai.system = tracing::field::Empty,
+        gen_ai.request.model = tracing::field::Empty,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_read.input_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_creation.input_tokens = tracing::field::Empty,
+        gateway.outcome = tracing::field::Empty,
+    );
+    crate::telemetry::start_request(&span, req.method(), endpoint.label(), req.headers());
     let mut resp = route(&g, endpoint, req, &request_id, started)
         .instrument(span.clone())
         .await;
@@ -205,6 +230,7 @@ pub(crate) async fn handle(g: Arc<Gateway>, req: Request<Incoming>) -> Response<
         resp.headers_mut().insert("request-id", v);
     }
     let status = resp.status().as_u16();
+    crate::telemetry::status(&span, status);
     let label = endpoint.label();
     g.metrics
         .requests
@@ -215,6 +241,14 @@ pub(crate) async fn handle(g: Arc<Gateway>, req: Request<Incoming>) -> Response<
         .latency
         .with_label_values(&[label])
         .observe(started.elapsed().as_secs_f64());
+    // `/v1/messages` observes its overhead itself (less the waits for Bedrock); count_tokens waits
+    // for Bedrock too and is not observed; every other route is the gateway's time alone.
+    if !matches!(endpoint, Endpoint::Messages | Endpoint::CountTokens) {
+        g.metrics
+            .overhead
+            .with_label_values(&[label, "false"])
+            .observe(started.elapsed().as_secs_f64());
+    }
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -85,6 +85,7 @@ pub(crate) fn relay(
         mut cut,
         cut_metric,
     } = limits;
+    account.relaying();
     let frames = async_stream::stream! {
         let mut last_event = Instant::now();
         let mut last_frame = last_event;
@@ -94,6 +95,8 @@ pub(crate) fn relay(
             let limit = if got_event { between_events } else { first_event };
             let deadline = last_event + limit;
             let next_ping = last_frame + ping;
+            // The wait for Bedrock's next event is not the gateway's overhead.
+            let asked = Instant::now();
             let step = tokio::select! {
                 biased;
                 changed = cut.wait_for(|cut| *cut), if cut_open => match changed {
@@ -104,6 +107,7 @@ pub(crate) fn relay(
                 item = events.next() => Step::Item(item),
                 _ = tokio::time::sleep_until(deadline.min(next_ping).into()) => Step::Tick,
             };
+            account.waited(asked.elapsed());
             let item = match step {
                 Step::NoCut => {
                     cut_open = false;
@@ -146,7 +150,10 @@ pub(crate) fn relay(
                 }
                 Some(Ok(event)) => {
                     match &event.event {
-                        Some(StreamEvent::Error { .. }) => account.end("upstream_error"),
+                        Some(StreamEvent::Error { error }) => {
+                            account.end("upstream_error");
+                            account.bedrock_error(error.kind);
+                        }
                         Some(StreamEvent::MessageStop) => account.end("completed"),
                         _ => {}
                     }
@@ -158,6 +165,7 @@ pub(crate) fn relay(
                 }
                 Some(Err(e)) => {
                     account.end("upstream_error");
+                    account.bedrock_error(e.kind);
                     yield Ok(Frame::data(error_event(e.kind, e.message)));
                     break;
                 }
