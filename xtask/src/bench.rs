@@ -125,6 +125,70 @@ struct Round {
     ttfe_p50: Option<f64>,
 }
 
+/// p50 and p99 (seconds) of `gateway_overhead_seconds`, plain and streamed (proxy-server only).
+#[derive(Default, Clone)]
+struct Overhead {
+    plain: Option<(f64, f64)>,
+    stream: Option<(f64, f64)>,
+}
+
+/// A server's `/metrics` text.
+fn get_metrics(addr: &str) -> Result<String> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// p50 and p99 of `gateway_overhead_seconds` on `/v1/messages` with `stream="true"|"false"`, from
+/// the cumulative buckets, interpolated within a bucket as `histogram_quantile` does.
+fn overhead_quantiles(metrics: &str, stream: &str) -> Option<(f64, f64)> {
+    let mut buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("gateway_overhead_seconds_bucket{")
+                && l.contains("path=\"/v1/messages\"")
+                && l.contains(&format!("stream=\"{stream}\""))
+        })
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
+            Some((le, count))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let quantile = |q: f64| {
+        let rank = q * total;
+        let (mut lower, mut below) = (0.0, 0.0);
+        for &(le, cum) in &buckets {
+            if cum >= rank {
+                if le.is_infinite() {
+                    return lower;
+                }
+                return lower
+                    + (le - lower) * (rank - below) / (cum - below).max(f64::MIN_POSITIVE);
+            }
+            (lower, below) = (le, cum);
+        }
+        lower
+    };
+    Some((quantile(0.5), quantile(0.99)))
+}
+
 /// Memory figures, measured once per system.
 #[derive(Default, Clone)]
 struct Memory {
@@ -384,6 +448,21 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
             rounds[i].push(r);
         }
     }
+    // The gateways' own account of their time over every request of the run.
+    let overheads: Vec<Overhead> = systems
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if !usable[i] || !s.name.starts_with("proxy-server") {
+                return Overhead::default();
+            }
+            let text = get_metrics(&s.addr).unwrap_or_default();
+            Overhead {
+                plain: overhead_quantiles(&text, "false"),
+                stream: overhead_quantiles(&text, "true"),
+            }
+        })
+        .collect();
     eprintln!("memory with {} open streams", plan.open_streams);
     for (i, s) in systems.iter().enumerate() {
         // The two LiteLLM systems share one process: its memory is measured once.
@@ -408,7 +487,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let elapsed = started.elapsed();
     let summary: Vec<Round> = rounds.iter().map(|r| median_round(r)).collect();
     let doc = report(
-        &plan, &machine, &systems, &usable, &summary, &memory, &problems, elapsed,
+        &plan, &machine, &systems, &usable, &summary, &memory, &overheads, &problems, elapsed,
     )?;
     let path = root.join("docs/BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
@@ -1117,6 +1196,7 @@ fn report(
     usable: &[bool],
     r: &[Round],
     memory: &[Memory],
+    overheads: &[Overhead],
     problems: &[String],
     elapsed: Duration,
 ) -> Result<String> {
@@ -1219,6 +1299,34 @@ fn report(
             opt(memory[i].idle_mb, 1),
             opt(memory[i].open_mb, 1),
             ratio(memory[i].open_mb, memory[1].open_mb),
+        )?;
+    }
+    writeln!(
+        d,
+        "\n### The gateway's own time (`gateway_overhead_seconds`)\n\n\
+         What each proxy-server reports of its own time over every request of the run (all the loads \
+         above): a request's time less its waits for Bedrock (the answer or its head, and for streams \
+         the gaps between upstream events). Quantiles from the histogram's buckets, interpolated as \
+         Prometheus's `histogram_quantile` does, so they are approximate.\n"
+    )?;
+    writeln!(
+        d,
+        "| system | plain p50 / p99 µs | streams p50 / p99 µs |\n|---|---|---|"
+    )?;
+    for (i, s) in systems.iter().enumerate() {
+        if !usable[i] || !s.name.starts_with("proxy-server") {
+            continue;
+        }
+        let us = |q: Option<(f64, f64)>| match q {
+            Some((a, b)) => format!("{:.0} / {:.0}", a * 1e6, b * 1e6),
+            None => "—".into(),
+        };
+        writeln!(
+            d,
+            "| {} | {} | {} |",
+            s.name,
+            us(overheads[i].plain),
+            us(overheads[i].stream)
         )?;
     }
     writeln!(
@@ -1511,6 +1619,19 @@ mod tests {
     #[test]
     fn a_chart_without_points_still_ends() {
         assert!(chart(&[], &[], &[]).contains("No offered-load figures"));
+    }
+
+    #[test]
+    fn overhead_quantiles_interpolate_within_buckets() {
+        let m = "gateway_overhead_seconds_bucket{path=\"/v1/messages\",stream=\"false\",le=\"0.0001\"} 0\n\
+                 gateway_overhead_seconds_bucket{path=\"/v1/messages\",stream=\"false\",le=\"0.00025\"} 50\n\
+                 gateway_overhead_seconds_bucket{path=\"/v1/messages\",stream=\"false\",le=\"0.0005\"} 100\n\
+                 gateway_overhead_seconds_bucket{path=\"/v1/messages\",stream=\"false\",le=\"+Inf\"} 100\n\
+                 gateway_overhead_seconds_bucket{path=\"/v1/messages\",stream=\"true\",le=\"+Inf\"} 0\n";
+        let (p50, p99) = overhead_quantiles(m, "false").unwrap();
+        assert!((p50 - 0.00025).abs() < 1e-9, "{p50}");
+        assert!((p99 - 0.000495).abs() < 1e-9, "{p99}");
+        assert_eq!(overhead_quantiles(m, "true"), None);
     }
 
     #[test]
