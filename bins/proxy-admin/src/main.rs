@@ -291,9 +291,18 @@ fn health(url: &str) -> anyhow::Result<()> {
     stream.set_write_timeout(Some(timeout))?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes())?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head).context("no answer")?;
-    let line = String::from_utf8_lossy(&head[..n]);
+    // The status line may arrive in pieces (a server writes its head as it likes): read until it
+    // is whole, the answer ends, or 1 KiB came without one.
+    let mut head = Vec::with_capacity(128);
+    let mut buf = [0u8; 256];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 1024 {
+        let n = stream.read(&mut buf).context("no answer")?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
     let status = line
         .split_whitespace()
         .nth(1)

@@ -293,7 +293,13 @@ fn health_check_exit_status() {
                 got.extend_from_slice(&buf[..n]);
             }
             assert!(got.starts_with(b"GET /health HTTP/1.1\r\n"), "{got:?}");
-            write!(conn, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").unwrap();
+            // The head in pieces, as a server may write it: the check must read the whole status
+            // line (it once read only the first piece and failed a healthy server).
+            for piece in ["HTTP/1.1 ", status, "\r\ncontent-length: 0\r\n\r\n"] {
+                conn.write_all(piece.as_bytes()).unwrap();
+                conn.flush().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         });
         url
     };
