@@ -31,6 +31,15 @@ const UNSIGNED: [&str; 4] = [
 const X_AMZ_DATE: &str = "x-amz-date";
 const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
 
+/// A SigV4 signing key: an HMAC-SHA256 output, copied out of the cache without an allocation.
+type SigningKey = [u8; 32];
+
+fn derive_key(secret: &str, time: SystemTime, region: &str, service: &str) -> SigningKey {
+    let mut key = [0u8; 32];
+    key.copy_from_slice(generate_signing_key(secret, time, region, service).as_ref());
+    key
+}
+
 /// Signing keys by (secret, day, region, service): the key of a day is the same for every request
 /// of that day, so the four HMACs that derive it run once a day per region and service.
 #[derive(Default)]
@@ -43,7 +52,7 @@ struct KeyEntry {
     day: String,
     region: String,
     service: String,
-    key: Vec<u8>,
+    key: SigningKey,
 }
 
 impl std::fmt::Debug for SigningKeys {
@@ -60,21 +69,19 @@ impl SigningKeys {
         region: &str,
         service: &str,
         time: SystemTime,
-    ) -> Vec<u8> {
+    ) -> SigningKey {
         let found = |entries: &[KeyEntry]| {
             entries
                 .iter()
                 .find(|e| {
                     e.day == day && e.region == region && e.service == service && e.secret == secret
                 })
-                .map(|e| e.key.clone())
+                .map(|e| e.key)
         };
         if let Some(key) = found(&self.held.read().unwrap_or_else(|e| e.into_inner())) {
             return key;
         }
-        let key = generate_signing_key(secret, time, region, service)
-            .as_ref()
-            .to_vec();
+        let key = derive_key(secret, time, region, service);
         let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
         // Keys of other days or secrets are of no more use; a handful of regions and services.
         held.retain(|e| e.day == day && e.secret == secret);
@@ -86,7 +93,7 @@ impl SigningKeys {
             day: day.to_owned(),
             region: region.to_owned(),
             service: service.to_owned(),
-            key: key.clone(),
+            key,
         });
         key
     }
@@ -190,11 +197,9 @@ pub(crate) fn sign_plain<B>(
     let secret = credentials.secret_access_key();
     let signing_key = match keys {
         Some(keys) => keys.key(secret, &day, region, service, time),
-        None => generate_signing_key(secret, time, region, service)
-            .as_ref()
-            .to_vec(),
+        None => derive_key(secret, time, region, service),
     };
-    let signature = calculate_signature(&signing_key, string_to_sign.as_bytes());
+    let signature = calculate_signature(signing_key, string_to_sign.as_bytes());
     let authorization = format!(
         "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
         credentials.access_key_id()
