@@ -4,8 +4,9 @@
 //! a hyper 1 HTTP/1.1 server with keep-alive; each request body parsed into a `serde_json::Value`
 //! and encoded again (every gateway must at least read the JSON it forwards); forwarded to the
 //! upstream on the path it was received at, through a pooled `hyper_util` client with
-//! `TCP_NODELAY`; the response relayed frame by frame as it arrives; mimalloc as the allocator. No
-//! authentication, conversion, signing, limits or usage records: it is a yardstick, not a product.
+//! `TCP_NODELAY`; the response relayed frame by frame as it arrives; mimalloc as the allocator (as
+//! in proxy-server: without transparent huge pages). No authentication, conversion, signing,
+//! limits or usage records: it is a yardstick, not a product.
 
 use std::convert::Infallible;
 use std::io::Write;

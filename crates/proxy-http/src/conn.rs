@@ -37,7 +37,6 @@ pub(crate) struct ConnState {
     /// has not come back for (0: it is waiting for its own source, or done). A body hyper does not
     /// come back to is one whose client does not read (HTTP/2: a closed flow-control window).
     bodies: std::sync::Mutex<Vec<Arc<AtomicU64>>>,
-    changed: tokio::sync::Notify,
 }
 
 /// Why a connection was closed by the gateway.
@@ -68,7 +67,6 @@ impl ConnState {
             head_started: AtomicU64::new(0),
             write_blocked: AtomicU64::new(0),
             bodies: std::sync::Mutex::new(Vec::new()),
-            changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -89,7 +87,6 @@ impl ConnState {
         {
             self.head_started
                 .store(self.now_ms() + 1, Ordering::Release);
-            self.changed.notify_one();
         }
     }
 
@@ -98,7 +95,6 @@ impl ConnState {
         if blocked && was == 0 {
             self.write_blocked
                 .store(self.now_ms() + 1, Ordering::Release);
-            self.changed.notify_one();
         } else if !blocked && was != 0 {
             // Writing again: whatever hyper had buffered counts as in flight until now.
             self.write_blocked.store(0, Ordering::Release);
@@ -130,55 +126,53 @@ impl ConnState {
     /// Completes when the connection has sent part of a request head for longer than `header`, has
     /// had nothing in flight for longer than `idle`, or could not write for longer than `idle`
     /// (a client that stopped reading its response).
+    ///
+    /// Nothing wakes it: it sleeps until the earliest deadline the state allows and looks again
+    /// (a request costs no wake-up of the watcher). Deadlines only move later while it sleeps,
+    /// but one: a request head that starts while the connection is idle. So an idle connection
+    /// is looked at every `header`, which is when a head that started just after it was looked
+    /// at can expire at the earliest; each deadline is still met exactly.
     pub(crate) async fn expired(&self, header: Duration, idle: Duration) -> Expiry {
-        let (header_ms, idle_ms) = (header.as_millis() as u64, idle.as_millis() as u64);
+        let (header_ms, idle_ms) = (
+            (header.as_millis() as u64).max(1),
+            (idle.as_millis() as u64).max(1),
+        );
         loop {
-            let notified = self.changed.notified();
+            let now = self.now_ms();
             let blocked = self.write_blocked.load(Ordering::Acquire);
             // A write that does not move: the client stopped reading (whether the response body
             // is still being produced, or hyper holds the rest of it in its buffer).
-            let wait = if blocked > 0 {
-                let (now, deadline) = (self.now_ms(), blocked - 1 + idle_ms);
+            let wait_ms = if blocked > 0 {
+                let deadline = blocked - 1 + idle_ms;
                 if now >= deadline {
                     return Expiry::Write;
                 }
                 // Re-checked then: the write may have moved meanwhile.
-                Some(Duration::from_millis(deadline.saturating_sub(now).max(10)))
+                (deadline - now).max(10)
             } else if self.in_flight.load(Ordering::Acquire) > 0 {
                 // Bodies are looked at every half `idle` (no wake-up per frame).
-                let now = self.now_ms();
                 match self.oldest_unread_frame() {
                     Some(at) if now >= at + idle_ms => return Expiry::Write,
-                    Some(at) => Some(Duration::from_millis(
-                        (at + idle_ms).saturating_sub(now).min(idle_ms / 2).max(10),
-                    )),
-                    None => Some(Duration::from_millis((idle_ms / 2).max(10))),
+                    Some(at) => (at + idle_ms - now).min(idle_ms / 2).max(10),
+                    None => (idle_ms / 2).max(10),
                 }
             } else {
-                let now = self.now_ms();
                 let started = self.head_started.load(Ordering::Acquire);
-                let (deadline, why) = if started > 0 {
-                    (started - 1 + header_ms, Expiry::HeaderRead)
-                } else {
-                    (
-                        self.idle_since.load(Ordering::Acquire) + idle_ms,
-                        Expiry::Idle,
-                    )
-                };
-                if now >= deadline {
-                    return why;
-                }
-                Some(Duration::from_millis(deadline - now))
-            };
-            match wait {
-                Some(wait) => {
-                    tokio::select! {
-                        _ = notified => {}
-                        _ = tokio::time::sleep(wait) => {}
+                if started > 0 {
+                    let deadline = started - 1 + header_ms;
+                    if now >= deadline {
+                        return Expiry::HeaderRead;
                     }
+                    deadline - now
+                } else {
+                    let deadline = self.idle_since.load(Ordering::Acquire) + idle_ms;
+                    if now >= deadline {
+                        return Expiry::Idle;
+                    }
+                    (deadline - now).min(header_ms)
                 }
-                None => notified.await,
-            }
+            };
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         }
     }
 }
@@ -193,7 +187,6 @@ impl Drop for InFlight {
         s.idle_since.store(s.now_ms(), Ordering::Release);
         s.head_started.store(0, Ordering::Release);
         s.in_flight.fetch_sub(1, Ordering::AcqRel);
-        s.changed.notify_one();
     }
 }
 
