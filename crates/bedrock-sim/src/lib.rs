@@ -147,6 +147,7 @@
 pub mod catalog;
 pub mod directives;
 pub mod eventstream;
+mod faults;
 mod generate;
 mod messages;
 mod server;
