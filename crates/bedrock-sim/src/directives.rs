@@ -357,7 +357,8 @@ mod tests {
         d.apply("reset after=3").unwrap();
         assert_eq!((d.fault, d.after), (Some(Fault::Reset), Some(3)));
         let mut d = Directives::default();
-        d.apply(" error=throttling fail_first=2 stall id=t1 ").unwrap();
+        d.apply(" error=throttling fail_first=2 stall id=t1 ")
+            .unwrap();
         assert_eq!(
             d.fail_first,
             Some((2, "error=throttling fail_first=2 stall id=t1".to_owned()))

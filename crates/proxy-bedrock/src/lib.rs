@@ -32,10 +32,10 @@ use proxy_schema::ErrorType;
 pub use catalog::{Listing, RouteTable};
 pub use invoke::EventStream;
 pub use messages::{Endpoint, Endpoints, MessageStream, MessagesClient, MessagesReply};
+pub use retry::{RetryEvent, RetryHook, RetryPolicy, Retryable};
 pub use routing::{
     Api, ListedModel, ModelRoute, Route, RouteError, Router, RoutingConfig, geographies, geography,
 };
-pub use retry::{RetryEvent, RetryHook, RetryPolicy, Retryable};
 pub use upstream::{Call, Reply, ReplyEvent, ReplyStream, Sent, Target};
 
 /// The longest a read of Bedrock's catalog (both listings, every page) may take.

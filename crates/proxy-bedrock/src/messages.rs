@@ -642,6 +642,17 @@ pub(crate) fn stream_item(ev: SseEvent) -> Result<ReplyEvent, UpstreamError> {
                 ),
             );
         }
+        // An event the schema does not model is passed on, but only as JSON: data that is not
+        // JSON (a corrupt event) would break the client's parser, so the stream ends here instead.
+        if json.is_none() {
+            return Err(UpstreamError::new(
+                ErrorType::ApiError,
+                format!(
+                    "Bedrock sent an SSE `{}` event whose data is not JSON",
+                    item.name
+                ),
+            ));
+        }
     }
     if item.event.is_none() {
         tracing::debug!(event = %item.name, "passing an SSE event the schema does not model");
@@ -922,6 +933,14 @@ mod tests {
             item("error", "garbage").unwrap_err().kind,
             ErrorType::ApiError
         );
+        // A corrupt event (data cut in half): an error, never relayed.
+        let e = item(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","ind"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorType::ApiError);
+        assert!(e.message.contains("not JSON"), "{}", e.message);
         // A new event type, and a known one with a delta the schema lacks: passed, not fatal.
         for (event, data) in [
             ("brand_new", r#"{"type":"brand_new","x":1}"#),

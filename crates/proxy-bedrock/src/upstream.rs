@@ -300,7 +300,12 @@ impl Bedrock {
                 if retries < policy.max_retries && started.elapsed() + wait < policy.budget {
                     retries += 1;
                     self.heard(RetryEvent::Retry(why));
-                    tracing::debug!(reason = why.as_str(), retry = retries, wait_ms = wait.as_millis() as u64, "retrying the Bedrock call");
+                    tracing::debug!(
+                        reason = why.as_str(),
+                        retry = retries,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying the Bedrock call"
+                    );
                     tokio::time::sleep(wait).await;
                     continue;
                 }

@@ -157,7 +157,12 @@ impl Defences {
         for c in [&d.upstream_retries, &d.upstream_fallbacks] {
             registry.register(Box::new(c.clone())).unwrap();
         }
-        for reason in ["throttled", "unavailable", "connection", "expired_credentials"] {
+        for reason in [
+            "throttled",
+            "unavailable",
+            "connection",
+            "expired_credentials",
+        ] {
             d.upstream_retries.with_label_values(&[reason]);
         }
         for c in [&d.refused_connections, &d.panics] {
