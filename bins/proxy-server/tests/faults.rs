@@ -327,30 +327,40 @@ fn stalls_end_at_the_stream_timeouts_and_at_bedrock_timeout() {
         sim_json(&sim_url, "/_sim/connections")["busy"] == 1
     });
     assert_eq!(stalled.join().unwrap().0, 504);
-    for route in ROUTES {
-        // A stream that stops after its third event, its connection kept open.
-        let started = Instant::now();
-        let (status, _, sse) = messages(&p.addr, route, "[sim words=40 stall after=3]", true);
-        assert_eq!(status, 200, "{route}: {sse}");
-        assert!(sse.contains("event: message_start"), "{route}: {sse}");
-        let error = sse_error(&sse).unwrap_or_else(|| panic!("{route}: {sse}"));
-        assert_eq!(error["error"]["type"], "timeout_error", "{route}: {sse}");
-        assert!(sse.contains("STREAM_IDLE_TIMEOUT"), "{route}: {sse}");
-        assert!(started.elapsed() < Duration::from_secs(5), "{route}");
-        // A stream whose first event never comes.
-        let (_, _, sse) = messages(&p.addr, route, "[sim stall after=0]", true);
-        assert!(sse.contains("STREAM_FIRST_EVENT_TIMEOUT"), "{route}: {sse}");
-        assert!(!sse.contains("event: message_start"), "{route}: {sse}");
-        // A plain call never answered: BEDROCK_TIMEOUT, before anything was sent.
-        let started = Instant::now();
-        let (status, _, body) = messages(&p.addr, route, "[sim stall]", false);
-        assert_eq!(status, 504, "{route}: {body}");
-        assert!(body.contains("timeout_error"), "{route}: {body}");
-        let took = started.elapsed();
-        assert!(
-            took >= Duration::from_secs(2) && took < Duration::from_secs(6),
-            "{route}: {took:?}"
-        );
+    // The routes in parallel: each waits out its timeouts.
+    let runs: Vec<_> = ROUTES
+        .into_iter()
+        .map(|route| {
+            let addr = p.addr.clone();
+            std::thread::spawn(move || {
+                // A stream that stops after its third event, its connection kept open.
+                let started = Instant::now();
+                let (status, _, sse) = messages(&addr, route, "[sim words=40 stall after=3]", true);
+                assert_eq!(status, 200, "{route}: {sse}");
+                assert!(sse.contains("event: message_start"), "{route}: {sse}");
+                let error = sse_error(&sse).unwrap_or_else(|| panic!("{route}: {sse}"));
+                assert_eq!(error["error"]["type"], "timeout_error", "{route}: {sse}");
+                assert!(sse.contains("STREAM_IDLE_TIMEOUT"), "{route}: {sse}");
+                assert!(started.elapsed() < Duration::from_secs(5), "{route}");
+                // A stream whose first event never comes.
+                let (_, _, sse) = messages(&addr, route, "[sim stall after=0]", true);
+                assert!(sse.contains("STREAM_FIRST_EVENT_TIMEOUT"), "{route}: {sse}");
+                assert!(!sse.contains("event: message_start"), "{route}: {sse}");
+                // A plain call never answered: BEDROCK_TIMEOUT, before anything was sent.
+                let started = Instant::now();
+                let (status, _, body) = messages(&addr, route, "[sim stall]", false);
+                assert_eq!(status, 504, "{route}: {body}");
+                assert!(body.contains("timeout_error"), "{route}: {body}");
+                let took = started.elapsed();
+                assert!(
+                    took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+                    "{route}: {took:?}"
+                );
+            })
+        })
+        .collect();
+    for run in runs {
+        run.join().unwrap();
     }
     nothing_left_running(&sim_url, &p.addr);
     let (status, _, _) = messages(&p.addr, CLAUDE, "after the stalls", false);
