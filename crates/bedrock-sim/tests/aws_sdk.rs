@@ -952,13 +952,13 @@ async fn transport_faults_break_the_sdks_stream_and_fail_first_lets_later_calls_
             .unwrap();
         let mut events = 0;
         let err = loop {
-            match tokio::time::timeout(std::time::Duration::from_secs(10), out.stream.recv())
-                .await
-                .unwrap_or_else(|_| panic!("{fault}: the SDK still waits"))
-            {
-                Ok(Some(_)) => events += 1,
-                Ok(None) => panic!("{fault}: the stream ended cleanly"),
-                Err(e) => break e,
+            let next =
+                tokio::time::timeout(std::time::Duration::from_secs(10), out.stream.recv()).await;
+            match next {
+                Err(_) => panic!("{fault}: the SDK still waits"),
+                Ok(Ok(Some(_))) => events += 1,
+                Ok(Ok(None)) => panic!("{fault}: the stream ended cleanly"),
+                Ok(Err(e)) => break e,
             }
         };
         assert_eq!(events, 2, "{fault}");
