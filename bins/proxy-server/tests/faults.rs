@@ -435,6 +435,16 @@ fn throttling_and_unavailability_are_retried_within_the_budget_and_never_after_t
         assert_eq!(status, 200, "{route}: {body}");
         assert_eq!(received(&sim_url, &nonce).len(), 3, "{route}");
         assert_eq!(retries("throttled") - before, 2.0, "{route}");
+        // Over the service quota (a 400 on Bedrock's own routes, but throttling): retried.
+        let nonce = format!("id=q-{route}");
+        let (status, _, body) = messages(
+            &p.addr,
+            route,
+            &format!("[sim error=quota fail_first=1 {nonce}]"),
+            false,
+        );
+        assert_eq!(status, 200, "{route}: {body}");
+        assert_eq!(received(&sim_url, &nonce).len(), 2, "{route}");
         // A 500 once, then served.
         let nonce = format!("id=i-{route}");
         let (status, _, body) = messages(
@@ -493,10 +503,10 @@ fn throttling_and_unavailability_are_retried_within_the_budget_and_never_after_t
     }
     nothing_left_running(&sim_url, &p.addr);
     sigterm(&mut p);
-    // Usage: the served requests only (3 of the 6 plain and streamed ones), and the cut stream.
+    // Usage: the served requests only (4 of the 7 plain and streamed ones), and the cut stream.
     let rows = usage(&store);
     for route in ROUTES {
-        assert_eq!(rows[route].0, 4, "{route}: {rows:?}");
+        assert_eq!(rows[route].0, 5, "{route}: {rows:?}");
     }
 
     // A budget too small for any wait: the first throttle is the client's answer.
