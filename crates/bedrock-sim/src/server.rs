@@ -917,7 +917,8 @@ pub(crate) async fn plain_fault(fault: Option<Fault>, conn: &ConnCtl) {
     }
 }
 
-/// `response` cut after half its body (its `content-length` the whole), then the connection closed.
+/// `response` cut after half its body (sent chunked, so the peer sees a body that ends early), then
+/// the connection closed.
 pub(crate) fn truncated(response: Response<Body>, conn: Arc<ConnCtl>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
     let frames = async_stream::stream! {
