@@ -26,6 +26,18 @@ SCRIPTING
   error=KIND          fail with an HTTP error    stream_error=KIND after=N   exception after N events
   ttfb_ms=N           delay before the response  delay_ms=N       delay between stream events
 
+  Transport faults, after N stream events (after=N, default 2):
+  reset after=N       TCP reset (SO_LINGER 0, then close); a plain call is reset before its response
+  truncate after=N    half a frame, then close; a plain call gets half its body
+  bad_crc after=N     a frame with a wrong message CRC (streams only)
+  oversize after=N    a prelude claiming a frame over 16 MiB, then nothing (streams only)
+  stall after=N       no more bytes, connection kept open; a plain call is never answered
+  On the Messages API (plain SSE, no CRC): bad_crc is an event whose data is not JSON, oversize a
+  data line of 16 MiB + 1 byte.
+  fail_first=N        the faults of this marker (error=, stream_error=, the five above) hit its first
+                      N requests only; keyed by the whole marker: add a nonce such as id=abc
+  expired_key=AKID    403 ExpiredTokenException for requests signed with access key AKID
+
   KIND: validation access_denied not_found throttling quota not_ready timeout model_error internal
         unavailable model_stream_error
 
@@ -48,7 +60,9 @@ ANTHROPIC MESSAGES API
 
 CONTROL ENDPOINTS
   GET /_sim/requests   what was received (endpoint, operation, model id, headers, body, status)
-  POST /_sim/reset     forget it
+  POST /_sim/reset     forget it (and the fail_first counts)
+  GET /_sim/connections  {\"open\": N, \"busy\": M}: open connections (this one included), requests
+                       being answered (streams until their body is dropped)
   GET /_sim/health     200
   GET /_sim/models     the catalog
   POST /_sim/models    add a model now (JSON with the [[model]] keys below); listed by the next

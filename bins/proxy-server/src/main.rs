@@ -88,6 +88,14 @@ struct Args {
     /// Seconds to wait for Bedrock to answer (streams: to start).
     #[arg(long, env = "BEDROCK_TIMEOUT", default_value = "600")]
     bedrock_timeout: u64,
+    /// Retries of a throttled or unavailable Bedrock call (429, 503, 500, a failed connection)
+    /// before its answer starts, per target; 0 turns retries off (fallbacks still apply).
+    #[arg(long, env = "BEDROCK_MAX_RETRIES", default_value = "2")]
+    bedrock_max_retries: u32,
+    /// Milliseconds a request may spend on retries and fallbacks (full-jitter backoff from 200 ms,
+    /// doubling, at most 5 s a wait): no wait that would end past it starts.
+    #[arg(long, env = "BEDROCK_RETRY_BUDGET_MS", default_value = "10000")]
+    bedrock_retry_budget_ms: u64,
     /// Largest request body in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value = "33554432")]
     max_body_bytes: usize,
@@ -385,7 +393,12 @@ async fn serve_traced(args: Args) -> anyhow::Result<()> {
     routing.check().map_err(config_error)?;
     let bedrock =
         proxy_bedrock::Bedrock::from_env(args.region, Duration::from_secs(args.bedrock_timeout))
-            .await;
+            .await
+            .with_retry(proxy_bedrock::RetryPolicy {
+                max_retries: args.bedrock_max_retries,
+                budget: Duration::from_millis(args.bedrock_retry_budget_ms),
+                ..proxy_bedrock::RetryPolicy::default()
+            });
     // The Messages API route needs the signed client (a region, credentials or a Bedrock API key):
     // found at start rather than on the first request.
     if let Some(m) = routing

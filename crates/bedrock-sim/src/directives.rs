@@ -128,6 +128,35 @@ impl ErrorKind {
     }
 }
 
+/// A transport fault `reset`, `truncate`, `bad_crc`, `oversize` or `stall` asks for (see the crate
+/// docs for what each does on each route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A TCP reset (`SO_LINGER` 0, then close): mid-stream, or before a non-streaming response.
+    Reset,
+    /// Half a frame (half an SSE event, half a JSON body), then the connection closes.
+    Truncate,
+    /// A frame whose message CRC is wrong (an SSE event whose data is not JSON on the Messages API).
+    BadCrc,
+    /// A prelude claiming a frame over 16 MiB (an SSE line over 16 MiB on the Messages API).
+    Oversize,
+    /// No more bytes, the connection kept open (a non-streaming call is never answered).
+    Stall,
+}
+
+impl Fault {
+    /// The directive word, also the stream state `/_sim/requests` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Reset => "reset",
+            Fault::Truncate => "truncate",
+            Fault::BadCrc => "bad_crc",
+            Fault::Oversize => "oversize",
+            Fault::Stall => "stall",
+        }
+    }
+}
+
 /// The scripted behaviour of one request, merged from all directive sources.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Directives {
@@ -161,6 +190,14 @@ pub struct Directives {
     pub ttfb: Option<Duration>,
     /// Delay between stream events.
     pub delay: Option<Duration>,
+    /// A transport fault, after `after` events (default 2) on a stream.
+    pub fault: Option<Fault>,
+    /// `fail_first=N`: the faults above apply to the first N requests carrying the same directive
+    /// text (the key, the whole marker or header), later ones are answered normally.
+    pub fail_first: Option<(u64, String)>,
+    /// `expired_key=AKID`: a request signed with this access key id (or carrying this bearer token)
+    /// gets 403 `ExpiredTokenException`.
+    pub expired_key: Option<String>,
 }
 
 /// A directive that could not be understood.
@@ -211,6 +248,19 @@ impl Directives {
                     )
                 }
                 "after" => self.after = Some(num(&value)? as usize),
+                "reset" | "truncate" | "bad_crc" | "oversize" | "stall" if value.is_none() => {
+                    self.fault = Some(match key {
+                        "reset" => Fault::Reset,
+                        "truncate" => Fault::Truncate,
+                        "bad_crc" => Fault::BadCrc,
+                        "oversize" => Fault::Oversize,
+                        _ => Fault::Stall,
+                    })
+                }
+                "fail_first" => self.fail_first = Some((num(&value)?, text.trim().to_owned())),
+                "expired_key" => self.expired_key = Some(value.ok_or_else(bad)?),
+                // A nonce that makes a marker (a `fail_first` key) unique to one test.
+                "id" => {}
                 "ttfb_ms" => self.ttfb = Some(Duration::from_millis(num(&value)?)),
                 "delay_ms" => self.delay = Some(Duration::from_millis(num(&value)?)),
                 _ => return Err(bad()),
@@ -299,6 +349,24 @@ mod tests {
         assert_eq!(d.words, Some(7));
         assert_eq!(d.delay, Some(Duration::from_millis(3)));
         assert_eq!(d.error, Some(ErrorKind::Throttling));
+    }
+
+    #[test]
+    fn faults_and_fail_first_are_keyed_by_their_text() {
+        let mut d = Directives::default();
+        d.apply("reset after=3").unwrap();
+        assert_eq!((d.fault, d.after), (Some(Fault::Reset), Some(3)));
+        let mut d = Directives::default();
+        d.apply(" error=throttling fail_first=2 stall id=t1 ")
+            .unwrap();
+        assert_eq!(
+            d.fail_first,
+            Some((2, "error=throttling fail_first=2 stall id=t1".to_owned()))
+        );
+        assert_eq!(d.fault, Some(Fault::Stall));
+        assert!(d.apply("reset=1").is_err());
+        d.apply("expired_key=AKIDOLD").unwrap();
+        assert_eq!(d.expired_key.as_deref(), Some("AKIDOLD"));
     }
 
     #[test]

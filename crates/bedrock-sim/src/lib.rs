@@ -104,6 +104,14 @@
 //! | `stream_error=KIND` `after=N` | streams only: an exception frame after N events (default 2) |
 //! | `ttfb_ms=N` | wait N ms before the response (before the first event of a stream) |
 //! | `delay_ms=N` | wait N ms between stream events |
+//! | `reset` `after=N` | a TCP reset (`SO_LINGER` 0, then close) after N events (default 2); a non-streaming call is reset before its response |
+//! | `truncate` `after=N` | half of event N's frame (of its SSE event on the Messages API), then the connection closes; a non-streaming call gets half its body |
+//! | `bad_crc` `after=N` | event N's frame with a wrong message CRC; on the Messages API (SSE, no CRC) an event whose data is cut, so not JSON; streams only |
+//! | `oversize` `after=N` | a prelude claiming a frame of 16 MiB + 1 byte, then nothing; on the Messages API a `data:` line of that length; streams only |
+//! | `stall` `after=N` | no more bytes, the connection kept open; a non-streaming call is never answered |
+//! | `fail_first=N` | the faults of the same directive text (`error=`, `stream_error=` and the five above) apply to its first N requests only, later ones are answered normally; keyed by the whole marker (or header, or rule), so add a nonce word such as `id=abc` to keep a test's count its own |
+//! | `expired_key=AKID` | a request signed with access key id `AKID` (or with that bearer token) gets 403 `ExpiredTokenException` ("The security token included in the request is expired") |
+//! | `id=...` | nothing: a nonce that makes a marker unique |
 //!
 //! A reply longer than `maxTokens` / `max_tokens` words is cut there with `max_tokens`; a reply that
 //! contains one of the request's stop sequences is cut before it with `stop_sequence` (and Converse
@@ -124,7 +132,11 @@
 //! Outside the AWS paths, under `/_sim/`: `GET /_sim/requests` lists what the emulator received
 //! (operation, decoded model id, headers, JSON body, status, and for streams `stream.events_sent` and
 //! `stream.state`: `streaming`, `completed`, `failed` or `cancelled` when the client went away),
-//! oldest first, bounded by `--record-limit`; `POST /_sim/reset` forgets them; `GET /_sim/health` answers 200.
+//! oldest first, bounded by `--record-limit`; `POST /_sim/reset` forgets them (and the `fail_first`
+//! counts); `GET /_sim/health` answers 200. `GET /_sim/connections` answers `{"open": N, "busy": M}`:
+//! the connections open now (the one asking included) and the requests being answered (a stream until
+//! its body is dropped; control requests not counted), so a test can see a client release its upstream
+//! connection. A fault's stream shows its name as `stream.state`.
 //! Each entry names its `endpoint` (`runtime`, `mantle` or `control`). `POST /_sim/models` adds a model
 //! to the catalog (a [`catalog::ModelSpec`] as JSON: `id`, `name`, `inference_types`, `geos`,
 //! `mantle`, `adaptive_thinking`, ...), listed from the next ListFoundationModels /
@@ -147,6 +159,7 @@
 pub mod catalog;
 pub mod directives;
 pub mod eventstream;
+mod faults;
 mod generate;
 mod messages;
 mod server;

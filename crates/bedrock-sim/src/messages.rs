@@ -15,6 +15,7 @@
 //! service name, so for it only the path prefix tells Mantle apart.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, header};
@@ -23,7 +24,8 @@ use hyper::body::Frame;
 use serde_json::{Value, json};
 
 use crate::catalog::{Model, ResolveError};
-use crate::directives::{Directives, ErrorKind};
+use crate::directives::{Directives, ErrorKind, Fault};
+use crate::faults::{Abort, ConnCtl, abort_connection};
 use crate::generate::{Format, Plan, estimate_input_tokens};
 use crate::server::{Body, ProgressGuard, Sim, full, headers_json, scripted, sigv4_service};
 use crate::validate::{self, Dialect};
@@ -219,6 +221,7 @@ pub(crate) async fn serve(
     parts: &http::request::Parts,
     raw: Option<Bytes>,
     rid: &str,
+    conn: &Arc<ConnCtl>,
 ) -> Response<Body> {
     let mut seen = Seen {
         endpoint: if route.mantle_path {
@@ -229,7 +232,8 @@ pub(crate) async fn serve(
         operation: "Unknown",
         model_id: None,
     };
-    let (response, error) = match answer(sim, &route, parts, raw.as_ref(), rid, &mut seen).await {
+    let answered = answer(sim, &route, parts, raw.as_ref(), rid, &mut seen, conn).await;
+    let (response, error) = match answered {
         Ok((resp, error)) => (resp, error.map(str::to_owned)),
         Err(e) => {
             let kind = e.kind.to_owned();
@@ -268,6 +272,7 @@ async fn answer(
     raw: Option<&Bytes>,
     rid: &str,
     seen: &mut Seen,
+    conn: &Arc<ConnCtl>,
 ) -> Result<Answer, ApiError> {
     let auth = authenticate(&parts.headers, route.mantle_path)?;
     if matches!(&auth, Auth::SigV4(service) if service == "bedrock-mantle") {
@@ -362,8 +367,19 @@ async fn answer(
             None,
         ));
     }
-    let (directives, plan) = scripted(sim, &model_id, &parts.headers, &body, Format::Native, model)
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let (mut directives, plan) =
+        scripted(sim, &model_id, &parts.headers, &body, Format::Native, model)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+    if let Some(key) = &directives.expired_key
+        && crate::server::access_key(&parts.headers).as_deref() == Some(key.as_str())
+    {
+        // ⚠ As AWS's authentication layer answers the other operations; not observed here.
+        return Ok((
+            crate::server::AwsError::expired().into_response(rid),
+            Some("ExpiredTokenException"),
+        ));
+    }
+    sim.gate(&mut directives);
     if let Some(wait) = directives.ttfb
         && (directives.error.is_some() || !stream)
     {
@@ -374,11 +390,23 @@ async fn answer(
     }
     if stream {
         return Ok((
-            sse_response(&plan, &directives, rid, endpoint, sim.track_stream(rid)),
+            sse_response(
+                &plan,
+                &directives,
+                rid,
+                endpoint,
+                sim.track_stream(rid),
+                conn.clone(),
+            ),
             None,
         ));
     }
-    Ok((json(200, &plan.native_response(), rid, endpoint), None))
+    crate::server::plain_fault(directives.fault, conn).await;
+    let resp = json(200, &plan.native_response(), rid, endpoint);
+    if directives.fault == Some(Fault::Truncate) {
+        return Ok((crate::server::truncated(resp, conn.clone()), None));
+    }
+    Ok((resp, None))
 }
 
 fn sse_frame(event: &str, data: &Value) -> Bytes {
@@ -394,6 +422,7 @@ fn sse_response(
     rid: &str,
     endpoint: Endpoint,
     progress: ProgressGuard,
+    conn: Arc<ConnCtl>,
 ) -> Response<Body> {
     let events: Vec<Value> = plan
         .native_events()
@@ -408,11 +437,33 @@ fn sse_response(
     let ttfb = d.ttfb;
     let delay = d.delay;
     let failure = d.stream_error.map(|k| (k, d.after.unwrap_or(2)));
+    let fault = d.fault.map(|f| (f, d.after.unwrap_or(2)));
     let frames = async_stream::stream! {
         if let Some(wait) = ttfb {
             tokio::time::sleep(wait).await;
         }
         for (n, event) in events.into_iter().enumerate() {
+            if let Some((fault, after)) = fault && n == after {
+                progress.update(|p| p.state = fault.name());
+                let name = event["type"].as_str().unwrap_or("message").to_owned();
+                match fault {
+                    Fault::Stall => {}
+                    Fault::Reset => abort_connection(&conn, Abort::Reset).await,
+                    Fault::Truncate => {
+                        yield Ok(Frame::data(crate::faults::half(&sse_frame(&name, &event))));
+                        abort_connection(&conn, Abort::Close).await;
+                    }
+                    // SSE has no CRC: an event whose data is not JSON stands for a corrupt frame.
+                    Fault::BadCrc => {
+                        yield Ok(Frame::data(crate::faults::malformed_sse(&name, &event.to_string())));
+                        return;
+                    }
+                    // An SSE line longer than any client buffers (16 MiB and a byte).
+                    Fault::Oversize => yield Ok(Frame::data(crate::faults::oversize_sse_line())),
+                }
+                std::future::pending::<()>().await;
+                return;
+            }
             if let Some((kind, after)) = failure && n == after {
                 let error = ApiError::from_kind(kind);
                 progress.update(|p| p.state = "failed");

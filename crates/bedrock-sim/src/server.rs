@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::catalog::{Catalog, Model, ResolveError};
-use crate::directives::{BadDirective, Directives, ErrorKind, extract_markers};
+use crate::directives::{BadDirective, Directives, ErrorKind, Fault, extract_markers};
 use crate::eventstream::{event_frame, exception_frame};
+use crate::faults::{Abort, ConnCtl, Counts, FaultIo, Held, abort_connection};
 use crate::generate::{
     Format, Plan, Request as PlanRequest, b64, estimate_input_tokens, last_user_texts, unique_hex,
 };
@@ -112,6 +113,10 @@ pub struct Sim {
     recorded: Mutex<VecDeque<Value>>,
     /// Progress of the streams served, by request id (shown in `/_sim/requests`).
     streams: Mutex<std::collections::HashMap<String, Arc<Mutex<StreamProgress>>>>,
+    /// Open connections and requests in progress (`/_sim/connections`).
+    counts: Arc<Counts>,
+    /// How many requests each `fail_first` key has seen.
+    fail_counts: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Sim {
@@ -123,7 +128,24 @@ impl Sim {
             catalog: RwLock::new(Arc::new(catalog)),
             recorded: Mutex::new(VecDeque::new()),
             streams: Mutex::new(std::collections::HashMap::new()),
+            counts: Arc::default(),
+            fail_counts: Mutex::default(),
         })
+    }
+
+    /// Applies `fail_first=N`: past the first N requests with its key, the faults are dropped.
+    pub(crate) fn gate(&self, d: &mut Directives) {
+        let Some((n, key)) = &d.fail_first else {
+            return;
+        };
+        let mut counts = self.fail_counts.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = counts.entry(key.clone()).or_insert(0);
+        *seen += 1;
+        if *seen > *n {
+            d.error = None;
+            d.stream_error = None;
+            d.fault = None;
+        }
     }
 
     /// The current catalog.
@@ -175,17 +197,27 @@ pub async fn run(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let open = Held::open(&sim.counts);
+                let ctl = Arc::new(ConnCtl::default());
+                let io = FaultIo::new(stream, ctl.clone());
                 let sim = sim.clone();
-                let service = service_fn(move |req| {
+                let req_ctl = ctl.clone();
+                let service = service_fn(move |mut req: Request<Incoming>| {
                     let sim = sim.clone();
+                    req.extensions_mut().insert(req_ctl.clone());
                     async move { Ok::<_, Infallible>(handle(sim, req).await) }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = builder.serve_connection(TokioIo::new(io), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    tokio::select! {
+                        ended = conn => if let Err(e) = ended {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        },
+                        // A fault ends the connection: dropping it closes (or resets) the socket.
+                        _ = ctl.killed() => {}
                     }
+                    drop(open);
                 });
             }
             _ = &mut shutdown => break,
@@ -250,6 +282,13 @@ impl AwsError {
     fn validation(message: impl Into<String>) -> Self {
         Self::new(400, "ValidationException", message)
     }
+    pub(crate) fn expired() -> Self {
+        Self::new(
+            403,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        )
+    }
     fn from_kind(kind: ErrorKind) -> Self {
         let mut e = Self::new(kind.status(), kind.code(), kind.message());
         if matches!(kind, ErrorKind::ModelError | ErrorKind::ModelStreamError) {
@@ -259,7 +298,7 @@ impl AwsError {
         }
         e
     }
-    fn into_response(self, rid: &str) -> Response<Body> {
+    pub(crate) fn into_response(self, rid: &str) -> Response<Body> {
         let mut body = json!({ "message": self.message });
         if let Some(Value::Object(extra)) = self.extra {
             for (k, v) in extra {
@@ -431,8 +470,23 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
     if let Some(control) = path.strip_prefix("/_sim/") {
         return control_endpoint(&sim, &parts.method, control, raw.ok().as_ref(), &rid);
     }
+    // Counted busy until the response body is dropped (sent whole, or its connection gone).
+    let busy = Held::busy(&sim.counts);
+    let hold = move |resp: Response<Body>| {
+        resp.map(|body| {
+            BodyExt::boxed_unsync(body.map_frame(move |f| {
+                let _ = &busy;
+                f
+            }))
+        })
+    };
+    let conn = parts
+        .extensions
+        .get::<Arc<ConnCtl>>()
+        .cloned()
+        .unwrap_or_default();
     if let Some(route) = messages::Route::parse(&path) {
-        return messages::serve(&sim, route, &parts, raw.ok(), &rid).await;
+        return hold(messages::serve(&sim, route, &parts, raw.ok(), &rid, &conn).await);
     }
     let raw = match raw {
         Ok(raw) => raw,
@@ -493,6 +547,7 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
                 &raw,
                 started,
                 &rid,
+                &conn,
             )
             .await
         }
@@ -520,7 +575,7 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
         "status": response.status().as_u16(),
         "error": error_code,
     }));
-    response
+    hold(response)
 }
 
 fn control_endpoint(
@@ -568,8 +623,20 @@ fn control_endpoint(
                 .collect();
             json_response(200, &Value::Array(list), rid)
         }
+        (&Method::GET, "connections") => json_response(
+            200,
+            &json!({
+                "open": sim.counts.open.load(std::sync::atomic::Ordering::SeqCst),
+                "busy": sim.counts.busy.load(std::sync::atomic::Ordering::SeqCst),
+            }),
+            rid,
+        ),
         (&Method::POST, "reset") => {
             sim.recorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            sim.fail_counts
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clear();
@@ -652,6 +719,7 @@ async fn dispatch(
     raw: &Bytes,
     started: Instant,
     rid: &str,
+    conn: &Arc<ConnCtl>,
 ) -> Result<Response<Body>, AwsError> {
     let catalog = sim.catalog();
     let catalog = &*catalog;
@@ -741,29 +809,43 @@ async fn dispatch(
     }
     .map_err(|e| AwsError::validation(e.0))?;
 
-    let (directives, plan) = scripted(sim, model_id, headers, &body, format, model)
+    let (mut directives, plan) = scripted(sim, model_id, headers, &body, format, model)
         .map_err(|e| AwsError::validation(e.to_string()))?;
+    if let Some(key) = &directives.expired_key
+        && access_key(headers).as_deref() == Some(key.as_str())
+    {
+        return Err(AwsError::expired());
+    }
+    sim.gate(&mut directives);
     if let Some(kind) = directives.error {
         if let Some(wait) = directives.ttfb {
             tokio::time::sleep(wait).await;
         }
         return Err(AwsError::from_kind(kind));
     }
+    let stream = matches!(
+        operation,
+        "ConverseStream" | "InvokeModelWithResponseStream"
+    );
+    if !stream && let Some(wait) = directives.ttfb {
+        tokio::time::sleep(wait).await;
+    }
+    if !stream {
+        plain_fault(directives.fault, conn).await;
+    }
+    let truncate = |resp: Response<Body>| -> Result<Response<Body>, AwsError> {
+        Ok(match directives.fault {
+            Some(Fault::Truncate) => truncated(resp, conn.clone()),
+            _ => resp,
+        })
+    };
     match operation {
-        "Converse" => {
-            if let Some(wait) = directives.ttfb {
-                tokio::time::sleep(wait).await;
-            }
-            Ok(json_response(
-                200,
-                &plan.converse_response(started.elapsed().as_millis() as u64),
-                rid,
-            ))
-        }
+        "Converse" => truncate(json_response(
+            200,
+            &plan.converse_response(started.elapsed().as_millis() as u64),
+            rid,
+        )),
         "InvokeModel" => {
-            if let Some(wait) = directives.ttfb {
-                tokio::time::sleep(wait).await;
-            }
             let mut resp = json_response(200, &plan.native_response(), rid);
             let h = resp.headers_mut();
             let latency = started.elapsed().as_millis().to_string();
@@ -790,7 +872,7 @@ async fn dispatch(
                     h.insert(name, v);
                 }
             }
-            Ok(resp)
+            truncate(resp)
         }
         "ConverseStream" => Ok(stream_response(
             converse_frames(&plan),
@@ -799,6 +881,7 @@ async fn dispatch(
             rid,
             false,
             sim.track_stream(rid),
+            conn.clone(),
         )),
         _ => Ok(stream_response(
             native_frames(&plan),
@@ -807,8 +890,46 @@ async fn dispatch(
             rid,
             true,
             sim.track_stream(rid),
+            conn.clone(),
         )),
     }
+}
+
+/// The access key id of a SigV4 request (`Credential=AKID/...`), or a bearer token.
+pub(crate) fn access_key(headers: &http::HeaderMap) -> Option<String> {
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    if let Some(token) = auth.strip_prefix("Bearer ") {
+        return Some(token.trim().to_owned());
+    }
+    let credential = auth
+        .split([' ', ','])
+        .find_map(|p| p.trim().strip_prefix("Credential="))?;
+    Some(credential.split('/').next()?.to_owned())
+}
+
+/// The faults of a non-streaming call that happen before its answer: `reset` resets the
+/// connection, `stall` never answers. Returns for any other.
+pub(crate) async fn plain_fault(fault: Option<Fault>, conn: &ConnCtl) {
+    match fault {
+        Some(Fault::Reset) => abort_connection(conn, Abort::Reset).await,
+        Some(Fault::Stall) => std::future::pending::<()>().await,
+        _ => {}
+    }
+}
+
+/// `response` cut after half its body (sent chunked, so the peer sees a body that ends early), then
+/// the connection closed.
+pub(crate) fn truncated(response: Response<Body>, conn: Arc<ConnCtl>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    let frames = async_stream::stream! {
+        let whole = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        yield Ok::<_, Infallible>(Frame::data(crate::faults::half(&whole)));
+        abort_connection(&conn, Abort::Close).await;
+    };
+    // The length of the whole body is not known here without reading it; chunked framing, cut
+    // before its end, fails the same way for the peer.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, BodyExt::boxed_unsync(StreamBody::new(frames)))
 }
 
 fn count_tokens(
@@ -947,16 +1068,37 @@ fn stream_response(
     rid: &str,
     native: bool,
     progress: ProgressGuard,
+    conn: Arc<ConnCtl>,
 ) -> Response<Body> {
     let ttfb = d.ttfb;
     let delay = d.delay;
     let failure = d.stream_error.map(|k| (k, d.after.unwrap_or(2)));
+    let fault = d.fault.map(|f| (f, d.after.unwrap_or(2)));
     let frames = async_stream::stream! {
         if let Some(wait) = ttfb {
             tokio::time::sleep(wait).await;
         }
         let mut first_byte_ms = None;
         for (n, event) in events.into_iter().enumerate() {
+            if let Some((fault, after)) = fault && n == after {
+                progress.update(|p| p.state = fault.name());
+                let fb = *first_byte_ms.get_or_insert(started.elapsed().as_millis() as u64);
+                match fault {
+                    Fault::Stall => {}
+                    Fault::Reset => abort_connection(&conn, Abort::Reset).await,
+                    Fault::Truncate => {
+                        yield Ok(Frame::data(crate::faults::half(&render(event, n, started, fb))));
+                        abort_connection(&conn, Abort::Close).await;
+                    }
+                    Fault::BadCrc => {
+                        yield Ok(Frame::data(crate::faults::bad_crc(&render(event, n, started, fb))));
+                        return;
+                    }
+                    Fault::Oversize => yield Ok(Frame::data(crate::faults::oversize_prelude())),
+                }
+                std::future::pending::<()>().await;
+                return;
+            }
             if let Some((kind, after)) = failure && n == after {
                 let mut payload = json!({ "message": kind.message() });
                 if kind == ErrorKind::ModelStreamError {

@@ -49,6 +49,12 @@ impl LocalSim {
         Ok(serde_json::from_value(body)?)
     }
 
+    /// `GET /_sim/connections`: `{"open": N, "busy": M}`, the connections open now (this one
+    /// included) and the requests being answered.
+    pub async fn connections(&self) -> std::io::Result<Value> {
+        Ok(self.call("GET", "/_sim/connections", None).await?.1)
+    }
+
     /// Adds a model to the running emulator's catalog (`POST /_sim/models`): `spec` is a
     /// [`ModelSpec`](crate::catalog::ModelSpec) as JSON, e.g.
     /// `{"id": "anthropic.claude-opus-6", "name": "Claude Opus 6", "inference_types":

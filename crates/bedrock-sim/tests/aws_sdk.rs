@@ -933,3 +933,68 @@ async fn control_plane_lists_profile_only_models_and_models_added_at_runtime() {
         .unwrap_err();
     assert!(err.to_string().contains("provider"), "{err}");
 }
+
+/// The transport faults are real to the official SDK, not only to our own decoder: each breaks a
+/// ConverseStream after the events before it, as a dispatch or response error (never a service
+/// error), and `fail_first` lets the second call with the same marker through. (`oversize` is left
+/// out: the SDK's decoder does not judge a frame by its prelude, it waits for the bytes claimed.)
+#[tokio::test]
+async fn transport_faults_break_the_sdks_stream_and_fail_first_lets_later_calls_through() {
+    let h = start().await;
+    for fault in ["reset", "truncate", "bad_crc"] {
+        let mut out = h
+            .client
+            .converse_stream()
+            .model_id(QWEN)
+            .messages(user(&format!("hi [sim words=20 {fault} after=2]")))
+            .send()
+            .await
+            .unwrap();
+        let mut events = 0;
+        let err = loop {
+            let next =
+                tokio::time::timeout(std::time::Duration::from_secs(10), out.stream.recv()).await;
+            match next {
+                Err(_) => panic!("{fault}: the SDK still waits"),
+                Ok(Ok(Some(_))) => events += 1,
+                Ok(Ok(None)) => panic!("{fault}: the stream ended cleanly"),
+                Ok(Err(e)) => break e,
+            }
+        };
+        assert_eq!(events, 2, "{fault}");
+        assert!(
+            !matches!(err, SdkError::ServiceError(_)),
+            "{fault}: {err:?}"
+        );
+    }
+    // A plain call reset before its response: a dispatch failure.
+    let err = h
+        .client
+        .converse()
+        .model_id(QWEN)
+        .messages(user("hi [sim reset]"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+        ),
+        "{err:?}"
+    );
+    // Throttled once per marker, then served.
+    for expect_ok in [false, true] {
+        let r = h
+            .client
+            .converse()
+            .model_id(QWEN)
+            .messages(user("hi [sim error=throttling fail_first=1 id=sdk]"))
+            .send()
+            .await;
+        assert_eq!(r.is_ok(), expect_ok, "{r:?}");
+    }
+    // Nothing is still being answered.
+    let connections = h.sim.connections().await.unwrap();
+    assert_eq!(connections["busy"], 0, "{connections}");
+}

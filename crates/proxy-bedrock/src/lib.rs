@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod eventstream;
 mod invoke;
 pub mod messages;
+mod retry;
 mod routing;
 pub mod signed;
 mod sigv4;
@@ -31,10 +32,11 @@ use proxy_schema::ErrorType;
 pub use catalog::{Listing, RouteTable};
 pub use invoke::EventStream;
 pub use messages::{Endpoint, Endpoints, MessageStream, MessagesClient, MessagesReply};
+pub use retry::{RetryEvent, RetryHook, RetryPolicy, Retryable};
 pub use routing::{
     Api, ListedModel, ModelRoute, Route, RouteError, Router, RoutingConfig, geographies, geography,
 };
-pub use upstream::{Call, Reply, ReplyEvent, ReplyStream, Sent};
+pub use upstream::{Call, Reply, ReplyEvent, ReplyStream, Sent, Target};
 
 /// The longest a read of Bedrock's catalog (both listings, every page) may take.
 pub const CATALOG_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,6 +51,9 @@ pub struct UpstreamError {
     pub message: String,
     /// Seconds the client should wait before retrying, for throttling and overload.
     pub retry_after: Option<u64>,
+    /// Whether the gateway may try the call again (only for failures before Bedrock's answer
+    /// started: throttling, unavailability, a connection that failed, expired credentials).
+    pub retryable: Option<Retryable>,
 }
 
 impl UpstreamError {
@@ -59,7 +64,13 @@ impl UpstreamError {
             kind,
             message: message.into(),
             retry_after,
+            retryable: None,
         }
+    }
+
+    fn retryable(mut self, why: Option<Retryable>) -> Self {
+        self.retryable = why;
+        self
     }
 }
 
@@ -150,13 +161,16 @@ pub struct Bedrock {
     /// The Messages API client; `None` when it could not be set up (no region, no credentials, or
     /// no TLS), which `messages_api` reports.
     messages: Option<MessagesClient>,
+    /// Retries before the answer starts, and who hears of them.
+    retry: RetryPolicy,
+    hook: Option<RetryHook>,
 }
 
 impl Bedrock {
     /// Builds the client from the standard AWS configuration chain (env, profile, web identity, ECS,
-    /// IMDS; `AWS_BEARER_TOKEN_BEDROCK`; `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`), with `region` when the
-    /// chain has none. The gateway does not retry: clients see throttling at once and apply their own
-    /// policy (the Anthropic SDKs retry 429 and 529 with backoff).
+    /// IMDS, `credential_process`; `AWS_BEARER_TOKEN_BEDROCK`; `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`),
+    /// with `region` when the chain has none. The SDK does not retry; [`Bedrock::send`] does, under
+    /// its [`RetryPolicy`], before the answer starts.
     pub async fn from_env(region: Option<String>, timeout: Duration) -> Self {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(r) = region {
@@ -183,7 +197,20 @@ impl Bedrock {
             bearer,
             timeout,
             messages,
+            retry: RetryPolicy::default(),
+            hook: None,
         }
+    }
+
+    /// Retries throttled and unavailable calls under `policy` (the default: [`RetryPolicy::default`]).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// `hook` hears of every retry and every fallback (for metrics).
+    pub fn set_retry_hook(&mut self, hook: RetryHook) {
+        self.hook = Some(hook);
     }
 
     /// The Messages API client (runtime's `/anthropic` and Mantle), or why there is none.

@@ -33,6 +33,7 @@ use proxy_schema::{ErrorType, Message, StreamEvent};
 use serde_json::Value;
 
 use crate::UpstreamError;
+use crate::retry::Retryable;
 use crate::signed::{SendError, SignedClient};
 use crate::sse::{SseDecoder, SseEvent};
 use crate::upstream::ReplyEvent;
@@ -174,6 +175,11 @@ impl MessagesClient {
             region: region.into(),
             endpoints,
         }
+    }
+
+    /// Forgets the held credentials: the next call reads them again from the chain.
+    pub fn invalidate_credentials(&self) {
+        self.signed.invalidate_credentials();
     }
 
     /// The endpoints in use.
@@ -373,6 +379,7 @@ impl From<SendError> for UpstreamError {
                     ErrorType::OverloadedError,
                     "Bedrock is unreachable from the gateway",
                 )
+                .retryable(Some(Retryable::Connection))
             }
             SendError::Credentials(detail) | SendError::InvalidRequest(detail) => {
                 tracing::error!(error = %detail, "cannot build the Bedrock request (credentials or configuration)");
@@ -448,6 +455,28 @@ pub(crate) fn failure(
     {
         err.retry_after = Some(secs);
     }
+    // Whether the call may be tried again: by the AWS error code where there is one, else by the
+    // error type and the status.
+    let code = headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            let j = json.as_ref()?;
+            ["__type", "code"]
+                .iter()
+                .find_map(|k| j.get(*k).and_then(Value::as_str).map(str::to_owned))
+        });
+    let code = code.as_deref().map(|c| {
+        let c = c.rsplit('#').next().unwrap_or(c);
+        c.split(':').next().unwrap_or(c)
+    });
+    err.retryable = code.and_then(Retryable::of_code).or(match err.kind {
+        ErrorType::RateLimitError => Some(Retryable::Throttled),
+        ErrorType::OverloadedError => Some(Retryable::Unavailable),
+        ErrorType::ApiError if !status.is_success() => Retryable::of_status(status.as_u16()),
+        _ => None,
+    });
     Some(err)
 }
 
@@ -612,6 +641,17 @@ pub(crate) fn stream_item(ev: SseEvent) -> Result<ReplyEvent, UpstreamError> {
                     },
                 ),
             );
+        }
+        // An event the schema does not model is passed on, but only as JSON: data that is not
+        // JSON (a corrupt event) would break the client's parser, so the stream ends here instead.
+        if json.is_none() {
+            return Err(UpstreamError::new(
+                ErrorType::ApiError,
+                format!(
+                    "Bedrock sent an SSE `{}` event whose data is not JSON",
+                    item.name
+                ),
+            ));
         }
     }
     if item.event.is_none() {
@@ -893,6 +933,14 @@ mod tests {
             item("error", "garbage").unwrap_err().kind,
             ErrorType::ApiError
         );
+        // A corrupt event (data cut in half): an error, never relayed.
+        let e = item(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","ind"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorType::ApiError);
+        assert!(e.message.contains("not JSON"), "{}", e.message);
         // A new event type, and a known one with a delta the schema lacks: passed, not fatal.
         for (event, data) in [
             ("brand_new", r#"{"type":"brand_new","x":1}"#),

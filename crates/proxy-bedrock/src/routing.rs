@@ -45,6 +45,11 @@ pub struct ModelRoute {
     /// Name shown by `GET /v1/models`.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// Where to go, in order, when this route stays throttled or unavailable after its retries:
+    /// another geography's profile (`global.anthropic.…`) or another model (`claude-sonnet-4-6`),
+    /// each resolved like a requested name, on its own route.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
 }
 
 /// The routing part of the config file.
@@ -72,6 +77,12 @@ impl RoutingConfig {
             if m.endpoint.is_some() && m.api != Api::Messages {
                 return Err(format!(
                     "[[models]] `{}`: endpoint applies only to api = \"messages\"",
+                    m.name
+                ));
+            }
+            if let Some(f) = m.fallbacks.iter().find(|f| !valid_name(f) || **f == m.name) {
+                return Err(format!(
+                    "[[models]] `{}`: fallback `{f}` is not another model name",
                     m.name
                 ));
             }
@@ -283,6 +294,23 @@ impl Router {
     /// The route of a client model name. The response always carries the name the client sent.
     pub fn resolve(&self, name: &str) -> Result<Route, RouteError> {
         self.resolve_inner(name, true)
+    }
+
+    /// The `fallbacks` chain of a client model name (its `[[models]]` entry's), each resolved like
+    /// a requested name; empty for a name without one.
+    pub fn fallbacks(&self, name: &str) -> Vec<crate::Target> {
+        let Some(m) = self.config.models.iter().find(|m| m.name == name) else {
+            return Vec::new();
+        };
+        m.fallbacks
+            .iter()
+            .filter_map(|f| {
+                Some(crate::Target {
+                    name: f.clone(),
+                    route: self.resolve(f).ok()?,
+                })
+            })
+            .collect()
     }
 
     fn resolve_inner(&self, name: &str, allow_fallback: bool) -> Result<Route, RouteError> {

@@ -195,6 +195,17 @@ impl SignedClient {
         self.inner.timeout
     }
 
+    /// Forgets the held credentials (Bedrock said they expired): the next request asks the chain
+    /// again, which rereads a `credential_process`, the container or instance credentials, ...
+    pub fn invalidate_credentials(&self) {
+        if let AuthState::SigV4(cache, _) = &self.inner.auth {
+            *cache
+                .current
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        }
+    }
+
     /// Whether requests carry a bearer token rather than a signature.
     pub fn is_bearer(&self) -> bool {
         matches!(self.inner.auth, AuthState::Bearer(_))

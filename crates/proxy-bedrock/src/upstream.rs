@@ -14,6 +14,7 @@ use proxy_convert::{ConverseOptions, Removal, StreamConverter};
 use proxy_schema::{ErrorType, Message, MessagesRequest, StreamEvent};
 use serde_json::Value;
 
+use crate::retry::{RetryEvent, Retryable};
 use crate::routing::{Api, Endpoint, Route};
 use crate::{Bedrock, MessagesReply, UpstreamError};
 
@@ -139,6 +140,17 @@ pub struct Call<'a> {
     pub prompt_caching: bool,
     /// The message id the Converse route gives its reply (the other routes keep Bedrock's).
     pub message_id: &'a str,
+    /// Where to go when `route` stays throttled or unavailable, in order (the model's `fallbacks`).
+    pub fallbacks: &'a [Target],
+}
+
+/// A model name and its route: a fallback of a model's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The name as configured (a client name, or a Bedrock id), resolved like a requested name.
+    pub name: String,
+    /// Its route.
+    pub route: Route,
 }
 
 /// A reply and what it took.
@@ -150,9 +162,14 @@ pub struct Sent {
     pub removals: Vec<Removal>,
     /// The Bedrock operation called, for metrics (`Converse`, `InvokeModelWithResponseStream`, ...).
     pub operation: &'static str,
-    /// Time spent waiting for Bedrock's answer (its head, for streams): the network call alone,
-    /// without the conversions before and after it.
+    /// Time spent waiting for Bedrock's answer (its head, for streams): the network calls alone
+    /// (every attempt, and the waits between them), without the conversions before and after them.
     pub waited: Duration,
+    /// The model name the reply carries: the client's, unless a fallback of another model served it
+    /// (then that fallback's name).
+    pub model: String,
+    /// The Bedrock id that served it.
+    pub bedrock_id: String,
 }
 
 /// One `chunk` of InvokeModelWithResponseStream as the event the client gets. Most chunks (the
@@ -211,14 +228,110 @@ fn broken_body(e: impl std::fmt::Display) -> UpstreamError {
 }
 
 impl Bedrock {
-    /// Sends `call` to Bedrock on its route and returns the answer in Anthropic's shape.
+    fn heard(&self, event: RetryEvent<'_>) {
+        if let Some(hook) = &self.hook {
+            (hook.0)(event);
+        }
+    }
+
+    /// Sends `call` to Bedrock on its route and returns the answer in Anthropic's shape. Before the
+    /// answer starts (a stream's head: no event has reached the client), a throttled or unavailable
+    /// call, or one whose connection failed, is tried again after a full-jitter backoff, within the
+    /// [`RetryPolicy`](crate::RetryPolicy)'s retries and budget; then on each of `call.fallbacks` in
+    /// turn. Expired credentials are read again from the chain and the call retried once at once.
+    /// Any other error is answered at once.
     pub async fn send(&self, call: Call<'_>) -> Result<Sent, UpstreamError> {
+        let policy = self.retry;
+        let started = Instant::now();
+        let first = Target {
+            name: call.request.model.clone(),
+            route: call.route.clone(),
+        };
+        let asked_model = call.route.foundation_model_id();
+        let mut previous: Option<&str> = None;
+        let mut last = None;
+        for target in std::iter::once(&first).chain(call.fallbacks) {
+            if let Some(from) = previous {
+                if started.elapsed() >= policy.budget {
+                    break;
+                }
+                self.heard(RetryEvent::Fallback {
+                    from,
+                    to: &target.name,
+                });
+                tracing::warn!(from, to = %target.name, bedrock_id = %target.route.bedrock_id, "Bedrock failed; trying the next target of the model's fallbacks");
+            }
+            // Another geography's profile of the same model answers as the model asked for; another
+            // model answers as itself.
+            let model = if target.route.foundation_model_id() == asked_model {
+                call.request.model.as_str()
+            } else {
+                target.name.as_str()
+            };
+            let mut retries = 0;
+            let mut refreshed = false;
+            loop {
+                let attempt = Instant::now();
+                let e = match self.send_once(call, &target.route, model).await {
+                    Ok(mut sent) => {
+                        sent.waited += attempt - started;
+                        sent.model = model.to_owned();
+                        sent.bedrock_id = target.route.bedrock_id.clone();
+                        return Ok(sent);
+                    }
+                    Err(e) => e,
+                };
+                let Some(why) = e.retryable else {
+                    return Err(e);
+                };
+                if why == Retryable::ExpiredCredentials {
+                    if refreshed {
+                        return Err(e);
+                    }
+                    refreshed = true;
+                    if let Some(api) = &self.messages {
+                        api.invalidate_credentials();
+                    }
+                    tracing::warn!("Bedrock says the credentials expired; reading them again");
+                    self.heard(RetryEvent::Retry(why));
+                    continue;
+                }
+                let wait = policy.backoff(retries);
+                if retries < policy.max_retries && started.elapsed() + wait < policy.budget {
+                    retries += 1;
+                    self.heard(RetryEvent::Retry(why));
+                    tracing::debug!(
+                        reason = why.as_str(),
+                        retry = retries,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying the Bedrock call"
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                last = Some(e);
+                break;
+            }
+            previous = Some(&target.name);
+        }
+        Err(last.unwrap_or_else(|| {
+            UpstreamError::new(ErrorType::ApiError, "no Bedrock target to call")
+        }))
+    }
+
+    /// One attempt of `call` on `route`, the reply carrying `model`.
+    async fn send_once(
+        &self,
+        call: Call<'_>,
+        route: &Route,
+        model: &str,
+    ) -> Result<Sent, UpstreamError> {
         let req = call.request;
         let stream = req.is_stream();
-        let id = call.route.bedrock_id.as_str();
-        let model = req.model.clone();
+        let id = route.bedrock_id.as_str();
+        let model = model.to_owned();
         let mut waited = Duration::ZERO;
-        let (reply, removals, operation) = match call.route.api {
+        let (reply, removals, operation) = match route.api {
             Api::Converse => {
                 let opts = ConverseOptions {
                     bedrock_model_id: id,
@@ -341,7 +454,7 @@ impl Bedrock {
                 let built = proxy_convert::to_messages_body(req, id, call.anthropic_beta)
                     .map_err(invalid)?;
                 let body = json_bytes(&built.body)?;
-                let endpoint = call.route.endpoint;
+                let endpoint = route.endpoint;
                 let reply = clocked(
                     &mut waited,
                     self.timed(api.messages(
@@ -377,6 +490,8 @@ impl Bedrock {
             removals,
             operation,
             waited,
+            model: String::new(),
+            bedrock_id: String::new(),
         })
     }
 

@@ -81,6 +81,17 @@ impl Account {
         }
     }
 
+    /// The model that served (a fallback of another model, or another Bedrock target of the same
+    /// one): the usage record is its.
+    pub(crate) fn served_by(&mut self, model: &str, bedrock_model: &str) {
+        if self.ctx.model != model {
+            model.clone_into(&mut self.ctx.model);
+        }
+        if self.ctx.bedrock_model != bedrock_model {
+            bedrock_model.clone_into(&mut self.ctx.bedrock_model);
+        }
+    }
+
     /// Adds time spent waiting for Bedrock (excluded from the overhead metric).
     pub(crate) fn waited(&mut self, d: Duration) {
         self.upstream += d;

@@ -49,6 +49,7 @@ pub(crate) async fn count_tokens(
         anthropic_version: version.as_str(),
         prompt_caching: g.settings.prompt_caching,
         message_id: "",
+        fallbacks: &[],
     };
     let (tokens, source) = match g.bedrock.count(call).await? {
         Some(n) => (n, "bedrock"),

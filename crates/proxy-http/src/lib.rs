@@ -159,6 +159,21 @@ impl Gateway {
         store: Option<proxy_store::Store>,
     ) -> Arc<Self> {
         let metrics = Metrics::new();
+        let mut bedrock = bedrock;
+        let (retries, fallbacks) = (
+            metrics.defences.upstream_retries.clone(),
+            metrics.defences.upstream_fallbacks.clone(),
+        );
+        bedrock.set_retry_hook(proxy_bedrock::RetryHook(Arc::new(
+            move |event| match event {
+                proxy_bedrock::RetryEvent::Retry(why) => {
+                    retries.with_label_values(&[why.as_str()]).inc()
+                }
+                proxy_bedrock::RetryEvent::Fallback { from, to } => {
+                    fallbacks.with_label_values(&[from, to]).inc()
+                }
+            },
+        )));
         let usage = store.clone().map(|s| {
             keys::UsageSink::start(
                 s,

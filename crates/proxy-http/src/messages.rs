@@ -63,6 +63,9 @@ fn strip_cache_control(v: &mut Value) {
     }
 }
 
+/// Names the Bedrock target (model id, profile id or ARN) that served the request.
+pub(crate) const TARGET_HEADER: &str = "x-gateway-bedrock-target";
+
 pub(crate) async fn messages(
     g: &Arc<Gateway>,
     principal: &Principal,
@@ -201,6 +204,7 @@ async fn serve(
     }
     let mut account = account.with_cache(cache);
     let message_id = format!("msg_bdrk_{}", unique_id(24));
+    let fallbacks = g.router.fallbacks(&req.model);
     let call = Call {
         request: &req,
         route: &route,
@@ -208,6 +212,7 @@ async fn serve(
         anthropic_version: version.as_str(),
         prompt_caching: g.settings.prompt_caching,
         message_id: &message_id,
+        fallbacks: &fallbacks,
     };
     let asked = Instant::now();
     let bedrock_span = crate::telemetry::bedrock_call(&route.bedrock_id, stream);
@@ -232,6 +237,9 @@ async fn serve(
         }
     };
     account.waited(sent.waited);
+    // The target that served: a fallback's usage is its own model's.
+    headers_out.push((TARGET_HEADER, sent.bedrock_id.clone()));
+    account.served_by(&sent.model, &sent.bedrock_id);
     g.metrics.add_rewrites(&sent.removals);
     g.metrics
         .bedrock_latency

@@ -84,6 +84,12 @@ pub struct Defences {
     pub estimated_usage: IntCounterVec,
     /// Streams ended by the gateway, by reason (`first_event_timeout`, `idle_timeout`, `shutdown`).
     pub streams_cut: IntCounterVec,
+    /// Bedrock calls tried again before their answer started, by reason (`throttled`,
+    /// `unavailable`, `connection`, `expired_credentials`).
+    pub upstream_retries: IntCounterVec,
+    /// Requests sent on to the next target of a model's `fallbacks`, by model names (configured
+    /// names only, so bounded by the config).
+    pub upstream_fallbacks: IntCounterVec,
 }
 
 impl Defences {
@@ -128,10 +134,37 @@ impl Defences {
                 &["reason"],
             )
             .unwrap(),
+            upstream_retries: IntCounterVec::new(
+                Opts::new(
+                    "gateway_upstream_retries_total",
+                    "Bedrock calls tried again before their answer started, by reason",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            upstream_fallbacks: IntCounterVec::new(
+                Opts::new(
+                    "gateway_upstream_fallbacks_total",
+                    "Requests sent on to the next target of a model's fallbacks, from one model name to the next",
+                ),
+                &["from", "to"],
+            )
+            .unwrap(),
         };
         registry
             .register(Box::new(d.open_connections.clone()))
             .unwrap();
+        for c in [&d.upstream_retries, &d.upstream_fallbacks] {
+            registry.register(Box::new(c.clone())).unwrap();
+        }
+        for reason in [
+            "throttled",
+            "unavailable",
+            "connection",
+            "expired_credentials",
+        ] {
+            d.upstream_retries.with_label_values(&[reason]);
+        }
         for c in [&d.refused_connections, &d.panics] {
             registry.register(Box::new(c.clone())).unwrap();
         }

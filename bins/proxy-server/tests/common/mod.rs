@@ -68,12 +68,41 @@ pub fn start_with_nofile(
     start_command(cmd, runtime_url, runtime_url, log, env)
 }
 
+/// Like [`start`], with the variables in `remove` taken out of the environment after the usual ones
+/// are set (e.g. the static AWS credentials, for a test of another credential source).
+pub fn start_without(
+    runtime_url: &str,
+    remove: &[&str],
+    log: Option<&std::path::Path>,
+    env: &[(&str, &str)],
+) -> Proxy {
+    start_command_with(
+        Command::new(BIN),
+        runtime_url,
+        runtime_url,
+        log,
+        env,
+        remove,
+    )
+}
+
 fn start_command(
+    cmd: Command,
+    runtime_url: &str,
+    control_url: &str,
+    log: Option<&std::path::Path>,
+    env: &[(&str, &str)],
+) -> Proxy {
+    start_command_with(cmd, runtime_url, control_url, log, env, &[])
+}
+
+fn start_command_with(
     mut cmd: Command,
     runtime_url: &str,
     control_url: &str,
     log: Option<&std::path::Path>,
     env: &[(&str, &str)],
+    remove: &[&str],
 ) -> Proxy {
     if let Some(path) = log {
         cmd.stderr(std::fs::File::create(path).unwrap());
@@ -98,6 +127,9 @@ fn start_command(
         .stdout(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    for k in remove {
+        cmd.env_remove(k);
     }
     let mut child = cmd.spawn().unwrap();
     let mut line = String::new();
