@@ -272,7 +272,10 @@ impl Bedrock {
             let mut refreshed = false;
             loop {
                 let attempt = Instant::now();
-                let e = match self.send_once(call, &target.route, model).await {
+                // Boxed: held inline, the attempt (its conversions and the HTTP call, ~7 KB) would
+                // be in every future around it twice over (an awaited future is laid out beside
+                // the state that borrows it), and each of them copied whole as they move.
+                let e = match Box::pin(self.send_once(call, &target.route, model)).await {
                     Ok(mut sent) => {
                         sent.waited += attempt - started;
                         sent.model = model.to_owned();

@@ -275,7 +275,9 @@ async fn route(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"status": "draining", "reason": "the gateway is shutting down"}),
         )),
-        Endpoint::Ready => Ok(if g.is_ready().await {
+        // Boxed: the credential chain's future is large, and held inline it would be in every
+        // request's future.
+        Endpoint::Ready => Ok(if Box::pin(g.is_ready()).await {
             json_response(StatusCode::OK, &json!({"status": "ready"}))
         } else {
             json_response(

@@ -250,11 +250,15 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&conf)
 }
 
+/// Calls the backend's method and awaits it. DynamoDB's futures (the SDK's calls) are boxed: they
+/// are kilobytes, and a future holds its largest await inline, so every caller's future (each
+/// request's, through authentication, limits and the cache) would carry one and be copied whole
+/// each time it moves, with the embedded store as well.
 macro_rules! dispatch {
-    ($self:ident, $s:ident => $e:expr) => {
+    ($self:ident, $s:ident => $call:expr) => {
         match $self {
-            Store::Embedded($s) => $e,
-            Store::Dynamo($s) => $e,
+            Store::Embedded($s) => $call.await,
+            Store::Dynamo($s) => Box::pin($call).await,
         }
     };
 }
@@ -262,42 +266,42 @@ macro_rules! dispatch {
 impl Store {
     /// Stores a new key.
     pub async fn create_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        dispatch!(self, s => s.create_key(key).await)
+        dispatch!(self, s => s.create_key(key))
     }
 
     /// The key with this hash.
     pub async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        dispatch!(self, s => s.key_by_hash(hash).await)
+        dispatch!(self, s => s.key_by_hash(hash))
     }
 
     /// The key with this id.
     pub async fn key_by_id(&self, key_id: &str) -> Result<Option<ApiKey>, StoreError> {
-        dispatch!(self, s => s.key_by_id(key_id).await)
+        dispatch!(self, s => s.key_by_id(key_id))
     }
 
     /// All keys, or a user's, oldest first.
     pub async fn list_keys(&self, user_id: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
-        dispatch!(self, s => s.list_keys(user_id).await)
+        dispatch!(self, s => s.list_keys(user_id))
     }
 
     /// Applies a change; returns the key as it is now.
     pub async fn update_key(&self, key_id: &str, update: &KeyUpdate) -> Result<ApiKey, StoreError> {
-        dispatch!(self, s => s.update_key(key_id, update).await)
+        dispatch!(self, s => s.update_key(key_id, update))
     }
 
     /// Records that the key was used at `at`.
     pub async fn touch_key(&self, key_id: &str, at: i64) -> Result<(), StoreError> {
-        dispatch!(self, s => s.touch_key(key_id, at).await)
+        dispatch!(self, s => s.touch_key(key_id, at))
     }
 
     /// Stores usage records (each request id once) and adds them to the daily aggregates.
     pub async fn insert_usage(&self, records: &[UsageRecord]) -> Result<usize, StoreError> {
-        dispatch!(self, s => s.insert_usage(records).await)
+        dispatch!(self, s => s.insert_usage(records))
     }
 
     /// Daily aggregates per key and model.
     pub async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
-        dispatch!(self, s => s.usage(query).await)
+        dispatch!(self, s => s.usage(query))
     }
 
     /// Adds `amount` to the counter `name` unless that would take it above `max`, atomically
@@ -311,17 +315,17 @@ impl Store {
         max: Option<u64>,
         expires_at: i64,
     ) -> Result<Option<u64>, StoreError> {
-        dispatch!(self, s => s.add_to_counter(name, amount, max, expires_at).await)
+        dispatch!(self, s => s.add_to_counter(name, amount, max, expires_at))
     }
 
     /// A counter's value (0 when it does not exist).
     pub async fn counter(&self, name: &str) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.counter(name).await)
+        dispatch!(self, s => s.counter(name))
     }
 
     /// A cached value that has not expired.
     pub async fn cache_get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        dispatch!(self, s => s.cache_get(key).await)
+        dispatch!(self, s => s.cache_get(key))
     }
 
     /// Stores a value until `expires_at` (Unix seconds), replacing any earlier one. Values over
@@ -338,7 +342,7 @@ impl Store {
                 value.len()
             )));
         }
-        dispatch!(self, s => s.cache_put(key, value, expires_at).await)
+        dispatch!(self, s => s.cache_put(key, value, expires_at))
     }
 }
 

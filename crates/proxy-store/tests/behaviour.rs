@@ -520,3 +520,22 @@ async fn dynamodb_local_passes_the_suite() {
     let d = dynamodb_local();
     dynamodb_suite(&d.url).await;
 }
+
+/// Every request awaits the store (its key, its limits, the cache): a future that carried the
+/// DynamoDB SDK's call inline (kilobytes) would make each request's future that large, and it is
+/// copied whole whenever it moves. The DynamoDB calls are boxed; this keeps them so.
+#[test]
+fn the_stores_futures_are_small() {
+    let store = Store::Embedded(EmbeddedStore::open(&temp_path("sizes")).unwrap());
+    let sizes = [
+        std::mem::size_of_val(&store.key_by_hash("h")),
+        std::mem::size_of_val(&store.add_to_counter("c", 1, Some(2), 0)),
+        std::mem::size_of_val(&store.counter("c")),
+        std::mem::size_of_val(&store.cache_get("k")),
+        std::mem::size_of_val(&store.touch_key("k", 0)),
+        std::mem::size_of_val(&store.insert_usage(&[])),
+    ];
+    for size in sizes {
+        assert!(size <= 512, "a store future of {size} bytes: {sizes:?}");
+    }
+}
