@@ -110,6 +110,11 @@ fn schema_error(outer: String, message: String) -> SchemaError {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SchemaError> {
+    // Bodies are nearly always valid: parsed once without tracking the path, and a body that fails
+    // is parsed again with the path tracked, for the error's message.
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = dotted(e.path());
