@@ -47,3 +47,11 @@ fn a_raw_carriage_return_in_a_chunk_is_not_relayed_as_a_line_end() {
         b"{\"type\":\"content_block_delta\",\r\n\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}",
     );
 }
+
+/// `native_chunk` (20-minute run, 2026-12-01): a chunk with `"type": ""` was written as `event: `,
+/// which SSE reads as an event named `message`, not the name the gateway meant to send.
+#[test]
+fn an_empty_chunk_type_is_not_relayed_as_a_nameless_event() {
+    relayed_as_sent(include_bytes!("fuzz-found/native_chunk-empty-type.json"));
+    assert!(ReplyEvent::from_native_chunk(br#"{"type":""}"#, "m").is_err());
+}
