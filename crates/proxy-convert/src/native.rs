@@ -315,14 +315,14 @@ pub fn native_chunk(bytes: &[u8], model: &str) -> Result<NativeChunk, ConvertErr
         )
     })?;
     // The type becomes the SSE `event:` line: a line break in it would break the client's stream
-    // (or smuggle events into it).
+    // (or smuggle events into it), and an empty one reads as an event named `message`.
     if event["type"]
         .as_str()
-        .is_some_and(|t| t.contains(['\r', '\n']))
+        .is_some_and(|t| t.is_empty() || t.contains(['\r', '\n']))
     {
         return Err(ConvertError::new(
             "type",
-            "Bedrock sent a stream chunk whose type holds a line break",
+            "Bedrock sent a stream chunk whose type is not an event name",
         ));
     }
     let metrics = event
