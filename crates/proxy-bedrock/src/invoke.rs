@@ -201,7 +201,7 @@ fn exception(frame: &Frame) -> Option<UpstreamError> {
 }
 
 /// The decoded bytes of an InvokeModelWithResponseStream `chunk`; `None` for another event.
-pub(crate) fn chunk_bytes(frame: &Frame) -> Result<Option<Vec<u8>>, UpstreamError> {
+pub fn chunk_bytes(frame: &Frame) -> Result<Option<Vec<u8>>, UpstreamError> {
     if frame.event_type.as_deref() != Some("chunk") {
         tracing::debug!(event = ?frame.event_type, "unknown response stream event dropped");
         return Ok(None);

@@ -20,6 +20,14 @@ mod sigv4;
 pub mod sse;
 mod upstream;
 
+/// The decoding steps of the streamed routes, as the streams run them, for the fuzz targets
+/// (`fuzz/` at the repository's root); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::invoke::chunk_bytes;
+    pub use crate::messages::stream_item;
+}
+
 use std::time::Duration;
 
 use aws_sdk_bedrockruntime::Client;

@@ -614,7 +614,7 @@ impl MessageStream {
 }
 
 /// The item an SSE event becomes.
-pub(crate) fn stream_item(ev: SseEvent) -> Result<ReplyEvent, UpstreamError> {
+pub fn stream_item(ev: SseEvent) -> Result<ReplyEvent, UpstreamError> {
     // Relayed as Bedrock sent it (fields this gateway does not model reach the client); typed where
     // the schema models it. An event it does not model is passed on, never fatal.
     let item = ReplyEvent::relayed(ev.event, ev.data);

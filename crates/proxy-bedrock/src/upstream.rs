@@ -187,7 +187,9 @@ fn native_event(bytes: &[u8], model: &str) -> Result<ReplyEvent, proxy_convert::
                 | StreamEvent::MessageDelta { .. }
                 | StreamEvent::Ping
         )
-    ) && !bytes.windows(METRICS.len()).any(|w| w == METRICS);
+    ) && !bytes.windows(METRICS.len()).any(|w| w == METRICS)
+        // A raw CR (JSON whitespace) would end an SSE line: such a chunk is written again.
+        && !bytes.contains(&b'\r');
     if plain && let (Some(event), Ok(data)) = (typed, std::str::from_utf8(bytes)) {
         return Ok(ReplyEvent {
             name: event.name().to_owned(),

@@ -314,6 +314,17 @@ pub fn native_chunk(bytes: &[u8], model: &str) -> Result<NativeChunk, ConvertErr
             format!("Bedrock sent a stream chunk that is not JSON: {e}"),
         )
     })?;
+    // The type becomes the SSE `event:` line: a line break in it would break the client's stream
+    // (or smuggle events into it), and an empty one reads as an event named `message`.
+    if event["type"]
+        .as_str()
+        .is_some_and(|t| t.is_empty() || t.contains(['\r', '\n']))
+    {
+        return Err(ConvertError::new(
+            "type",
+            "Bedrock sent a stream chunk whose type is not an event name",
+        ));
+    }
     let metrics = event
         .as_object_mut()
         .and_then(|o| o.remove("amazon-bedrock-invocationMetrics"));
