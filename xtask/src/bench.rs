@@ -267,7 +267,20 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let mut keys = Vec::new();
     for route in ["converse", "native", "messages"] {
         let store = scratch.0.join(format!("gateway-{route}.db"));
-        let key = create_key(&release.join("proxy-admin"), &store)?;
+        // Limits far above what the bench sends: checked on every request, never refusing one.
+        let key = crate::create_key(
+            &release.join("proxy-admin"),
+            &store,
+            "bench",
+            &[
+                "--rate-limit-requests",
+                "1000000000",
+                "--rate-limit-window",
+                "60",
+                "--tokens-per-minute",
+                "1000000000000",
+            ],
+        )?;
         let (child, url) = start_gateway(
             &release.join("proxy-server"),
             server_cpu,
@@ -562,39 +575,6 @@ fn host(url: &str) -> String {
     url.trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned()
-}
-
-/// A key in the gateway's store with limits far above what the bench sends (so they are checked on
-/// every request, and never refuse one).
-fn create_key(admin: &Path, store: &Path) -> Result<String> {
-    let out = Command::new(admin)
-        .args([
-            "keys",
-            "create",
-            "--user-id",
-            "bench",
-            "--name",
-            "bench",
-            "--rate-limit-requests",
-            "1000000000",
-            "--rate-limit-window",
-            "60",
-            "--tokens-per-minute",
-            "1000000000000",
-        ])
-        .env("STORE_PATH", store)
-        .output()
-        .context("proxy-admin keys create")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("sk-")))
-        .map(str::to_owned)
-        .with_context(|| {
-            format!(
-                "proxy-admin printed no key: {text}{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
 }
 
 fn start_gateway(

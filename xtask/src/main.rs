@@ -509,13 +509,8 @@ fn terminate(child: &mut KillOnDrop) {
     }
 }
 
-/// `cargo xtask dashboard-snapshot [SECONDS]`: release builds of bedrock-sim, proxy-server and
-/// proxy-admin under a demo-like load (default 120 s), scraped by Prometheus (Debian's
-/// `prometheus`); the dashboard's main panels drawn from its answers into docs/dashboard.svg
-/// (tests/observability/snapshot.py).
-fn dashboard_snapshot(root: &Path, args: &[String]) -> Result<()> {
-    let seconds = args.first().map_or("120", String::as_str);
-    let (python, _) = venvs(root)?;
+/// Release builds of bedrock-sim, proxy-server and proxy-admin (in `target/release`).
+pub(crate) fn build_gateway_bins() -> Result<()> {
     run(cargo().args([
         "build",
         "--release",
@@ -525,7 +520,42 @@ fn dashboard_snapshot(root: &Path, args: &[String]) -> Result<()> {
         "proxy-server",
         "--bin",
         "proxy-admin",
-    ]))?;
+    ]))
+}
+
+/// A key made by `proxy-admin keys create` in the store at `store`, with `limits` (its flags).
+pub(crate) fn create_key(
+    admin: &Path,
+    store: &Path,
+    user: &str,
+    limits: &[&str],
+) -> Result<String> {
+    let out = Command::new(admin)
+        .args(["keys", "create", "--user-id", user, "--name", user])
+        .args(limits)
+        .env("STORE_PATH", store)
+        .output()
+        .context("proxy-admin keys create")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("sk-")))
+        .map(str::to_owned)
+        .with_context(|| {
+            format!(
+                "proxy-admin printed no key: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// `cargo xtask dashboard-snapshot [SECONDS]`: release builds of bedrock-sim, proxy-server and
+/// proxy-admin under a demo-like load (default 120 s), scraped by Prometheus (Debian's
+/// `prometheus`); the dashboard's main panels drawn from its answers into docs/dashboard.svg
+/// (tests/observability/snapshot.py).
+fn dashboard_snapshot(root: &Path, args: &[String]) -> Result<()> {
+    let seconds = args.first().map_or("120", String::as_str);
+    let (python, _) = venvs(root)?;
+    build_gateway_bins()?;
     let bin = |name: &str| target_dir(root).join("release").join(name);
     run(Command::new(&python)
         .arg("snapshot.py")

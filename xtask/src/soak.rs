@@ -17,7 +17,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,7 +29,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use crate::{Scratch, child_command, start_server, target_dir, terminate};
+use crate::{Scratch, child_command, create_key, start_server, target_dir, terminate};
 
 /// RSS may grow from the first third to the last third of the samples after warm-up by this much...
 pub const RSS_BOUND_MB: f64 = 16.0;
@@ -230,16 +229,7 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
     let release = target_dir(root).join("release");
     let bins = ["bedrock-sim", "proxy-server", "proxy-admin"];
     // As `cargo xtask release` and `image` build them: nothing to do after those.
-    crate::run(crate::cargo().args([
-        "build",
-        "--release",
-        "--bin",
-        "bedrock-sim",
-        "--bin",
-        "proxy-server",
-        "--bin",
-        "proxy-admin",
-    ]))?;
+    crate::build_gateway_bins()?;
     if let Some(b) = bins.iter().find(|b| !release.join(b).exists()) {
         bail!("{b} was not built in {}", release.display());
     }
@@ -396,20 +386,6 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
     }
     println!("\nsoak passed");
     Ok(())
-}
-
-fn create_key(admin: &Path, store: &Path, user: &str, limits: &[&str]) -> Result<String> {
-    let out = Command::new(admin)
-        .args(["keys", "create", "--user-id", user, "--name", user])
-        .args(limits)
-        .env("STORE_PATH", store)
-        .output()
-        .context("proxy-admin keys create")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("sk-")))
-        .map(str::to_owned)
-        .with_context(|| format!("proxy-admin printed no key: {text}"))
 }
 
 /// One sample of the server's process.
