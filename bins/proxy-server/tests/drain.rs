@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{KEY, Proxy};
+use common::{KEY, Proxy, sigterm, usage};
 
 const QWEN: &str = "qwen.qwen3-coder-480b-a35b-v1:0";
 const CLAUDE: &str = "claude-sonnet-4-5-20250929";
@@ -68,47 +68,6 @@ fn read_until(s: &mut TcpStream, needle: &str, times: usize, limit: Duration) ->
         }
     }
     String::from_utf8_lossy(&seen).into_owned()
-}
-
-fn sigterm(p: &mut Proxy) -> std::process::ExitStatus {
-    let ok = Command::new("kill")
-        .args(["-TERM", &p.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = p.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The usage rows in the store, per model: (requests, input tokens, output tokens).
-fn usage(store: &Path) -> std::collections::HashMap<String, (u64, u64, u64)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let s = proxy_store::open("embedded", store, "unused")
-            .await
-            .unwrap();
-        let rows = s.usage(&proxy_store::UsageQuery::default()).await.unwrap();
-        let mut by_model = std::collections::HashMap::new();
-        for r in rows {
-            let e = by_model.entry(r.model).or_insert((0, 0, 0));
-            e.0 += r.requests;
-            e.1 += r.input_tokens;
-            e.2 += r.output_tokens;
-        }
-        by_model
-    })
 }
 
 /// Text relayed in `text_delta`s of an SSE transcript.

@@ -7,13 +7,12 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::{KEY, Proxy};
+use common::{KEY, Proxy, sigterm, usage};
 
 /// One model per route: Converse, InvokeModel, the Messages API on runtime and on Mantle.
 const QWEN: &str = "qwen.qwen3-coder-480b-a35b-v1:0";
@@ -198,48 +197,6 @@ fn nothing_left_running(sim_url: &str, addr: &str) {
     });
 }
 
-fn sigterm(p: &mut Proxy) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &p.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = p.child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The usage rows in the store, per model: (requests, input tokens, output tokens).
-fn usage(store: &Path) -> std::collections::HashMap<String, (u64, u64, u64)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let s = proxy_store::open("embedded", store, "unused")
-            .await
-            .unwrap();
-        let rows = s.usage(&proxy_store::UsageQuery::default()).await.unwrap();
-        let mut by_model = std::collections::HashMap::new();
-        for r in rows {
-            let e = by_model.entry(r.model).or_insert((0, 0, 0));
-            e.0 += r.requests;
-            e.1 += r.input_tokens;
-            e.2 += r.output_tokens;
-        }
-        by_model
-    })
-}
-
 /// The `error` event's data of an SSE transcript.
 fn sse_error(sse: &str) -> Option<Value> {
     let at = sse.find("event: error\n")?;
@@ -295,7 +252,7 @@ fn stream_faults_end_in_an_sse_error_release_the_upstream_and_leave_nothing_runn
         assert_eq!(status, 200, "{route}: {body}");
         assert!(body.contains("event: message_stop"), "{route}: {body}");
     }
-    sigterm(&mut p);
+    assert!(sigterm(&mut p).success());
     // Every cut stream left a record with what it consumed (estimated), besides the complete one.
     let rows = usage(&store);
     for route in ROUTES {
@@ -502,7 +459,7 @@ fn throttling_and_unavailability_are_retried_within_the_budget_and_never_after_t
         assert_eq!(received(&sim_url, &nonce).len(), 1, "{route}");
     }
     nothing_left_running(&sim_url, &p.addr);
-    sigterm(&mut p);
+    assert!(sigterm(&mut p).success());
     // Usage: the served requests only (4 of the 7 plain and streamed ones), and the cut stream.
     let rows = usage(&store);
     for route in ROUTES {
@@ -612,7 +569,7 @@ fallbacks = [\"global.anthropic.claude-haiku-4-5-20251001-v1:0\", \"claude-opus-
         ),
         4.0
     );
-    sigterm(&mut p);
+    assert!(sigterm(&mut p).success());
     let rows = usage(&store);
     assert_eq!(rows["sonnet-geo"].0, 2, "{rows:?}");
     assert_eq!(rows["claude-opus-4-5"].0, 2, "{rows:?}");

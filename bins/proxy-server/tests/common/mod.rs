@@ -143,3 +143,46 @@ fn start_command_with(
         .to_owned();
     Proxy { child, addr }
 }
+
+/// Sends SIGTERM and waits (at most 20 s) for the process to exit.
+pub fn sigterm(p: &mut Proxy) -> std::process::ExitStatus {
+    let ok = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The usage rows in the embedded store at `store`, per model: (requests, input tokens, output
+/// tokens).
+pub fn usage(store: &std::path::Path) -> std::collections::HashMap<String, (u64, u64, u64)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = proxy_store::open("embedded", store, "unused")
+            .await
+            .unwrap();
+        let rows = s.usage(&proxy_store::UsageQuery::default()).await.unwrap();
+        let mut by_model = std::collections::HashMap::new();
+        for r in rows {
+            let e = by_model.entry(r.model).or_insert((0, 0, 0));
+            e.0 += r.requests;
+            e.1 += r.input_tokens;
+            e.2 += r.output_tokens;
+        }
+        by_model
+    })
+}
