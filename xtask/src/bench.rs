@@ -267,19 +267,11 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let mut keys = Vec::new();
     for route in ["converse", "native", "messages"] {
         let store = scratch.0.join(format!("gateway-{route}.db"));
-        // Limits far above what the bench sends: checked on every request, never refusing one.
         let key = crate::create_key(
             &release.join("proxy-admin"),
             &store,
             "bench",
-            &[
-                "--rate-limit-requests",
-                "1000000000",
-                "--rate-limit-window",
-                "60",
-                "--tokens-per-minute",
-                "1000000000000",
-            ],
+            crate::UNLIMITED,
         )?;
         let (child, url) = start_gateway(
             &release.join("proxy-server"),

@@ -523,6 +523,17 @@ pub(crate) fn build_gateway_bins() -> Result<()> {
     ]))
 }
 
+/// Key limits far above what the bench and the soak send: checked on every request, never refusing
+/// one.
+pub(crate) const UNLIMITED: &[&str] = &[
+    "--rate-limit-requests",
+    "1000000000",
+    "--rate-limit-window",
+    "60",
+    "--tokens-per-minute",
+    "1000000000000",
+];
+
 /// A key made by `proxy-admin keys create` in the store at `store`, with `limits` (its flags).
 pub(crate) fn create_key(
     admin: &Path,

@@ -240,19 +240,7 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
     std::fs::write(&config, CONFIG)?;
     let admin = release.join("proxy-admin");
     let keys = Keys {
-        main: create_key(
-            &admin,
-            &store,
-            "soak",
-            &[
-                "--rate-limit-requests",
-                "1000000000",
-                "--rate-limit-window",
-                "60",
-                "--tokens-per-minute",
-                "1000000000000",
-            ],
-        )?,
+        main: create_key(&admin, &store, "soak", crate::UNLIMITED)?,
         limited: create_key(
             &admin,
             &store,
