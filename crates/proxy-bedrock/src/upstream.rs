@@ -245,30 +245,26 @@ impl Bedrock {
     pub async fn send(&self, call: Call<'_>) -> Result<Sent, UpstreamError> {
         let policy = self.retry;
         let started = Instant::now();
-        let first = Target {
-            name: call.request.model.clone(),
-            route: call.route.clone(),
-        };
         let asked_model = call.route.foundation_model_id();
         let mut previous: Option<&str> = None;
         let mut last = None;
-        for target in std::iter::once(&first).chain(call.fallbacks) {
+        // The requested name and route first (borrowed: no copy per request), then the fallbacks.
+        let targets = std::iter::once((call.request.model.as_str(), call.route))
+            .chain(call.fallbacks.iter().map(|t| (t.name.as_str(), &t.route)));
+        for (name, route) in targets {
             if let Some(from) = previous {
                 if started.elapsed() >= policy.budget {
                     break;
                 }
-                self.heard(RetryEvent::Fallback {
-                    from,
-                    to: &target.name,
-                });
-                tracing::warn!(from, to = %target.name, bedrock_id = %target.route.bedrock_id, "Bedrock failed; trying the next target of the model's fallbacks");
+                self.heard(RetryEvent::Fallback { from, to: name });
+                tracing::warn!(from, to = name, bedrock_id = %route.bedrock_id, "Bedrock failed; trying the next target of the model's fallbacks");
             }
             // Another geography's profile of the same model answers as the model asked for; another
             // model answers as itself.
-            let model = if target.route.foundation_model_id() == asked_model {
+            let model = if route.foundation_model_id() == asked_model {
                 call.request.model.as_str()
             } else {
-                target.name.as_str()
+                name
             };
             let mut retries = 0;
             let mut refreshed = false;
@@ -277,11 +273,11 @@ impl Bedrock {
                 // Boxed: held inline, the attempt (its conversions and the HTTP call, ~7 KB) would
                 // be in every future around it twice over (an awaited future is laid out beside
                 // the state that borrows it), and each of them copied whole as they move.
-                let e = match Box::pin(self.send_once(call, &target.route, model)).await {
+                let e = match Box::pin(self.send_once(call, route, model)).await {
                     Ok(mut sent) => {
                         sent.waited += attempt - started;
                         sent.model = model.to_owned();
-                        sent.bedrock_id = target.route.bedrock_id.clone();
+                        sent.bedrock_id = route.bedrock_id.clone();
                         return Ok(sent);
                     }
                     Err(e) => e,
@@ -317,7 +313,7 @@ impl Bedrock {
                 last = Some(e);
                 break;
             }
-            previous = Some(&target.name);
+            previous = Some(name);
         }
         Err(last.unwrap_or_else(|| {
             UpstreamError::new(ErrorType::ApiError, "no Bedrock target to call")
