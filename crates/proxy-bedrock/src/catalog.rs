@@ -17,7 +17,8 @@
 //!   `[[models]]` entry (`api = "messages"`), since whether a model is better served there depends on
 //!   the account (Mantle projects, data-retention modes) more than on the listing.
 
-use std::collections::HashMap;
+// foldhash, not SipHash: these maps are read on every request (Cargo.toml says why it is safe).
+use foldhash::HashMap;
 
 use aws_sdk_bedrock::types::{
     FoundationModelSummary, InferenceProfileSummary, InferenceProfileType, InferenceType,
@@ -226,7 +227,7 @@ impl RouteTable {
     /// The table of what Bedrock lists, for a region whose geographies are `geos` (best first).
     pub fn from_listing(listing: &Listing, geos: &[&str]) -> Self {
         // Foundation-model id -> (geographies with a profile, earliest profile creation time).
-        let mut profiled: HashMap<&str, (Vec<&str>, Option<&str>)> = HashMap::new();
+        let mut profiled: HashMap<&str, (Vec<&str>, Option<&str>)> = HashMap::default();
         for p in &listing.profiles {
             if let Some((geo, model)) = p.split() {
                 let entry = profiled.entry(model).or_default();

@@ -431,7 +431,10 @@ pub(crate) fn failure(
     body: &[u8],
     path: &str,
 ) -> Option<UpstreamError> {
-    if status.is_success() && !headers.contains_key("x-amzn-errortype") && plainly_a_message(body) {
+    if status.is_success()
+        && !headers.contains_key(AMZN_ERRORTYPE)
+        && (holds_no_error_token(body) || plainly_a_message(body))
+    {
         return None;
     }
     let json: Option<Value> = serde_json::from_slice(body).ok();
@@ -478,6 +481,27 @@ pub(crate) fn failure(
         _ => None,
     });
     Some(err)
+}
+
+/// AWS's error code header (made once, not parsed from text for every reply).
+const AMZN_ERRORTYPE: http::HeaderName = http::HeaderName::from_static("x-amzn-errortype");
+
+/// Whether a 2xx body cannot be one of the errors [`failure`] finds: it has none of the tokens
+/// those are made of, `"error"` (Anthropic's envelope), `"code"` or `"__type"` (AWS, also under
+/// `Output`), as a JSON key or string. Inside a JSON string a quote is escaped, so text that
+/// mentions them does not match; a real match (a tool input with a `code` key) only sends the body
+/// to the slower checks. Three SIMD searches, no parse: every successful answer comes here.
+fn holds_no_error_token(body: &[u8]) -> bool {
+    use memchr::memmem::Finder;
+    // Built once: a searcher's setup costs more than a search of a reply.
+    static TOKENS: std::sync::LazyLock<[Finder<'static>; 3]> = std::sync::LazyLock::new(|| {
+        [
+            Finder::new(b"\"error\""),
+            Finder::new(b"\"code\""),
+            Finder::new(b"\"__type\""),
+        ]
+    });
+    TOKENS.iter().all(|t| t.find(body).is_none())
 }
 
 /// Whether a 2xx body is a message and nothing an error check needs to look at: its top-level
@@ -745,7 +769,15 @@ mod tests {
     fn a_message_skips_the_error_parse_and_an_error_never_does() {
         let ok = br#"{"id":"m","type":"message","role":"assistant","content":[{"type":"text","text":"{\"type\":\"error\"}"}]}"#;
         assert!(plainly_a_message(ok));
+        assert!(
+            holds_no_error_token(ok),
+            "quoted inside text does not count"
+        );
         assert!(failure(StatusCode::OK, &HeaderMap::new(), ok, "/p").is_none());
+        // A real key of that name only costs the full check, which still finds a message.
+        let tool = br#"{"id":"m","type":"message","role":"assistant","content":[{"type":"tool_use","id":"t","name":"run","input":{"code":"x","status":"error"}}]}"#;
+        assert!(!holds_no_error_token(tool));
+        assert!(failure(StatusCode::OK, &HeaderMap::new(), tool, "/p").is_none());
         for body in [
             &br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#[..],
             br#"{"type":"message","__type":"ThrottlingException","message":"slow"}"#,
@@ -757,6 +789,13 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(body)
             );
+            if body.starts_with(b"{") {
+                assert!(
+                    !holds_no_error_token(body),
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+            }
         }
         let mut aws = HeaderMap::new();
         aws.insert(

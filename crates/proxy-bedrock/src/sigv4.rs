@@ -284,14 +284,26 @@ fn amz_date(time: SystemTime) -> (String, String) {
         .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    let day = format!("{y:04}{m:02}{d:02}");
-    let full = format!(
-        "{day}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
+    // Digit by digit: `format!` with padding cost more than the signature's own string building.
+    let mut day = String::with_capacity(8);
+    push_digits(&mut day, y as u64, 4);
+    push_digits(&mut day, u64::from(m), 2);
+    push_digits(&mut day, u64::from(d), 2);
+    let mut full = String::with_capacity(16);
+    full.push_str(&day);
+    full.push('T');
+    push_digits(&mut full, rem / 3600, 2);
+    push_digits(&mut full, rem % 3600 / 60, 2);
+    push_digits(&mut full, rem % 60, 2);
+    full.push('Z');
     (full, day)
+}
+
+/// Appends the last `width` decimal digits of `n`, zero-padded.
+fn push_digits(out: &mut String, n: u64, width: u32) {
+    for p in (0..width).rev() {
+        out.push(char::from(b'0' + (n / 10u64.pow(p) % 10) as u8));
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day): Howard Hinnant's `civil_from_days`.

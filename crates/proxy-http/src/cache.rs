@@ -14,7 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The response header that says whether a cacheable request was served from the cache.
-pub(crate) const HEADER: &str = "x-proxy-cache";
+pub(crate) const HEADER: http::HeaderName = http::HeaderName::from_static("x-proxy-cache");
 
 /// The cache key of a request, or `None` when it is not cacheable.
 pub(crate) fn key(scope: &str, version: &str, headers: &HeaderMap, body: &Value) -> Option<String> {

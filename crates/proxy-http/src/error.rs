@@ -13,7 +13,7 @@ pub struct ApiError {
     /// `retry-after` seconds.
     pub retry_after: Option<u64>,
     /// Further response headers (e.g. `anthropic-ratelimit-*`).
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// A status other than the type's own (408 for a body that did not arrive in time).
     pub status: Option<u16>,
 }

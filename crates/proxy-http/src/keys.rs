@@ -2,7 +2,8 @@
 //! round trip and a revoked one stops within the TTL), per-key request limits (token buckets), and
 //! usage recording off the request path (a bounded queue drained in batches, flushed at shutdown).
 
-use std::collections::HashMap;
+// foldhash, not SipHash: these maps are read on every request (Cargo.toml says why it is safe).
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -335,7 +336,7 @@ impl UsageSink {
                 match result {
                     Ok(_) => {
                         // Keep `last_used_at` of store keys current, once per key per batch.
-                        let mut last: HashMap<&str, i64> = HashMap::new();
+                        let mut last: HashMap<&str, i64> = HashMap::default();
                         for r in batch.iter().filter(|r| r.key_id.starts_with("key_")) {
                             let t = last.entry(r.key_id.as_str()).or_insert(r.timestamp);
                             *t = (*t).max(r.timestamp);

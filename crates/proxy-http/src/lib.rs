@@ -132,7 +132,7 @@ pub struct Gateway {
     rate_limiter: keys::RateLimiter,
     token_budgets: keys::TokenBudgets,
     /// Tokens used this month per key: (month `YYYY-MM`, tokens, read from the store at).
-    monthly: std::sync::Mutex<std::collections::HashMap<String, (String, u64, Instant)>>,
+    monthly: std::sync::Mutex<foldhash::HashMap<String, (String, u64, Instant)>>,
     usage: Option<keys::UsageSink>,
     /// Permits for background store writes (shared token counts, cache fills).
     background: Arc<tokio::sync::Semaphore>,
@@ -192,7 +192,7 @@ impl Gateway {
             key_cache: keys::KeyCache::default(),
             rate_limiter: keys::RateLimiter::default(),
             token_budgets: keys::TokenBudgets::default(),
-            monthly: std::sync::Mutex::new(std::collections::HashMap::new()),
+            monthly: std::sync::Mutex::new(foldhash::HashMap::default()),
             usage,
             background: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_TASKS)),
             draining: std::sync::atomic::AtomicBool::new(false),

@@ -1,6 +1,7 @@
 //! What a caller may do: allowed models, request limits (local or shared through the store),
 //! tokens per minute and monthly token budgets, with Anthropic's rate-limit headers.
 
+use http::{HeaderName, HeaderValue};
 use proxy_schema::ErrorType;
 
 use crate::{ApiError, Gateway, Limit, Principal};
@@ -23,27 +24,44 @@ fn limit_for(g: &Gateway, k: &proxy_store::ApiKey) -> Option<Limit> {
     }
 }
 
-fn ratelimit_headers(d: &crate::keys::Decision) -> Vec<(&'static str, String)> {
+// Header names made once, not parsed from text for every response.
+const REQUESTS_LIMIT: HeaderName = HeaderName::from_static("anthropic-ratelimit-requests-limit");
+const REQUESTS_REMAINING: HeaderName =
+    HeaderName::from_static("anthropic-ratelimit-requests-remaining");
+const REQUESTS_RESET: HeaderName = HeaderName::from_static("anthropic-ratelimit-requests-reset");
+const TOKENS_LIMIT: HeaderName = HeaderName::from_static("anthropic-ratelimit-tokens-limit");
+const TOKENS_REMAINING: HeaderName =
+    HeaderName::from_static("anthropic-ratelimit-tokens-remaining");
+
+fn ratelimit_headers(d: &crate::keys::Decision) -> Vec<(HeaderName, HeaderValue)> {
     let reset = std::time::SystemTime::now() + d.reset;
     let reset_secs = reset
         .duration_since(std::time::UNIX_EPOCH)
         .map(|t| t.as_secs())
         .unwrap_or_default();
-    vec![
-        ("anthropic-ratelimit-requests-limit", d.limit.to_string()),
-        (
-            "anthropic-ratelimit-requests-remaining",
-            d.remaining.to_string(),
-        ),
-        ("anthropic-ratelimit-requests-reset", rfc3339(reset_secs)),
-    ]
+    let mut headers = Vec::with_capacity(3);
+    headers.push((REQUESTS_LIMIT, HeaderValue::from(d.limit)));
+    headers.push((REQUESTS_REMAINING, HeaderValue::from(d.remaining)));
+    if let Ok(reset) = HeaderValue::from_str(&rfc3339(reset_secs)) {
+        headers.push((REQUESTS_RESET, reset));
+    }
+    headers
 }
 
 /// RFC 3339 (UTC, seconds) of a Unix time.
 pub(crate) fn rfc3339(unix: u64) -> String {
-    let day = proxy_store::utc_day(unix as i64);
+    let mut out = proxy_store::utc_day(unix as i64);
     let s = unix % 86_400;
-    format!("{day}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+    out.push('T');
+    for (i, part) in [s / 3600, s / 60 % 60, s % 60].into_iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push(char::from(b'0' + (part / 10) as u8));
+        out.push(char::from(b'0' + (part % 10) as u8));
+    }
+    out.push('Z');
+    out
 }
 
 /// Checks what the caller may do with `model`, taking one request from its bucket.
@@ -52,7 +70,7 @@ pub(crate) async fn admit(
     principal: &Principal,
     model: &str,
     consume: bool,
-) -> Result<Vec<(&'static str, String)>, ApiError> {
+) -> Result<Vec<(HeaderName, HeaderValue)>, ApiError> {
     let Principal::Key(k) = principal else {
         return Ok(Vec::new());
     };
@@ -84,8 +102,8 @@ pub(crate) async fn admit(
         );
         err.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
         err.headers = vec![
-            ("anthropic-ratelimit-tokens-limit", tpm.to_string()),
-            ("anthropic-ratelimit-tokens-remaining", "0".into()),
+            (TOKENS_LIMIT, HeaderValue::from(tpm)),
+            (TOKENS_REMAINING, HeaderValue::from_static("0")),
         ];
         return Err(err);
     }

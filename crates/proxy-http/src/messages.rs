@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use proxy_bedrock::{Call, Reply};
 use proxy_schema::{ContentBlock, MessagesRequest};
 use serde_json::Value;
@@ -64,7 +64,7 @@ fn strip_cache_control(v: &mut Value) {
 }
 
 /// Names the Bedrock target (model id, profile id or ARN) that served the request.
-pub(crate) const TARGET_HEADER: &str = "x-gateway-bedrock-target";
+pub(crate) const TARGET_HEADER: HeaderName = HeaderName::from_static("x-gateway-bedrock-target");
 
 pub(crate) async fn messages(
     g: &Arc<Gateway>,
@@ -95,7 +95,7 @@ pub(crate) async fn messages(
             .observe(started.elapsed().as_secs_f64());
     }
     let mut resp = served?;
-    insert_headers(resp.headers_mut(), &headers_out);
+    insert_headers(resp.headers_mut(), headers_out);
     Ok(resp)
 }
 
@@ -147,7 +147,7 @@ async fn serve(
     raw: Bytes,
     started: Instant,
     request_id: &str,
-    headers_out: &mut Vec<(&'static str, String)>,
+    headers_out: &mut Vec<(HeaderName, HeaderValue)>,
     accounted: &mut bool,
 ) -> Result<Response<Body>, ApiError> {
     let version = api_version(headers)?;
@@ -196,7 +196,7 @@ async fn serve(
         let hit = cached_response(g, fill, &mut account, stream).await;
         headers_out.push((
             crate::cache::HEADER,
-            if hit.is_some() { "hit" } else { "miss" }.into(),
+            HeaderValue::from_static(if hit.is_some() { "hit" } else { "miss" }),
         ));
         if let Some(resp) = hit {
             return Ok(resp);
@@ -238,7 +238,9 @@ async fn serve(
     };
     account.waited(sent.waited);
     // The target that served: a fallback's usage is its own model's.
-    headers_out.push((TARGET_HEADER, sent.bedrock_id.clone()));
+    if let Ok(target) = HeaderValue::from_str(&sent.bedrock_id) {
+        headers_out.push((TARGET_HEADER, target));
+    }
     account.served_by(&sent.model, &sent.bedrock_id);
     g.metrics.add_rewrites(&sent.removals);
     g.metrics

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -88,16 +88,14 @@ pub(crate) fn error_response(err: &ApiError, request_id: &str) -> Response<Body>
         "x-should-retry",
         HeaderValue::from_static(if retry { "true" } else { "false" }),
     );
-    insert_headers(h, &err.headers);
+    insert_headers(h, err.headers.clone());
     resp
 }
 
-/// Adds computed headers (values that are not valid header text are skipped).
-pub(crate) fn insert_headers(h: &mut HeaderMap, headers: &[(&'static str, String)]) {
+/// Adds computed headers, each replacing one of its name.
+pub(crate) fn insert_headers(h: &mut HeaderMap, headers: Vec<(HeaderName, HeaderValue)>) {
     for (name, value) in headers {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(*name, v);
-        }
+        h.insert(name, value);
     }
 }
 

@@ -238,7 +238,9 @@ impl EmbeddedStore {
         let records = records.to_vec();
         self.with(move |c| {
             let tx = c.transaction().map_err(backend)?;
-            let mut inserted = 0;
+            // The daily aggregates of the records stored now, summed per (key, day, model) before
+            // they are written: one upsert per group instead of one per record.
+            let mut daily: Vec<(&UsageRecord, String, [i64; 5])> = Vec::new();
             for r in &records {
                 // Cached statements: parsing the SQL again for every record cost more than running it.
                 let new = tx
@@ -255,18 +257,26 @@ impl EmbeddedStore {
                     // Already recorded (a retried flush): the aggregates already count it.
                     continue;
                 }
-                inserted += 1;
-                tx.prepare_cached("INSERT INTO usage_daily VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8)
+                let day = utc_day(r.timestamp);
+                let sums = [1, r.input_tokens as i64, r.output_tokens as i64,
+                    r.cache_read_input_tokens as i64, r.cache_creation_input_tokens as i64];
+                match daily.iter_mut().find(|(g, d, _)| g.key_id == r.key_id && g.model == r.model && *d == day) {
+                    Some((_, _, total)) => total.iter_mut().zip(sums).for_each(|(t, n)| *t += n),
+                    None => daily.push((r, day, sums)),
+                }
+            }
+            for (r, day, [requests, input, output, cache_read, cache_write]) in &daily {
+                tx.prepare_cached("INSERT INTO usage_daily VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT (key_id, day, model) DO UPDATE SET
-                       requests = requests + 1,
+                       requests = requests + excluded.requests,
                        input_tokens = input_tokens + excluded.input_tokens,
                        output_tokens = output_tokens + excluded.output_tokens,
                        cache_read_input_tokens = cache_read_input_tokens + excluded.cache_read_input_tokens,
-                       cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens").map_err(backend)?.execute(params![r.key_id, r.user_id, utc_day(r.timestamp), r.model, r.input_tokens as i64, r.output_tokens as i64,
-                        r.cache_read_input_tokens as i64, r.cache_creation_input_tokens as i64],
-                )
-                .map_err(backend)?;
+                       cache_creation_input_tokens = cache_creation_input_tokens + excluded.cache_creation_input_tokens").map_err(backend)?
+                    .execute(params![r.key_id, r.user_id, day, r.model, requests, input, output, cache_read, cache_write])
+                    .map_err(backend)?;
             }
+            let inserted = daily.iter().map(|(_, _, sums)| sums[0] as usize).sum();
             tx.commit().map_err(backend)?;
             Ok(inserted)
         })

@@ -188,7 +188,22 @@ pub fn utc_day(unix_secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    // Written digit by digit: `format!` with padding cost more than the arithmetic (it runs for
+    // every request's limits and usage record).
+    let mut day = String::with_capacity(10);
+    push_digits(&mut day, y as u64, 4);
+    day.push('-');
+    push_digits(&mut day, m as u64, 2);
+    day.push('-');
+    push_digits(&mut day, d as u64, 2);
+    day
+}
+
+/// Appends the last `width` decimal digits of `n`, zero-padded.
+fn push_digits(out: &mut String, n: u64, width: u32) {
+    for p in (0..width).rev() {
+        out.push(char::from(b'0' + (n / 10u64.pow(p) % 10) as u8));
+    }
 }
 
 /// The current Unix time in seconds.
