@@ -197,9 +197,8 @@ impl Account {
             self.first_token = Some(now);
             self.gateway
                 .metrics
-                .ttft
-                .with_label_values(&[&self.ctx.model])
-                .observe((now - self.started).as_secs_f64());
+                .model(&self.ctx.model)
+                .observe_ttft((now - self.started).as_secs_f64());
         }
     }
 
@@ -283,13 +282,14 @@ impl Account {
         let estimated = self.estimate();
         let record = self.record();
         let g = &self.gateway;
-        g.metrics
-            .add_usage(&self.ctx.model, &record.key_id, &self.usage);
+        let model = g.metrics.model(&self.ctx.model);
+        let key = g.metrics.key(&record.key_id);
+        g.metrics.add_usage(&model, &key, &self.usage);
         // Nothing to charge against a tokens-per-minute budget without tokens (a cache hit, a stream
         // cut before its first event): no store write for it.
         let used = self.usage.input_tokens + self.usage.output_tokens;
         let tpm = self.ctx.tokens_per_minute.filter(|_| used > 0);
-        g.record_usage(record, tpm);
+        g.record_usage(record, tpm, &model, &key);
         if self.outcome == "completed"
             && let Some((fill, acc)) = self.cache.take()
         {
@@ -302,13 +302,7 @@ impl Account {
                 fill.put(g, &message);
             }
         }
-        g.metrics
-            .model_latency
-            .with_label_values(&[
-                self.ctx.model.as_str(),
-                if self.stream { "true" } else { "false" },
-            ])
-            .observe(self.started.elapsed().as_secs_f64());
+        model.observe_latency(self.stream, self.started.elapsed().as_secs_f64());
         if self.stream {
             g.metrics
                 .latency

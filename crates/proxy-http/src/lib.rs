@@ -249,6 +249,8 @@ impl Gateway {
         &self,
         record: proxy_store::UsageRecord,
         tokens_per_minute: Option<u64>,
+        model: &metrics::ModelSeries,
+        key: &metrics::KeySeries,
     ) {
         if let Some((_, used, _)) = self
             .monthly
@@ -281,14 +283,8 @@ impl Gateway {
                 record.cache_creation_input_tokens,
             ],
         ) {
-            self.metrics
-                .cost
-                .with_label_values(&[&record.model])
-                .inc_by(cost);
-            self.metrics
-                .key_cost
-                .with_label_values(&[&record.key_id])
-                .inc_by(cost);
+            model.add_cost(cost);
+            key.add_cost(cost);
         }
         if let Some(u) = &self.usage {
             u.record(record);

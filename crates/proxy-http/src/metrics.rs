@@ -65,6 +65,63 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// Defences against hostile clients and for shutdown (issue 12; docs/RELIABILITY.md).
     pub defences: Defences,
+    /// The per-model and per-key series a served request touches, resolved once.
+    series: std::sync::Arc<SeriesCache>,
+}
+
+/// The token kinds of `gateway_tokens_total` and `gateway_key_tokens_total`, in [`Usage`] order.
+///
+/// [`Usage`]: proxy_schema::Usage
+const TOKEN_KINDS: [&str; 4] = ["input", "output", "cache_read", "cache_write"];
+
+/// A model's series: resolving a label set hashes the labels and takes the vector's lock, a dozen
+/// times per request before these were kept.
+#[derive(Debug)]
+pub struct ModelSeries {
+    tokens: [prometheus::IntCounter; 4],
+    cost: prometheus::Counter,
+    /// `gateway_model_latency_seconds`, not streamed and streamed.
+    latency: [prometheus::Histogram; 2],
+    ttft: prometheus::Histogram,
+}
+
+impl ModelSeries {
+    /// Time to the end of a response.
+    pub fn observe_latency(&self, stream: bool, secs: f64) {
+        self.latency[usize::from(stream)].observe(secs);
+    }
+
+    /// Time to the first content event.
+    pub fn observe_ttft(&self, secs: f64) {
+        self.ttft.observe(secs);
+    }
+
+    /// Estimated cost in USD.
+    pub fn add_cost(&self, usd: f64) {
+        self.cost.inc_by(usd);
+    }
+}
+
+/// An API key's series.
+#[derive(Debug)]
+pub struct KeySeries {
+    tokens: [prometheus::IntCounter; 4],
+    cost: prometheus::Counter,
+}
+
+impl KeySeries {
+    /// Estimated cost in USD.
+    pub fn add_cost(&self, usd: f64) {
+        self.cost.inc_by(usd);
+    }
+}
+
+/// Series by model name and by key id. As many entries as the vectors have series: models that
+/// route and keys that authenticated.
+#[derive(Debug, Default)]
+struct SeriesCache {
+    models: std::sync::Mutex<foldhash::HashMap<String, std::sync::Arc<ModelSeries>>>,
+    keys: std::sync::Mutex<foldhash::HashMap<String, std::sync::Arc<KeySeries>>>,
 }
 
 /// The metrics of the connection-level defences, panics, and estimated usage.
@@ -430,22 +487,52 @@ impl Metrics {
             key_tokens,
             key_cost,
             store_errors,
+            series: std::sync::Arc::default(),
         }
     }
 
+    /// The series of `model`.
+    pub fn model(&self, model: &str) -> std::sync::Arc<ModelSeries> {
+        let mut models = self.series.models.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = models.get(model) {
+            return s.clone();
+        }
+        let s = std::sync::Arc::new(ModelSeries {
+            tokens: TOKEN_KINDS.map(|kind| self.tokens.with_label_values(&[model, kind])),
+            cost: self.cost.with_label_values(&[model]),
+            latency: ["false", "true"]
+                .map(|stream| self.model_latency.with_label_values(&[model, stream])),
+            ttft: self.ttft.with_label_values(&[model]),
+        });
+        models.insert(model.to_owned(), s.clone());
+        s
+    }
+
+    /// The series of the key `key_id`.
+    pub fn key(&self, key_id: &str) -> std::sync::Arc<KeySeries> {
+        let mut keys = self.series.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = keys.get(key_id) {
+            return s.clone();
+        }
+        let s = std::sync::Arc::new(KeySeries {
+            tokens: TOKEN_KINDS.map(|kind| self.key_tokens.with_label_values(&[key_id, kind])),
+            cost: self.key_cost.with_label_values(&[key_id]),
+        });
+        keys.insert(key_id.to_owned(), s.clone());
+        s
+    }
+
     /// Adds a usage record's tokens, by model and by key id.
-    pub fn add_usage(&self, model: &str, key_id: &str, usage: &proxy_schema::Usage) {
-        for (kind, n) in [
-            ("input", usage.input_tokens),
-            ("output", usage.output_tokens),
-            ("cache_read", usage.cache_read_input_tokens.unwrap_or(0)),
-            (
-                "cache_write",
-                usage.cache_creation_input_tokens.unwrap_or(0),
-            ),
-        ] {
-            self.tokens.with_label_values(&[model, kind]).inc_by(n);
-            self.key_tokens.with_label_values(&[key_id, kind]).inc_by(n);
+    pub fn add_usage(&self, model: &ModelSeries, key: &KeySeries, usage: &proxy_schema::Usage) {
+        let counts = [
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_input_tokens.unwrap_or(0),
+            usage.cache_creation_input_tokens.unwrap_or(0),
+        ];
+        for (i, n) in counts.into_iter().enumerate() {
+            model.tokens[i].inc_by(n);
+            key.tokens[i].inc_by(n);
         }
     }
 

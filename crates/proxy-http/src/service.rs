@@ -57,7 +57,12 @@ pub(crate) fn full(body: impl Into<Bytes>) -> Body {
 }
 
 pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
-    let mut resp = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
+    // Room for a typical message up front: serde_json's own start (128 bytes) grows three times.
+    let mut buf = Vec::with_capacity(1024);
+    if serde_json::to_writer(&mut buf, body).is_err() {
+        buf.clear();
+    }
+    let mut resp = Response::new(full(buf));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
