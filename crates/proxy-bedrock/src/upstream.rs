@@ -452,9 +452,9 @@ impl Bedrock {
             }
             Api::Messages => {
                 let api = self.messages_api()?;
-                let built = proxy_convert::to_messages_body(req, id, call.anthropic_beta)
+                let built = proxy_convert::to_messages_json(req, id, call.anthropic_beta)
                     .map_err(invalid)?;
-                let body = json_bytes(&built.body)?;
+                let body = built.body;
                 let endpoint = route.endpoint;
                 let reply = clocked(
                     &mut waited,
@@ -517,9 +517,9 @@ impl Bedrock {
                     return Ok(None);
                 }
                 let api = self.messages_api()?;
-                let built = proxy_convert::to_messages_body(call.request, id, call.anthropic_beta)
+                let built = proxy_convert::to_messages_json(call.request, id, call.anthropic_beta)
                     .map_err(invalid)?;
-                let body = json_bytes(&built.body)?;
+                let body = built.body;
                 self.timed(api.count_tokens(
                     Endpoint::Mantle,
                     Bytes::from(body),

@@ -95,7 +95,7 @@ pub use converse_reply::{converse_output, converse_stream_event};
 pub use document::{to_document, to_json};
 pub use errors::{converse_stream_error_type, error_type};
 pub use family::{ModelFamily, bedrock_betas};
-pub use messages_api::{MessagesBody, to_messages_body};
+pub use messages_api::{MessagesBody, MessagesJson, to_messages_body, to_messages_json};
 pub use native::{
     BEDROCK_ANTHROPIC_VERSION, NativeBody, NativeChunk, native_chunk, restore_model,
     to_native_body, to_native_count_tokens_body,

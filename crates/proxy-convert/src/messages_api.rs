@@ -58,6 +58,56 @@ pub fn to_messages_body(
     })
 }
 
+/// [`to_messages_body`] written as JSON bytes, what a caller sends: the same bytes as serializing
+/// [`MessagesBody::body`], without building the `Value` tree where no `role: "system"` message
+/// has to move (the common case: the typed request is written directly).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessagesJson {
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// As [`MessagesBody::betas`].
+    pub betas: Vec<String>,
+    /// As [`MessagesBody::removals`].
+    pub removals: Vec<Removal>,
+}
+
+/// [`to_messages_body`], written as JSON ([`MessagesJson`]).
+pub fn to_messages_json(
+    req: &MessagesRequest,
+    bedrock_model_id: &str,
+    anthropic_beta: Option<&str>,
+) -> Result<MessagesJson, ConvertError> {
+    if req
+        .messages
+        .iter()
+        .any(|m| m.role == proxy_schema::Role::System)
+    {
+        let built = to_messages_body(req, bedrock_model_id, anthropic_beta)?;
+        let body = serde_json::to_vec(&built.body).map_err(unserializable)?;
+        return Ok(MessagesJson {
+            body,
+            betas: built.betas,
+            removals: built.removals,
+        });
+    }
+    let mut req = req.clone();
+    let mut removals = Vec::new();
+    let betas = take_betas(&mut req, anthropic_beta, bedrock_model_id, &mut removals);
+    scrub_fields(&mut req, &mut removals);
+    bedrock_model_id.clone_into(&mut req.model);
+    let mut body = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut body, &req).map_err(unserializable)?;
+    Ok(MessagesJson {
+        body,
+        betas,
+        removals,
+    })
+}
+
+fn unserializable(e: serde_json::Error) -> ConvertError {
+    ConvertError::new("", format!("the request cannot be written as JSON: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +115,45 @@ mod tests {
     use serde_json::json;
 
     const OPUS: &str = "global.anthropic.claude-opus-4-8";
+
+    #[test]
+    fn the_json_is_the_trees_bytes_for_every_claude_code_request() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/claude-code");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let fixture: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let req = parse(&fixture["body"]);
+            for mut req in [req.clone(), {
+                // And with a system message to move.
+                let mut r = req;
+                r.messages.insert(
+                    0,
+                    serde_json::from_value(json!({"role": "system", "content": "terse"})).unwrap(),
+                );
+                r
+            }] {
+                req.stream = Some(true);
+                let tree =
+                    to_messages_body(&req, OPUS, Some("context-management-2025-06-27")).unwrap();
+                let json =
+                    to_messages_json(&req, OPUS, Some("context-management-2025-06-27")).unwrap();
+                assert_eq!(
+                    json.body,
+                    serde_json::to_vec(&tree.body).unwrap(),
+                    "{}",
+                    path.display()
+                );
+                assert_eq!((json.betas, json.removals), (tree.betas, tree.removals));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 6, "fixtures read: {seen}");
+    }
 
     fn parse(body: &Value) -> MessagesRequest {
         proxy_schema::parse_messages_request(&serde_json::to_vec(body).unwrap()).unwrap()

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use proxy_convert::{
     ConverseOptions, native_chunk, restore_model, to_converse, to_document, to_json,
-    to_messages_body, to_native_body, to_native_count_tokens_body,
+    to_messages_body, to_messages_json, to_native_body, to_native_count_tokens_body,
 };
 use serde_json::{Map, Value, json};
 
@@ -275,6 +275,18 @@ fn through_everything(v: &Value) -> Result<(), TestCaseError> {
             prop_assert!(!m.betas.iter().any(|b| b.starts_with("claude-code-")));
             let labels: Vec<&str> = m.removals.iter().map(|r| r.label()).collect();
             assert_clean(&m.body, &labels)?;
+            // The bytes written without the tree are the tree's bytes.
+            let json = to_messages_json(&req, CLAUDE, beta);
+            prop_assert!(json.is_ok());
+            if let Ok(json) = json {
+                let tree = serde_json::to_vec(&m.body).unwrap();
+                prop_assert_eq!(
+                    String::from_utf8_lossy(&json.body),
+                    String::from_utf8_lossy(&tree)
+                );
+                prop_assert_eq!(&json.betas, &m.betas);
+                prop_assert_eq!(json.removals.len(), m.removals.len());
+            }
         }
     }
     Ok(())
