@@ -69,9 +69,12 @@ impl ReplyEvent {
             return;
         };
         model.clone_into(&mut message.model);
-        if let Ok(mut v) = serde_json::from_str::<Value>(&self.data) {
-            proxy_convert::restore_model(&mut v["message"], model);
-            self.data = v.to_string();
+        // Written again from the typed event (its unknown fields kept), not by reading the data
+        // into a tree: that cost more than the rest of the stream's events together.
+        if let Some(event) = &self.event
+            && let Ok(data) = serde_json::to_string(event)
+        {
+            self.data = data;
         }
     }
 
@@ -583,7 +586,7 @@ mod tests {
 
     #[test]
     fn relayed_events_keep_unknown_fields_and_get_the_client_model() {
-        let data = r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"us.anthropic.claude-opus-4-8","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1,"service_tier":"standard"}}}"#;
+        let data = r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"us.anthropic.claude-opus-4-8","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1,"service_tier":"standard"},"container":{"id":"c1"}}}"#;
         let mut e = ReplyEvent::relayed("message_start", data);
         e.restore_model("claude-opus-4-8");
         let Some(StreamEvent::MessageStart { message }) = &e.event else {
@@ -593,6 +596,7 @@ mod tests {
         let v: Value = serde_json::from_str(&e.data).unwrap();
         assert_eq!(v["message"]["model"], "claude-opus-4-8");
         assert_eq!(v["message"]["usage"]["service_tier"], "standard");
+        assert_eq!(v["message"]["container"]["id"], "c1");
 
         let delta = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":5},"context_management":{"applied_edits":[]}}"#;
         let e = ReplyEvent::relayed("message_delta", delta);
