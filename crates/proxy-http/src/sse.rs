@@ -91,21 +91,34 @@ pub(crate) fn relay(
         let mut last_frame = last_event;
         let mut got_event = false;
         let mut cut_open = true;
+        // Made once and kept across events: a timer entry or a watch registration made and
+        // dropped for every event cost more than relaying it. The timer is only moved when it
+        // fires early (events came since it was set) or is due for a ping.
+        let cut_changed = cut.wait_for(|cut| *cut);
+        tokio::pin!(cut_changed);
+        let timer = tokio::time::sleep_until((last_event + first_event.min(ping)).into());
+        tokio::pin!(timer);
         loop {
             let limit = if got_event { between_events } else { first_event };
             let deadline = last_event + limit;
             let next_ping = last_frame + ping;
+            // Moved earlier only when the limit shrank (a shorter limit between events than for
+            // the first one); later deadlines wait until the timer fires.
+            let wake = deadline.min(next_ping);
+            if wake < timer.deadline().into_std() {
+                timer.as_mut().reset(wake.into());
+            }
             // The wait for Bedrock's next event is not the gateway's overhead.
             let asked = Instant::now();
             let step = tokio::select! {
                 biased;
-                changed = cut.wait_for(|cut| *cut), if cut_open => match changed {
+                changed = &mut cut_changed, if cut_open => match changed {
                     Ok(_) => Step::Cut,
                     // The gateway is gone: nothing will cut this stream any more.
                     Err(_) => Step::NoCut,
                 },
                 item = events.next() => Step::Item(item),
-                _ = tokio::time::sleep_until(deadline.min(next_ping).into()) => Step::Tick,
+                () = &mut timer => Step::Tick,
             };
             account.waited(asked.elapsed());
             let item = match step {
@@ -134,8 +147,14 @@ pub(crate) fn relay(
                     break;
                 }
                 Step::Tick => {
-                    last_frame = Instant::now();
-                    yield Ok(Frame::data(Bytes::from_static(PING.as_bytes())));
+                    if Instant::now() >= next_ping {
+                        last_frame = Instant::now();
+                        timer.as_mut().reset(deadline.min(last_frame + ping).into());
+                        yield Ok(Frame::data(Bytes::from_static(PING.as_bytes())));
+                    } else {
+                        // Fired for a deadline that events have since moved.
+                        timer.as_mut().reset(deadline.min(next_ping).into());
+                    }
                     continue;
                 }
                 Step::Item(item) => item,

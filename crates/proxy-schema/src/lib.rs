@@ -30,6 +30,7 @@ mod accumulate;
 mod content;
 mod request;
 mod response;
+mod tagged;
 
 pub use accumulate::Accumulator;
 pub use content::{

@@ -79,7 +79,7 @@ impl Message {
 }
 
 /// A delta inside `content_block_delta`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Delta {
     /// Append to a text block.
@@ -145,7 +145,7 @@ pub struct ErrorBody {
 }
 
 /// A server-sent event of a streamed message. The SSE event name is [`StreamEvent::name`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
     /// First: the message with empty content.
@@ -188,6 +188,149 @@ pub enum StreamEvent {
         /// What went wrong.
         error: ErrorBody,
     },
+}
+
+// Read `type` first (crate::tagged): serde's derive for internally tagged enums buffers the
+// whole event before it reads it, on every event of every stream.
+impl<'de> Deserialize<'de> for StreamEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::tagged::deserialize(d)
+    }
+}
+
+impl crate::tagged::TypeFirst for StreamEvent {
+    const NAME: &'static str = "StreamEvent";
+    const VARIANTS: &'static [&'static str] = &[
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "ping",
+        "error",
+    ];
+
+    fn variant<'de, D: serde::Deserializer<'de>>(
+        kind: &str,
+        rest: D,
+    ) -> Option<Result<Self, D::Error>> {
+        #[derive(Deserialize)]
+        struct Start {
+            message: Message,
+        }
+        #[derive(Deserialize)]
+        struct BlockStart {
+            index: usize,
+            content_block: ContentBlock,
+        }
+        #[derive(Deserialize)]
+        struct BlockDelta {
+            index: usize,
+            delta: Delta,
+        }
+        #[derive(Deserialize)]
+        struct BlockStop {
+            index: usize,
+        }
+        #[derive(Deserialize)]
+        struct MessageDelta {
+            delta: MessageDeltaBody,
+            usage: DeltaUsage,
+        }
+        #[derive(Deserialize)]
+        struct Nothing {}
+        #[derive(Deserialize)]
+        struct Failure {
+            error: ErrorBody,
+        }
+        Some(match kind {
+            "message_start" => {
+                Start::deserialize(rest).map(|s| StreamEvent::MessageStart { message: s.message })
+            }
+            "content_block_start" => {
+                BlockStart::deserialize(rest).map(|s| StreamEvent::ContentBlockStart {
+                    index: s.index,
+                    content_block: s.content_block,
+                })
+            }
+            "content_block_delta" => {
+                BlockDelta::deserialize(rest).map(|s| StreamEvent::ContentBlockDelta {
+                    index: s.index,
+                    delta: s.delta,
+                })
+            }
+            "content_block_stop" => BlockStop::deserialize(rest)
+                .map(|s| StreamEvent::ContentBlockStop { index: s.index }),
+            "message_delta" => MessageDelta::deserialize(rest).map(|s| StreamEvent::MessageDelta {
+                delta: s.delta,
+                usage: s.usage,
+            }),
+            "message_stop" => Nothing::deserialize(rest).map(|_| StreamEvent::MessageStop),
+            "ping" => Nothing::deserialize(rest).map(|_| StreamEvent::Ping),
+            "error" => Failure::deserialize(rest).map(|s| StreamEvent::Error { error: s.error }),
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Delta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::tagged::deserialize(d)
+    }
+}
+
+impl crate::tagged::TypeFirst for Delta {
+    const NAME: &'static str = "Delta";
+    const VARIANTS: &'static [&'static str] = &[
+        "text_delta",
+        "input_json_delta",
+        "thinking_delta",
+        "signature_delta",
+        "citations_delta",
+    ];
+
+    fn variant<'de, D: serde::Deserializer<'de>>(
+        kind: &str,
+        rest: D,
+    ) -> Option<Result<Self, D::Error>> {
+        #[derive(Deserialize)]
+        struct Text {
+            text: String,
+        }
+        #[derive(Deserialize)]
+        struct InputJson {
+            partial_json: String,
+        }
+        #[derive(Deserialize)]
+        struct Thinking {
+            thinking: String,
+        }
+        #[derive(Deserialize)]
+        struct Signature {
+            signature: String,
+        }
+        #[derive(Deserialize)]
+        struct Citations {
+            citation: Value,
+        }
+        Some(match kind {
+            "text_delta" => Text::deserialize(rest).map(|s| Delta::TextDelta { text: s.text }),
+            "input_json_delta" => InputJson::deserialize(rest).map(|s| Delta::InputJsonDelta {
+                partial_json: s.partial_json,
+            }),
+            "thinking_delta" => Thinking::deserialize(rest).map(|s| Delta::ThinkingDelta {
+                thinking: s.thinking,
+            }),
+            "signature_delta" => Signature::deserialize(rest).map(|s| Delta::SignatureDelta {
+                signature: s.signature,
+            }),
+            "citations_delta" => Citations::deserialize(rest).map(|s| Delta::CitationsDelta {
+                citation: s.citation,
+            }),
+            _ => return None,
+        })
+    }
 }
 
 impl StreamEvent {
