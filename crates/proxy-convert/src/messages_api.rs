@@ -5,7 +5,7 @@ use proxy_schema::MessagesRequest;
 use serde_json::Value;
 
 use crate::ConvertError;
-use crate::native::{move_system_messages, take_betas, to_object};
+use crate::native::{move_system_messages, take_betas, to_object, unserializable};
 use crate::rewrite::{Removal, scrub_fields};
 
 /// A body for Bedrock's Anthropic Messages API, the betas for its `anthropic-beta` header, and what
@@ -44,11 +44,7 @@ pub fn to_messages_body(
     bedrock_model_id: &str,
     anthropic_beta: Option<&str>,
 ) -> Result<MessagesBody, ConvertError> {
-    let mut req = req.clone();
-    let mut removals = Vec::new();
-    let betas = take_betas(&mut req, anthropic_beta, bedrock_model_id, &mut removals);
-    scrub_fields(&mut req, &mut removals);
-    bedrock_model_id.clone_into(&mut req.model);
+    let (req, betas, removals) = rewritten(req, bedrock_model_id, anthropic_beta);
     let mut body = to_object(&req)?;
     move_system_messages(&mut body);
     Ok(MessagesBody {
@@ -90,11 +86,7 @@ pub fn to_messages_json(
             removals: built.removals,
         });
     }
-    let mut req = req.clone();
-    let mut removals = Vec::new();
-    let betas = take_betas(&mut req, anthropic_beta, bedrock_model_id, &mut removals);
-    scrub_fields(&mut req, &mut removals);
-    bedrock_model_id.clone_into(&mut req.model);
+    let (req, betas, removals) = rewritten(req, bedrock_model_id, anthropic_beta);
     let mut body = Vec::with_capacity(1024);
     serde_json::to_writer(&mut body, &req).map_err(unserializable)?;
     Ok(MessagesJson {
@@ -104,8 +96,19 @@ pub fn to_messages_json(
     })
 }
 
-fn unserializable(e: serde_json::Error) -> ConvertError {
-    ConvertError::new("", format!("the request cannot be written as JSON: {e}"))
+/// The request with its betas taken out (kept ones returned), what Bedrock rejects removed, and
+/// the Bedrock model id.
+fn rewritten(
+    req: &MessagesRequest,
+    bedrock_model_id: &str,
+    anthropic_beta: Option<&str>,
+) -> (MessagesRequest, Vec<String>, Vec<Removal>) {
+    let mut req = req.clone();
+    let mut removals = Vec::new();
+    let betas = take_betas(&mut req, anthropic_beta, bedrock_model_id, &mut removals);
+    scrub_fields(&mut req, &mut removals);
+    bedrock_model_id.clone_into(&mut req.model);
+    (req, betas, removals)
 }
 
 #[cfg(test)]

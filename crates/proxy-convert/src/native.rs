@@ -235,7 +235,7 @@ pub(crate) fn to_object(req: &MessagesRequest) -> Result<Map<String, Value>, Con
     }
 }
 
-fn unserializable(e: serde_json::Error) -> ConvertError {
+pub(crate) fn unserializable(e: serde_json::Error) -> ConvertError {
     ConvertError::new("", format!("the request cannot be written as JSON: {e}"))
 }
 
