@@ -44,7 +44,7 @@ pub use retry::{RetryEvent, RetryHook, RetryPolicy, Retryable};
 pub use routing::{
     Api, ListedModel, ModelRoute, Route, RouteError, Router, RoutingConfig, geographies, geography,
 };
-pub use upstream::{Call, Reply, ReplyEvent, ReplyStream, Sent, Target};
+pub use upstream::{Call, JsonMessage, Reply, ReplyEvent, ReplyStream, Sent, Target};
 
 /// The longest a read of Bedrock's catalog (both listings, every page) may take.
 pub const CATALOG_TIMEOUT: Duration = Duration::from_secs(30);

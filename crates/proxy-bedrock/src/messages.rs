@@ -142,6 +142,17 @@ impl Endpoints {
     }
 }
 
+/// [`MessagesReply`] with the message's body unparsed.
+#[derive(Debug)]
+pub(crate) enum RawReply {
+    /// The body of a 2xx answer that is not an error.
+    Json {
+        body: Bytes,
+        request_id: Option<String>,
+    },
+    Stream(MessageStream),
+}
+
 /// What `messages` returns: the whole message, or its stream.
 #[derive(Debug)]
 #[allow(
@@ -201,6 +212,29 @@ impl MessagesClient {
         betas: &[String],
         stream: bool,
     ) -> Result<MessagesReply, UpstreamError> {
+        match self
+            .messages_raw(endpoint, body, anthropic_version, betas, stream)
+            .await?
+        {
+            RawReply::Stream(s) => Ok(MessagesReply::Stream(s)),
+            RawReply::Json { body, request_id } => serde_json::from_slice::<Message>(&body)
+                .map(MessagesReply::Message)
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "Bedrock's message does not parse");
+                    unexpected("Bedrock's answer is not a message", &body, request_id)
+                }),
+        }
+    }
+
+    /// [`MessagesClient::messages`] with a message's body left unparsed.
+    pub(crate) async fn messages_raw(
+        &self,
+        endpoint: Endpoint,
+        body: Bytes,
+        anthropic_version: Option<&str>,
+        betas: &[String],
+        stream: bool,
+    ) -> Result<RawReply, UpstreamError> {
         let accept = if stream {
             "text/event-stream"
         } else {
@@ -218,9 +252,7 @@ impl MessagesClient {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
         if stream && parts.status.is_success() && is_sse {
-            return Ok(MessagesReply::Stream(MessageStream::new(
-                incoming, request_id,
-            )));
+            return Ok(RawReply::Stream(MessageStream::new(incoming, request_id)));
         }
         let bytes = self.read_body(incoming).await?;
         if let Some(err) = failure(parts.status, &parts.headers, &bytes, path) {
@@ -234,12 +266,10 @@ impl MessagesClient {
                 request_id,
             ));
         }
-        serde_json::from_slice::<Message>(&bytes)
-            .map(MessagesReply::Message)
-            .map_err(|e| {
-                tracing::warn!(error = %e, "Bedrock's message does not parse");
-                unexpected("Bedrock's answer is not a message", &bytes, request_id)
-            })
+        Ok(RawReply::Json {
+            body: bytes,
+            request_id,
+        })
     }
 
     /// Mantle's `POST /anthropic/v1/messages/count_tokens` with `body` (a count_tokens request,

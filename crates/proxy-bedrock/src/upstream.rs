@@ -14,9 +14,10 @@ use proxy_convert::{ConverseOptions, Removal, StreamConverter};
 use proxy_schema::{ErrorType, Message, MessagesRequest, StreamEvent};
 use serde_json::Value;
 
+use crate::messages::RawReply;
 use crate::retry::{RetryEvent, Retryable};
 use crate::routing::{Api, Endpoint, Route};
-use crate::{Bedrock, MessagesReply, UpstreamError};
+use crate::{Bedrock, UpstreamError};
 
 /// One event of a streamed reply, as the client gets it.
 #[derive(Debug, Clone)]
@@ -112,8 +113,11 @@ pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<ReplyEvent, UpstreamErro
     reason = "one per request, moved once into the response; boxing would only add an allocation"
 )]
 pub enum Reply {
-    /// A whole message (non-streaming requests).
+    /// A whole message (non-streaming requests on the Converse route).
     Message(Message),
+    /// A whole message as Bedrock wrote it, with the client's model name put in (non-streaming
+    /// requests on the native and Messages API routes, where Bedrock answers in Anthropic's shape).
+    Json(JsonMessage),
     /// A stream of events (streaming requests).
     Stream(ReplyStream),
 }
@@ -122,8 +126,84 @@ impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reply::Message(m) => f.debug_tuple("Message").field(m).finish(),
+            Reply::Json(m) => f.debug_tuple("Json").field(m).finish(),
             Reply::Stream(_) => f.write_str("Stream(..)"),
         }
+    }
+}
+
+/// An Anthropic message relayed as JSON: Bedrock's bytes with only `model` changed, checked to be
+/// a message and read for its usage, not parsed into a [`Message`] and written again (which cost
+/// more than the rest of the reply's handling).
+#[derive(Debug, Clone)]
+pub struct JsonMessage {
+    /// The message's JSON, as the client gets it.
+    pub body: Bytes,
+    /// Its usage.
+    pub usage: proxy_schema::Usage,
+}
+
+impl JsonMessage {
+    /// Bedrock's message `body` with `model` as its model name. An error when the body is not an
+    /// Anthropic message (its `type`, `id`, `role`, `content`, `model` or `usage` missing or wrong).
+    pub fn relayed(body: &[u8], model: &str) -> Result<JsonMessage, serde_json::Error> {
+        use serde::de::{Error, IgnoredAny};
+        use std::borrow::Cow;
+        #[derive(serde::Deserialize)]
+        struct Peek<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Cow<'a, str>,
+            #[serde(borrow)]
+            model: Cow<'a, str>,
+            usage: proxy_schema::Usage,
+            #[allow(dead_code, reason = "required, not read")]
+            id: IgnoredAny,
+            #[allow(dead_code, reason = "required, not read")]
+            role: IgnoredAny,
+            #[allow(dead_code, reason = "required, not read")]
+            content: IgnoredAny,
+        }
+        let peek: Peek<'_> = serde_json::from_slice(body)?;
+        if peek.kind != "message" {
+            return Err(serde_json::Error::custom(format!(
+                "`type` is `{}`, not `message`",
+                peek.kind
+            )));
+        }
+        let usage = peek.usage;
+        // The model name borrowed from the body (no escapes in it) is where it stands in the body.
+        let at = match &peek.model {
+            Cow::Borrowed(name) => (name.as_ptr() as usize)
+                .checked_sub(body.as_ptr() as usize)
+                .filter(|at| at + name.len() <= body.len())
+                .map(|at| (at, name.len())),
+            Cow::Owned(_) => None,
+        };
+        let body = match at {
+            Some((at, len)) => {
+                let quoted = serde_json::to_string(model)?;
+                let mut out = Vec::with_capacity(body.len() + quoted.len());
+                out.extend_from_slice(&body[..at]);
+                out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
+                out.extend_from_slice(&body[at + len..]);
+                out
+            }
+            None => {
+                // An escaped model name (never seen from Bedrock): the message written again.
+                let mut message: Message = serde_json::from_slice(body)?;
+                model.clone_into(&mut message.model);
+                serde_json::to_vec(&message)?
+            }
+        };
+        Ok(JsonMessage {
+            body: Bytes::from(body),
+            usage,
+        })
+    }
+
+    /// The message, parsed (for the response cache).
+    pub fn message(&self) -> Result<Message, serde_json::Error> {
+        serde_json::from_slice(&self.body)
     }
 }
 
@@ -448,9 +528,8 @@ impl Bedrock {
                     )
                 } else {
                     let out = clocked(&mut waited, self.timed(api.invoke(id, body))).await?;
-                    let mut message: Message = serde_json::from_slice(&out).map_err(broken_body)?;
-                    message.model = model;
-                    (Reply::Message(message), native.removals, "InvokeModel")
+                    let message = JsonMessage::relayed(&out, &model).map_err(broken_body)?;
+                    (Reply::Json(message), native.removals, "InvokeModel")
                 }
             }
             Api::Messages => {
@@ -461,7 +540,7 @@ impl Bedrock {
                 let endpoint = route.endpoint;
                 let reply = clocked(
                     &mut waited,
-                    self.timed(api.messages(
+                    self.timed(api.messages_raw(
                         endpoint,
                         Bytes::from(body),
                         Some(call.anthropic_version),
@@ -475,11 +554,17 @@ impl Bedrock {
                     Endpoint::Mantle => "MessagesMantle",
                 };
                 let reply = match reply {
-                    MessagesReply::Message(mut m) => {
-                        m.model = model;
-                        Reply::Message(m)
+                    RawReply::Json { body, request_id } => {
+                        Reply::Json(JsonMessage::relayed(&body, &model).map_err(|e| {
+                            tracing::warn!(error = %e, "Bedrock's message does not parse");
+                            crate::messages::unexpected(
+                                "Bedrock's answer is not a message",
+                                &body,
+                                request_id,
+                            )
+                        })?)
                     }
-                    MessagesReply::Stream(s) => Reply::Stream(Box::pin(s.map(move |item| {
+                    RawReply::Stream(s) => Reply::Stream(Box::pin(s.map(move |item| {
                         item.map(|mut e| {
                             e.restore_model(&model);
                             e
@@ -583,6 +668,50 @@ impl Bedrock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relayed_message_is_bedrocks_bytes_with_the_client_model() {
+        let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"us.anthropic.claude-opus-4-8","content":[{"type":"text","text":"the \"model\": x"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":5,"cache_read_input_tokens":2,"service_tier":"standard"},"container":null}"#;
+        let m = JsonMessage::relayed(body, "claude-opus-4-8").unwrap();
+        let expected = String::from_utf8_lossy(body).replace(
+            r#""model":"us.anthropic.claude-opus-4-8""#,
+            r#""model":"claude-opus-4-8""#,
+        );
+        assert_eq!(String::from_utf8_lossy(&m.body), expected);
+        assert_eq!(
+            (
+                m.usage.input_tokens,
+                m.usage.output_tokens,
+                m.usage.cache_read_input_tokens
+            ),
+            (3, 5, Some(2))
+        );
+        assert_eq!(m.message().unwrap().model, "claude-opus-4-8");
+
+        // A name that needs escaping is escaped; an escaped name in the body is replaced too.
+        let m = JsonMessage::relayed(body, r#"my "model""#).unwrap();
+        assert_eq!(m.message().unwrap().model, r#"my "model""#);
+        let escaped = String::from_utf8_lossy(body).replace("us.anthropic", r"us\u002eanthropic");
+        let m = JsonMessage::relayed(escaped.as_bytes(), "claude-opus-4-8").unwrap();
+        let v: Value = serde_json::from_slice(&m.body).unwrap();
+        assert_eq!(v["model"], "claude-opus-4-8");
+        assert_eq!(v["usage"]["service_tier"], "standard");
+
+        // Not a message: refused.
+        for bad in [
+            &br#"{"type":"error","error":{"type":"api_error","message":"x"}}"#[..],
+            br#"{"id":"m","type":"message","role":"assistant","model":"x","usage":{"input_tokens":1,"output_tokens":1}}"#,
+            br#"{"id":"m","type":"note","role":"assistant","model":"x","content":[],"usage":{"input_tokens":1,"output_tokens":1}}"#,
+            br#"{"id":"m","type":"message","role":"assistant","model":"x","content":[],"usage":{}}"#,
+            b"not json",
+        ] {
+            assert!(
+                JsonMessage::relayed(bad, "m").is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn relayed_events_keep_unknown_fields_and_get_the_client_model() {

@@ -143,6 +143,21 @@ impl Account {
         self.end("completed");
     }
 
+    /// A whole message was served as Bedrock's JSON: its usage, and the cache fill (the only use
+    /// that needs the message parsed).
+    pub(crate) fn json_message(&mut self, message: &proxy_bedrock::JsonMessage) {
+        self.usage = message.usage.clone();
+        self.final_usage = true;
+        if self.cache.is_some() {
+            match message.message() {
+                Ok(m) => self.message = Some(m),
+                // Served all the same; only not cached.
+                Err(_) => self.cache = None,
+            }
+        }
+        self.end("completed");
+    }
+
     /// A cache hit was served: no tokens (Bedrock did no work), and nothing to store.
     pub(crate) fn cache_hit(&mut self) {
         self.cache = None;

@@ -252,6 +252,13 @@ async fn serve(
             account.message(&message);
             Ok(json_response(StatusCode::OK, &message))
         }
+        Reply::Json(message) => {
+            account.json_message(&message);
+            Ok(crate::service::json_body_response(
+                StatusCode::OK,
+                message.body,
+            ))
+        }
         Reply::Stream(events) => {
             let s = &g.settings;
             let limits = crate::sse::RelayLimits {

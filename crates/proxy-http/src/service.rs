@@ -56,19 +56,24 @@ pub(crate) fn full(body: impl Into<Bytes>) -> Body {
     BodyExt::boxed_unsync(Full::new(body.into()))
 }
 
-pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
-    // Room for a typical message up front: serde_json's own start (128 bytes) grows three times.
-    let mut buf = Vec::with_capacity(1024);
-    if serde_json::to_writer(&mut buf, body).is_err() {
-        buf.clear();
-    }
-    let mut resp = Response::new(full(buf));
+/// A response of `body`, already JSON.
+pub(crate) fn json_body_response(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
+    // Room for a typical message up front: serde_json's own start (128 bytes) grows three times.
+    let mut buf = Vec::with_capacity(1024);
+    if serde_json::to_writer(&mut buf, body).is_err() {
+        buf.clear();
+    }
+    json_body_response(status, Bytes::from(buf))
 }
 
 pub(crate) fn error_response(err: &ApiError, request_id: &str) -> Response<Body> {
