@@ -17,7 +17,8 @@
 //!    the client's model name.
 //! 3. **Messages** (Claude through Bedrock's Anthropic Messages API, `/anthropic/v1/messages` on
 //!    bedrock-runtime and bedrock-mantle): [`to_messages_body`] passes the request through with the
-//!    Bedrock model id and the betas for the `anthropic-beta` header.
+//!    Bedrock model id and the betas for the `anthropic-beta` header; [`to_messages_json`] gives the
+//!    same body as bytes, written from the typed request without the `Value` tree.
 //!
 //! [`message_events`] turns a finished message back into the stream that produces it (how a gateway
 //! replays a cached response to a streaming client).
