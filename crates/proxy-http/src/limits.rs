@@ -42,26 +42,10 @@ fn ratelimit_headers(d: &crate::keys::Decision) -> Vec<(HeaderName, HeaderValue)
     let mut headers = Vec::with_capacity(3);
     headers.push((REQUESTS_LIMIT, HeaderValue::from(d.limit)));
     headers.push((REQUESTS_REMAINING, HeaderValue::from(d.remaining)));
-    if let Ok(reset) = HeaderValue::from_str(&rfc3339(reset_secs)) {
+    if let Ok(reset) = HeaderValue::from_str(&proxy_store::utc_time(reset_secs as i64)) {
         headers.push((REQUESTS_RESET, reset));
     }
     headers
-}
-
-/// RFC 3339 (UTC, seconds) of a Unix time.
-pub(crate) fn rfc3339(unix: u64) -> String {
-    let mut out = proxy_store::utc_day(unix as i64);
-    let s = unix % 86_400;
-    out.push('T');
-    for (i, part) in [s / 3600, s / 60 % 60, s % 60].into_iter().enumerate() {
-        if i > 0 {
-            out.push(':');
-        }
-        out.push(char::from(b'0' + (part / 10) as u8));
-        out.push(char::from(b'0' + (part % 10) as u8));
-    }
-    out.push('Z');
-    out
 }
 
 /// Checks what the caller may do with `model`, taking one request from its bucket.

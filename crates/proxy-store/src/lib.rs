@@ -199,6 +199,20 @@ pub fn utc_day(unix_secs: i64) -> String {
     day
 }
 
+/// RFC 3339 (UTC, seconds) of a Unix time: `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_time(unix_secs: i64) -> String {
+    let mut out = utc_day(unix_secs);
+    let s = unix_secs.rem_euclid(86_400) as u64;
+    out.push('T');
+    push_digits(&mut out, s / 3600, 2);
+    out.push(':');
+    push_digits(&mut out, s / 60 % 60, 2);
+    out.push(':');
+    push_digits(&mut out, s % 60, 2);
+    out.push('Z');
+    out
+}
+
 /// Appends the last `width` decimal digits of `n`, zero-padded.
 fn push_digits(out: &mut String, n: u64, width: u32) {
     for p in (0..width).rev() {
@@ -371,5 +385,9 @@ mod tests {
         assert_eq!(utc_day(951_782_400), "2000-02-29");
         assert_eq!(utc_day(1_795_651_199), "2026-11-25");
         assert_eq!(utc_day(-1), "1969-12-31");
+        assert_eq!(utc_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_time(951_782_400 + 3_723), "2000-02-29T01:02:03Z");
+        assert_eq!(utc_time(1_795_651_199), "2026-11-25T23:59:59Z");
+        assert_eq!(utc_time(-1), "1969-12-31T23:59:59Z");
     }
 }
