@@ -219,10 +219,7 @@ impl MessagesClient {
             RawReply::Stream(s) => Ok(MessagesReply::Stream(s)),
             RawReply::Json { body, request_id } => serde_json::from_slice::<Message>(&body)
                 .map(MessagesReply::Message)
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "Bedrock's message does not parse");
-                    unexpected("Bedrock's answer is not a message", &body, request_id)
-                }),
+                .map_err(|e| not_a_message(&e, &body, request_id)),
         }
     }
 
@@ -435,6 +432,16 @@ pub(crate) fn unexpected(what: &str, body: &[u8], request_id: Option<String>) ->
     let start = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
     tracing::warn!(request_id, body = %start, "{what}");
     UpstreamError::new(ErrorType::ApiError, what)
+}
+
+/// A 2xx answer of the Messages API that does not read as a message.
+pub(crate) fn not_a_message(
+    e: &serde_json::Error,
+    body: &[u8],
+    request_id: Option<String>,
+) -> UpstreamError {
+    tracing::warn!(error = %e, "Bedrock's message does not parse");
+    unexpected("Bedrock's answer is not a message", body, request_id)
 }
 
 /// The Anthropic error type Anthropic gives an HTTP status.

@@ -554,16 +554,10 @@ impl Bedrock {
                     Endpoint::Mantle => "MessagesMantle",
                 };
                 let reply = match reply {
-                    RawReply::Json { body, request_id } => {
-                        Reply::Json(JsonMessage::relayed(&body, &model).map_err(|e| {
-                            tracing::warn!(error = %e, "Bedrock's message does not parse");
-                            crate::messages::unexpected(
-                                "Bedrock's answer is not a message",
-                                &body,
-                                request_id,
-                            )
-                        })?)
-                    }
+                    RawReply::Json { body, request_id } => Reply::Json(
+                        JsonMessage::relayed(&body, &model)
+                            .map_err(|e| crate::messages::not_a_message(&e, &body, request_id))?,
+                    ),
                     RawReply::Stream(s) => Reply::Stream(Box::pin(s.map(move |item| {
                         item.map(|mut e| {
                             e.restore_model(&model);

@@ -124,6 +124,21 @@ struct SeriesCache {
     keys: std::sync::Mutex<foldhash::HashMap<String, std::sync::Arc<KeySeries>>>,
 }
 
+/// The entry of `name` in `map`, made by `make` the first time.
+fn kept<T>(
+    map: &std::sync::Mutex<foldhash::HashMap<String, std::sync::Arc<T>>>,
+    name: &str,
+    make: impl FnOnce() -> T,
+) -> std::sync::Arc<T> {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = map.get(name) {
+        return s.clone();
+    }
+    let s = std::sync::Arc::new(make());
+    map.insert(name.to_owned(), s.clone());
+    s
+}
+
 /// The metrics of the connection-level defences, panics, and estimated usage.
 #[derive(Debug, Clone)]
 pub struct Defences {
@@ -493,33 +508,21 @@ impl Metrics {
 
     /// The series of `model`.
     pub fn model(&self, model: &str) -> std::sync::Arc<ModelSeries> {
-        let mut models = self.series.models.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = models.get(model) {
-            return s.clone();
-        }
-        let s = std::sync::Arc::new(ModelSeries {
+        kept(&self.series.models, model, || ModelSeries {
             tokens: TOKEN_KINDS.map(|kind| self.tokens.with_label_values(&[model, kind])),
             cost: self.cost.with_label_values(&[model]),
             latency: ["false", "true"]
                 .map(|stream| self.model_latency.with_label_values(&[model, stream])),
             ttft: self.ttft.with_label_values(&[model]),
-        });
-        models.insert(model.to_owned(), s.clone());
-        s
+        })
     }
 
     /// The series of the key `key_id`.
     pub fn key(&self, key_id: &str) -> std::sync::Arc<KeySeries> {
-        let mut keys = self.series.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = keys.get(key_id) {
-            return s.clone();
-        }
-        let s = std::sync::Arc::new(KeySeries {
+        kept(&self.series.keys, key_id, || KeySeries {
             tokens: TOKEN_KINDS.map(|kind| self.key_tokens.with_label_values(&[key_id, kind])),
             cost: self.key_cost.with_label_values(&[key_id]),
-        });
-        keys.insert(key_id.to_owned(), s.clone());
-        s
+        })
     }
 
     /// Adds a usage record's tokens, by model and by key id.
