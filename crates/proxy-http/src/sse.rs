@@ -147,13 +147,14 @@ pub(crate) fn relay(
                     break;
                 }
                 Step::Tick => {
-                    if Instant::now() >= next_ping {
+                    // Fired for a ping, or for a deadline that events have since moved.
+                    let ping_due = Instant::now() >= next_ping;
+                    if ping_due {
                         last_frame = Instant::now();
-                        timer.as_mut().reset(deadline.min(last_frame + ping).into());
+                    }
+                    timer.as_mut().reset(deadline.min(last_frame + ping).into());
+                    if ping_due {
                         yield Ok(Frame::data(Bytes::from_static(PING.as_bytes())));
-                    } else {
-                        // Fired for a deadline that events have since moved.
-                        timer.as_mut().reset(deadline.min(next_ping).into());
                     }
                     continue;
                 }
