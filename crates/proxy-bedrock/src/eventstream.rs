@@ -145,7 +145,7 @@ fn read_headers(mut raw: &[u8], frame: &mut Frame) -> Result<(), FrameError> {
                 let len = take(&mut raw, 2)?;
                 let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
                 let bytes = take(&mut raw, len)?;
-                (kind == 7).then(|| String::from_utf8_lossy(bytes).into_owned())
+                (kind == 7).then_some(bytes)
             }
             _ => return Err(FrameError::Malformed("unknown header value type")),
         };
@@ -155,9 +155,13 @@ fn read_headers(mut raw: &[u8], frame: &mut Frame) -> Result<(), FrameError> {
             b":exception-type" => &mut frame.exception_type,
             b":error-code" => &mut frame.error_code,
             b":error-message" => &mut frame.error_message,
+            // Not kept (`:content-type`, ...): not copied either.
             _ => continue,
         };
-        *slot = value;
+        *slot = value.map(|bytes| match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        });
     }
     Ok(())
 }

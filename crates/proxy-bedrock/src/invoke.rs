@@ -211,17 +211,25 @@ pub fn chunk_bytes(frame: &Frame) -> Result<Option<Vec<u8>>, UpstreamError> {
         #[serde(borrow)]
         bytes: Option<std::borrow::Cow<'a, str>>,
     }
-    let part: Part<'_> = serde_json::from_slice(&frame.payload).map_err(|e| {
-        UpstreamError::new(
-            ErrorType::ApiError,
-            format!("Bedrock sent a chunk that is not JSON: {e}"),
-        )
-    })?;
-    let Some(b64) = part.bytes else {
-        return Ok(None);
+    let parsed;
+    let b64: &[u8] = match plain_bytes_field(&frame.payload) {
+        Some(b64) => b64,
+        None => {
+            let part: Part<'_> = serde_json::from_slice(&frame.payload).map_err(|e| {
+                UpstreamError::new(
+                    ErrorType::ApiError,
+                    format!("Bedrock sent a chunk that is not JSON: {e}"),
+                )
+            })?;
+            let Some(b64) = part.bytes else {
+                return Ok(None);
+            };
+            parsed = b64;
+            parsed.as_bytes()
+        }
     };
     base64::engine::general_purpose::STANDARD
-        .decode(b64.as_bytes())
+        .decode(b64)
         .map(Some)
         .map_err(|e| {
             UpstreamError::new(
@@ -229,6 +237,27 @@ pub fn chunk_bytes(frame: &Frame) -> Result<Option<Vec<u8>>, UpstreamError> {
                 format!("Bedrock sent a chunk that is not base64: {e}"),
             )
         })
+}
+
+/// The base64 of a chunk's payload as Bedrock writes it, `{"bytes":"..."}` (maybe with more fields
+/// after it, such as `"p"`), found without a JSON parse: base64 has neither quotes nor backslashes,
+/// so the value ends at the next quote. `None` for any other shape (an escape, whitespace, another
+/// key first, a payload that is not that JSON object), which the caller parses as JSON.
+fn plain_bytes_field(payload: &[u8]) -> Option<&[u8]> {
+    const HEAD: &[u8] = br#"{"bytes":""#;
+    let rest = payload.strip_prefix(HEAD)?;
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    // The object ends there, or after Bedrock's padding (`"p"`: letters and digits).
+    let tail = &rest[end + 1..];
+    let closed = tail == b"}"
+        || tail
+            .strip_prefix(br#","p":""#)
+            .and_then(|pad| pad.strip_suffix(br#""}"#))
+            .is_some_and(|pad| pad.iter().all(u8::is_ascii_alphanumeric));
+    closed.then_some(&rest[..end])
 }
 
 fn message_of(payload: &[u8]) -> Option<String> {
@@ -327,5 +356,49 @@ mod tests {
         };
         assert!(exception(&chunk).is_none());
         assert_eq!(chunk_bytes(&chunk).unwrap().unwrap(), br#"{"type":"ping"}"#);
+    }
+
+    #[test]
+    fn a_chunk_reads_the_same_with_or_without_the_fast_path() {
+        let chunk = |payload: &str| Frame {
+            message_type: Some("event".into()),
+            event_type: Some("chunk".into()),
+            payload: Bytes::from(payload.to_owned()),
+            ..Frame::default()
+        };
+        let ping = Some(br#"{"type":"ping"}"#.to_vec());
+        // Taken by the fast path: Bedrock's own shapes.
+        for payload in [
+            r#"{"bytes":"eyJ0eXBlIjoicGluZyJ9"}"#,
+            r#"{"bytes":"eyJ0eXBlIjoicGluZyJ9","p":"abcXYZ019"}"#,
+            r#"{"bytes":"eyJ0eXBlIjoicGluZyJ9","p":""}"#,
+        ] {
+            assert!(plain_bytes_field(payload.as_bytes()).is_some(), "{payload}");
+            assert_eq!(chunk_bytes(&chunk(payload)).unwrap(), ping, "{payload}");
+        }
+        // Left to the JSON parse, which reads them the same or rejects them.
+        for payload in [
+            r#"{"p":"abc","bytes":"eyJ0eXBlIjoicGluZyJ9"}"#,
+            r#"{ "bytes":"eyJ0eXBlIjoicGluZyJ9"}"#,
+            r#"{"bytes":"eyJ0eXBlIjoicGluZyJ9" }"#,
+            r#"{"bytes":"eyJ0eXBlIjoicGluZyJ9","p":"a b"}"#,
+            r#"{"bytes":"eyJ0eXBlIjoicGluZyJ9","q":1}"#,
+            r#"{"bytes":"eyJ0eXBlIjoicGluZyJ9\u0000"}"#,
+        ] {
+            assert!(plain_bytes_field(payload.as_bytes()).is_none(), "{payload}");
+        }
+        assert_eq!(
+            chunk_bytes(&chunk(r#"{"p":"abc","bytes":"eyJ0eXBlIjoicGluZyJ9"}"#)).unwrap(),
+            ping
+        );
+        assert_eq!(chunk_bytes(&chunk(r#"{"p":"abc"}"#)).unwrap(), None);
+        // Not JSON, or not base64: an error either way.
+        for payload in [
+            r#"{"bytes":"eyJ0eXBlIjoicGluZyJ9","p":"a"}x"#,
+            r#"{"bytes":"not base64!"}"#,
+            r#"{"bytes":"#,
+        ] {
+            assert!(chunk_bytes(&chunk(payload)).is_err(), "{payload}");
+        }
     }
 }

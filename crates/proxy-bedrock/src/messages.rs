@@ -1027,7 +1027,7 @@ mod tests {
         ] {
             let got = item(event, data).unwrap();
             assert!(got.event.is_none());
-            assert_eq!((got.name.as_str(), got.data.as_str()), (event, data));
+            assert_eq!((got.name.as_ref(), got.data.as_str()), (event, data));
             assert_eq!(got.to_sse(), format!("event: {event}\ndata: {data}\n\n"));
         }
     }

@@ -5,7 +5,9 @@
 //! Adding a route is one more producer here: a function that turns [`Call`] into a [`Reply`]. The
 //! HTTP layer relays the reply and accounts for it without knowing which route made it.
 
+use std::borrow::Cow;
 use std::pin::Pin;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,7 +28,7 @@ pub struct ReplyEvent {
     /// an event the schema does not model, which is relayed all the same.
     pub event: Option<StreamEvent>,
     /// The SSE `event:` name.
-    pub name: String,
+    pub name: Cow<'static, str>,
     /// The SSE data: Bedrock's own JSON where the route gives it (so fields this gateway does not
     /// model reach the client), else the typed event serialized.
     pub data: String,
@@ -37,17 +39,17 @@ impl ReplyEvent {
     pub fn typed(event: StreamEvent) -> Self {
         let data = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
         ReplyEvent {
-            name: event.name().to_owned(),
+            name: Cow::Borrowed(event.name()),
             event: Some(event),
             data,
         }
     }
 
     /// An event Bedrock sent in Anthropic's JSON (native and Messages routes), relayed as sent.
-    pub fn relayed(name: impl Into<String>, data: impl Into<String>) -> Self {
+    pub fn relayed(name: impl Into<Cow<'static, str>>, data: impl Into<String>) -> Self {
         let data = data.into();
         ReplyEvent {
-            event: serde_json::from_str(&data).ok(),
+            event: StreamEvent::from_json(data.as_bytes()).ok(),
             name: name.into(),
             data,
         }
@@ -61,7 +63,7 @@ impl ReplyEvent {
         bytes: &[u8],
         model: &str,
     ) -> Result<ReplyEvent, proxy_convert::ConvertError> {
-        native_event(bytes, model)
+        native_event(bytes.to_vec(), model)
     }
 
     /// Puts the client's model name into `message_start` (Bedrock answers with its own id).
@@ -70,9 +72,26 @@ impl ReplyEvent {
             return;
         };
         model.clone_into(&mut message.model);
-        // Written again from the typed event (its unknown fields kept), not by reading the data
-        // into a tree: that cost more than the rest of the stream's events together.
-        if let Some(event) = &self.event
+        // Bedrock's bytes with only the name changed, where the name is found as the message's
+        // `model`; else written again from the typed event (the message's unknown fields kept).
+        // Never by reading the data into a tree: that cost more than the rest of the stream.
+        #[derive(serde::Deserialize)]
+        struct Start<'a> {
+            #[serde(borrow)]
+            message: Named<'a>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Named<'a> {
+            #[serde(borrow)]
+            model: Cow<'a, str>,
+        }
+        let spliced = serde_json::from_str::<Start<'_>>(&self.data)
+            .ok()
+            .and_then(|start| replaced(self.data.as_bytes(), start.message.model, model))
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        if let Some(data) = spliced {
+            self.data = data;
+        } else if let Some(event) = &self.event
             && let Ok(data) = serde_json::to_string(event)
         {
             self.data = data;
@@ -148,7 +167,6 @@ impl JsonMessage {
     /// Anthropic message (its `type`, `id`, `role`, `content`, `model` or `usage` missing or wrong).
     pub fn relayed(body: &[u8], model: &str) -> Result<JsonMessage, serde_json::Error> {
         use serde::de::{Error, IgnoredAny};
-        use std::borrow::Cow;
         #[derive(serde::Deserialize)]
         struct Peek<'a> {
             #[serde(rename = "type", borrow)]
@@ -171,23 +189,8 @@ impl JsonMessage {
             )));
         }
         let usage = peek.usage;
-        // The model name borrowed from the body (no escapes in it) is where it stands in the body.
-        let at = match &peek.model {
-            Cow::Borrowed(name) => (name.as_ptr() as usize)
-                .checked_sub(body.as_ptr() as usize)
-                .filter(|at| at + name.len() <= body.len())
-                .map(|at| (at, name.len())),
-            Cow::Owned(_) => None,
-        };
-        let body = match at {
-            Some((at, len)) => {
-                let quoted = serde_json::to_string(model)?;
-                let mut out = Vec::with_capacity(body.len() + quoted.len());
-                out.extend_from_slice(&body[..at]);
-                out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
-                out.extend_from_slice(&body[at + len..]);
-                out
-            }
+        let body = match replaced(body, peek.model, model) {
+            Some(out) => out,
             None => {
                 // An escaped model name (never seen from Bedrock): the message written again.
                 let mut message: Message = serde_json::from_slice(body)?;
@@ -205,6 +208,24 @@ impl JsonMessage {
     pub fn message(&self) -> Result<Message, serde_json::Error> {
         serde_json::from_slice(&self.body)
     }
+}
+
+/// `json` with the string `found` replaced by `with` (as a JSON string's contents), where `found`
+/// was borrowed from `json` by a parse: a borrowed string has no escapes, and stands in the bytes
+/// where the parse found it. `None` for a string the parse had to unescape (owned).
+fn replaced(json: &[u8], found: Cow<'_, str>, with: &str) -> Option<Vec<u8>> {
+    let Cow::Borrowed(name) = found else {
+        return None;
+    };
+    let at = (name.as_ptr() as usize)
+        .checked_sub(json.as_ptr() as usize)
+        .filter(|at| at + name.len() <= json.len())?;
+    let quoted = serde_json::to_string(with).ok()?;
+    let mut out = Vec::with_capacity(json.len() + quoted.len());
+    out.extend_from_slice(&json[..at]);
+    out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
+    out.extend_from_slice(&json[at + name.len()..]);
+    Some(out)
 }
 
 /// One request for Bedrock.
@@ -257,29 +278,49 @@ pub struct Sent {
 
 /// One `chunk` of InvokeModelWithResponseStream as the event the client gets. Most chunks (the
 /// deltas) are relayed byte for byte, parsed once for accounting; `message_start` gets the client's
-/// model name, and Bedrock's `amazon-bedrock-invocationMetrics` (on the last chunk) is removed.
-fn native_event(bytes: &[u8], model: &str) -> Result<ReplyEvent, proxy_convert::ConvertError> {
-    const METRICS: &[u8] = b"amazon-bedrock-invocationMetrics";
-    let typed: Option<StreamEvent> = serde_json::from_slice(bytes).ok();
+/// model name, and Bedrock's `amazon-bedrock-invocationMetrics` (on the last chunk) is removed
+/// (through a tree: one chunk per stream).
+fn native_event(bytes: Vec<u8>, model: &str) -> Result<ReplyEvent, proxy_convert::ConvertError> {
+    static METRICS: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"amazon-bedrock-invocationMetrics"));
+    let typed = StreamEvent::from_json(&bytes).ok();
     let plain = matches!(
         typed,
         Some(
-            StreamEvent::ContentBlockStart { .. }
+            StreamEvent::MessageStart { .. }
+                | StreamEvent::ContentBlockStart { .. }
                 | StreamEvent::ContentBlockDelta { .. }
                 | StreamEvent::ContentBlockStop { .. }
                 | StreamEvent::MessageDelta { .. }
                 | StreamEvent::Ping
         )
-    ) && !bytes.windows(METRICS.len()).any(|w| w == METRICS)
+    ) && METRICS.find(&bytes).is_none()
         // A raw CR (JSON whitespace) would end an SSE line: such a chunk is written again.
-        && !bytes.contains(&b'\r');
-    if plain && let (Some(event), Ok(data)) = (typed, std::str::from_utf8(bytes)) {
-        return Ok(ReplyEvent {
-            name: event.name().to_owned(),
-            event: Some(event),
-            data: data.to_owned(),
-        });
+        && memchr::memchr(b'\r', &bytes).is_none();
+    if plain && let Some(event) = typed {
+        match String::from_utf8(bytes) {
+            Ok(data) => {
+                let mut event = ReplyEvent {
+                    name: Cow::Borrowed(event.name()),
+                    event: Some(event),
+                    data,
+                };
+                // `message_start` gets the client's model name (written again from the typed
+                // event, its unknown fields kept); the other events are relayed byte for byte.
+                event.restore_model(model);
+                return Ok(event);
+            }
+            Err(e) => return native_chunk_event(e.as_bytes(), model),
+        }
     }
+    native_chunk_event(&bytes, model)
+}
+
+/// A chunk written again by `proxy_convert::native_chunk` (the model put in, the metrics removed).
+fn native_chunk_event(
+    bytes: &[u8],
+    model: &str,
+) -> Result<ReplyEvent, proxy_convert::ConvertError> {
     let chunk = proxy_convert::native_chunk(bytes, model)?;
     Ok(ReplyEvent::relayed(
         chunk.name().to_owned(),
@@ -502,7 +543,7 @@ impl Bedrock {
                                 .and_then(|bytes| {
                                     bytes
                                         .map(|b| {
-                                            native_event(&b, &model).map_err(|e| {
+                                            native_event(b, &model).map_err(|e| {
                                                 UpstreamError::new(
                                                     ErrorType::ApiError,
                                                     e.to_string(),
@@ -731,21 +772,47 @@ mod tests {
         );
 
         let chunk = br#"{"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"us.anthropic.claude-opus-4-8","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1}}}"#;
-        let e = native_event(chunk, "claude-opus-4-8").unwrap();
+        let e = native_event(chunk.to_vec(), "claude-opus-4-8").unwrap();
         assert!(
             e.data.contains(r#""model":"claude-opus-4-8""#),
             "{}",
             e.data
         );
+        // Only the model changed in Bedrock's bytes: what the tree's rewrite says, the unknown
+        // fields (of the message and of the event) and the nulls kept.
+        let chunk = br#"{"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"us.anthropic.claude-opus-4-8","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1,"service_tier":"standard"},"container":null},"extra":{"a":[1]}}"#;
+        let e = native_event(chunk.to_vec(), "claude-opus-4-8").unwrap();
+        assert!(matches!(e.event, Some(StreamEvent::MessageStart { .. })));
+        assert_eq!(
+            e.data,
+            std::str::from_utf8(chunk)
+                .unwrap()
+                .replace("us.anthropic.claude-opus-4-8", "claude-opus-4-8"),
+            "Bedrock's bytes, only the model changed"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&e.data).unwrap(),
+            proxy_convert::native_chunk(chunk, "claude-opus-4-8")
+                .unwrap()
+                .event
+        );
+        // A model name with an escape in it is not where a borrowed name would be: the event is
+        // written again from its typed form.
+        let escaped = r#"{"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"us.anthropic\u002eclaude","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1}}}"#;
+        let mut e = ReplyEvent::relayed("message_start", escaped);
+        e.restore_model("claude-\"quoted\"");
+        let v: Value = serde_json::from_str(&e.data).unwrap();
+        assert_eq!(v["message"]["model"], "claude-\"quoted\"");
+        assert_eq!(v["message"]["usage"]["input_tokens"], 3);
         let chunk = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"},"new_field":1}"#;
-        let e = native_event(chunk, "claude-opus-4-8").unwrap();
+        let e = native_event(chunk.to_vec(), "claude-opus-4-8").unwrap();
         assert_eq!(e.data.as_bytes(), chunk, "deltas are relayed byte for byte");
         assert!(e.is_content());
         let chunk =
             br#"{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":3}}"#;
-        let e = native_event(chunk, "claude-opus-4-8").unwrap();
+        let e = native_event(chunk.to_vec(), "claude-opus-4-8").unwrap();
         assert_eq!(e.data, r#"{"type":"message_stop"}"#);
-        assert!(native_event(b"not json", "m").is_err());
+        assert!(native_event(b"not json".to_vec(), "m").is_err());
 
         let e = ReplyEvent::relayed("future_event", r#"{"type":"future_event"}"#);
         assert!(e.event.is_none() && !e.is_content());

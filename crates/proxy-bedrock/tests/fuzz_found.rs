@@ -15,7 +15,7 @@ fn relayed_as_sent(chunk: &[u8]) {
     let back = d.next_event().unwrap().expect("one event");
     assert_eq!(
         (back.event.as_str(), back.data.as_str()),
-        (event.name.as_str(), event.data.as_str())
+        (event.name.as_ref(), event.data.as_str())
     );
     assert_eq!(
         d.next_event(),

@@ -190,6 +190,31 @@ pub enum StreamEvent {
     },
 }
 
+/// [`StreamEvent::from_json`]'s fast path: `Some` only for the exact text-delta shape, whose reading
+/// then equals serde's (the index as JSON writes a number, the text valid UTF-8 with no control
+/// character, which JSON would have escaped).
+fn plain_text_delta(bytes: &[u8]) -> Option<StreamEvent> {
+    let rest = bytes.strip_prefix(br#"{"type":"content_block_delta","index":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    // No leading zero (not JSON), and few enough digits that the index cannot overflow.
+    if digits == 0 || digits > 9 || (digits > 1 && rest[0] == b'0') {
+        return None;
+    }
+    let index = rest[..digits]
+        .iter()
+        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+    let rest = rest[digits..].strip_prefix(br#","delta":{"type":"text_delta","text":""#)?;
+    let text = rest.strip_suffix(br#""}}"#)?;
+    if text.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        return None;
+    }
+    let text = std::str::from_utf8(text).ok()?.to_owned();
+    Some(StreamEvent::ContentBlockDelta {
+        index,
+        delta: Delta::TextDelta { text },
+    })
+}
+
 // Read `type` first (crate::tagged): serde's derive for internally tagged enums buffers the
 // whole event before it reads it, on every event of every stream.
 impl<'de> Deserialize<'de> for StreamEvent {
@@ -345,6 +370,18 @@ impl StreamEvent {
             StreamEvent::MessageStop => "message_stop",
             StreamEvent::Ping => "ping",
             StreamEvent::Error { .. } => "error",
+        }
+    }
+
+    /// An event from its JSON, as `serde_json::from_slice` reads it. The commonest event of a
+    /// stream, a text delta written as Anthropic and Bedrock write it
+    /// (`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"..."}}`, no
+    /// whitespace, no escape in the text), is read without the deserializer; anything else goes
+    /// to it.
+    pub fn from_json(bytes: &[u8]) -> serde_json::Result<StreamEvent> {
+        match plain_text_delta(bytes) {
+            Some(event) => Ok(event),
+            None => serde_json::from_slice(bytes),
         }
     }
 
