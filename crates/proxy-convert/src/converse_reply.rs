@@ -236,9 +236,53 @@ fn citation(c: &Value) -> bedrock::Citation {
         .build()
 }
 
+/// A `contentBlockDelta` with text (most of a stream's events) read without a tree: `Some` only
+/// where the payload parses as this shape, and then the event equals the tree's reading (an
+/// integer index as `int_at` takes it, the text whatever else `delta` holds); any other payload,
+/// duplicate keys or a differently typed field included, is left to the tree.
+fn text_delta(payload: &[u8]) -> Option<bedrock::ConverseStreamOutput> {
+    use std::borrow::Cow;
+    #[derive(serde::Deserialize)]
+    struct Event<'a> {
+        #[serde(rename = "contentBlockIndex")]
+        index: Option<serde_json::Number>,
+        #[serde(borrow)]
+        delta: Delta<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Delta<'a> {
+        #[serde(borrow)]
+        text: Option<Cow<'a, str>>,
+    }
+    let event: Event<'_> = serde_json::from_slice(payload).ok()?;
+    let text = event.delta.text?.into_owned();
+    let index = event.index.and_then(|n| n.as_i64()).map_or(0, |n| {
+        n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    });
+    bedrock::ContentBlockDeltaEvent::builder()
+        .delta(bedrock::ContentBlockDelta::Text(text))
+        .content_block_index(index)
+        .build()
+        .ok()
+        .map(bedrock::ConverseStreamOutput::ContentBlockDelta)
+}
+
 /// One ConverseStream event from its `:event-type` and JSON payload; `None` for an event or a
 /// delta the gateway has no form for.
 pub fn converse_stream_event(
+    event_type: &str,
+    payload: &[u8],
+) -> Result<Option<bedrock::ConverseStreamOutput>> {
+    if event_type == "contentBlockDelta"
+        && let Some(event) = text_delta(payload)
+    {
+        return Ok(Some(event));
+    }
+    stream_event_from_tree(event_type, payload)
+}
+
+/// [`converse_stream_event`] through a `serde_json::Value`: every event type and shape.
+fn stream_event_from_tree(
     event_type: &str,
     payload: &[u8],
 ) -> Result<Option<bedrock::ConverseStreamOutput>> {
@@ -361,4 +405,71 @@ pub fn converse_stream_event(
         }
         _ => return Ok(None),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The fast path answers only where it reads the payload as the tree does.
+    fn same_as_tree(payload: &[u8]) {
+        let tree = stream_event_from_tree("contentBlockDelta", payload);
+        if let Some(fast) = text_delta(payload) {
+            assert_eq!(
+                tree.as_ref().ok().and_then(Option::as_ref),
+                Some(&fast),
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+        assert_eq!(
+            converse_stream_event("contentBlockDelta", payload).ok(),
+            tree.ok()
+        );
+    }
+
+    #[test]
+    fn a_text_delta_reads_as_the_tree_reads_it() {
+        let plain = br#"{"contentBlockIndex":2,"delta":{"text":"Hi \"there\""},"p":"abcd"}"#;
+        assert!(text_delta(plain).is_some());
+        same_as_tree(plain);
+        for payload in [
+            r#"{"delta":{"text":"no index"}}"#,
+            r#"{"contentBlockIndex":null,"delta":{"text":"null index"}}"#,
+            r#"{"contentBlockIndex":1.0,"delta":{"text":"float index"}}"#,
+            r#"{"contentBlockIndex":"1","delta":{"text":"string index"}}"#,
+            r#"{"contentBlockIndex":99999999999,"delta":{"text":"clamped"}}"#,
+            r#"{"contentBlockIndex":-99999999999,"delta":{"text":"clamped"}}"#,
+            r#"{"contentBlockIndex":18446744073709551615,"delta":{"text":"u64"}}"#,
+            r#"{"contentBlockIndex":0,"delta":{"text":null,"toolUse":{"input":"{}"}}}"#,
+            r#"{"contentBlockIndex":0,"delta":{"text":1}}"#,
+            r#"{"contentBlockIndex":0,"delta":{"text":"a","text":"b"}}"#,
+            r#"{"contentBlockIndex":0,"contentBlockIndex":1,"delta":{"text":"a"}}"#,
+            r#"{"contentBlockIndex":0,"delta":{"text":"a","toolUse":{"input":"{}"}}}"#,
+            r#"{"contentBlockIndex":0,"delta":"text"}"#,
+            r#"{"contentBlockIndex":0}"#,
+            r#"[1,2]"#,
+            r#"{"contentBlockIndex":0,"delta":{"text":"a"}"#,
+        ] {
+            same_as_tree(payload.as_bytes());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_delta_reads_as_the_tree_reads_it(
+            index in prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                Just("null".to_owned()),
+                Just("1.5".to_owned()),
+            ],
+            text in "\\PC{0,30}",
+            extra in prop_oneof![Just(""), Just(r#","p":"abc""#), Just(r#","delta":{"text":"again"}"#)],
+        ) {
+            let text = serde_json::to_string(&text).unwrap();
+            let payload = format!(r#"{{"contentBlockIndex":{index},"delta":{{"text":{text}}}{extra}}}"#);
+            same_as_tree(payload.as_bytes());
+        }
+    }
 }
