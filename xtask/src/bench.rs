@@ -204,10 +204,14 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     };
     let plan = Plan::new(quick);
     check_tools()?;
-    eprintln!("Building bedrock-sim, floor-proxy, proxy-server and proxy-admin (release).");
+    // The `dist` profile (Cargo.toml), the binaries that ship; the floor is built the same way.
+    eprintln!(
+        "Building bedrock-sim, floor-proxy, proxy-server and proxy-admin (the dist profile)."
+    );
     run(cargo().args([
         "build",
-        "--release",
+        "--profile",
+        "dist",
         "--bin",
         "bedrock-sim",
         "--bin",
@@ -239,10 +243,10 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         .arg(std::process::id().to_string()))?;
 
     let scratch = Scratch::new(root, "bench")?;
-    let release = target_dir(root).join("release");
+    let bins = target_dir(root).join("dist");
     let (mut sim, sim_url) = start_server(
         "bedrock-sim",
-        pinned(&release.join("bedrock-sim"), server_cpu).args([
+        pinned(&bins.join("bedrock-sim"), server_cpu).args([
             "--listen",
             "127.0.0.1:0",
             "--record-limit",
@@ -251,7 +255,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     )?;
     let (mut floor, floor_url) = start_server(
         "floor-proxy",
-        pinned(&release.join("floor-proxy"), server_cpu).args([
+        pinned(&bins.join("floor-proxy"), server_cpu).args([
             "--listen",
             "127.0.0.1:0",
             "--upstream",
@@ -267,14 +271,9 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let mut keys = Vec::new();
     for route in ["converse", "native", "messages"] {
         let store = scratch.0.join(format!("gateway-{route}.db"));
-        let key = crate::create_key(
-            &release.join("proxy-admin"),
-            &store,
-            "bench",
-            crate::UNLIMITED,
-        )?;
+        let key = crate::create_key(&bins.join("proxy-admin"), &store, "bench", crate::UNLIMITED)?;
         let (child, url) = start_gateway(
-            &release.join("proxy-server"),
+            &bins.join("proxy-server"),
             server_cpu,
             &sim_url,
             &store,
@@ -1371,7 +1370,9 @@ fn report(
          Converse route, `claude-sonnet-4-5-20250929` on the native route, `claude-opus-4-8` configured \
          `api = \"messages\"`, `endpoint = \"mantle\"`). Each proxy-server route is its own process \
          with its own embedded store and a store key (limits checked on every request, usage \
-         recorded in batches), so its CPU and memory are its own.\n"
+         recorded in batches), so its CPU and memory are its own. Every Rust binary (the emulator, \
+         the floor, the gateway) is built with the `dist` profile, the one the images ship: \
+         release with fat LTO and one codegen unit.\n"
     )?;
     writeln!(
         d,

@@ -1,5 +1,6 @@
-//! `cargo xtask image`: the gateway's container image, built from this checkout's release binaries
-//! with no base image and no daemon, then run and checked end to end.
+//! `cargo xtask image`: the gateway's container image, built from this checkout's binaries (the
+//! `dist` profile: release, optimized across crates) with no base image and no daemon, then run and
+//! checked end to end.
 //!
 //! Two images, both `FROM scratch` plus the binaries and exactly what they load (`ldd`: glibc's
 //! loader, libc, libm, libgcc_s), Debian's CA bundle, `/etc/passwd` with the non-root user 10001, and
@@ -61,7 +62,7 @@ pub fn workspace_version(root: &Path) -> Result<String> {
     bail!("no version in [workspace.package] of Cargo.toml")
 }
 
-/// Builds the release binaries and both images, tagged `version`.
+/// Builds the shipped binaries (the `dist` profile) and both images, tagged `version`.
 pub fn build(root: &Path, version: &str) -> Result<()> {
     if !is_root() {
         bail!("cargo xtask image runs buildah and podman as root (vfs storage); run it as root");
@@ -73,9 +74,11 @@ pub fn build(root: &Path, version: &str) -> Result<()> {
             );
         }
     }
+    // The `dist` profile (Cargo.toml): what ships is optimized across crates.
     run(cargo().args([
         "build",
-        "--release",
+        "--profile",
+        "dist",
         "--bin",
         "proxy-server",
         "--bin",
@@ -83,11 +86,11 @@ pub fn build(root: &Path, version: &str) -> Result<()> {
         "--bin",
         "bedrock-sim",
     ]))?;
-    let release = target_dir(root).join("release");
+    let bins = target_dir(root).join("dist");
     let scratch = Scratch::new(root, "image-rootfs")?;
     assemble(
         &scratch.0.join("gateway"),
-        &[release.join("proxy-server"), release.join("proxy-admin")],
+        &[bins.join("proxy-server"), bins.join("proxy-admin")],
         &format!("{GATEWAY}:{version}"),
         version,
         &[
@@ -117,7 +120,7 @@ pub fn build(root: &Path, version: &str) -> Result<()> {
     )?;
     assemble(
         &scratch.0.join("sim"),
-        &[release.join("bedrock-sim")],
+        &[bins.join("bedrock-sim")],
         &format!("{SIM}:{version}"),
         version,
         &[

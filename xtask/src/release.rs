@@ -44,12 +44,13 @@ pub fn release(root: &Path) -> Result<()> {
     let dist = target_dir(root).join("release-dist");
     let _ = std::fs::remove_dir_all(&dist);
     std::fs::create_dir_all(&dist)?;
-    let release = target_dir(root).join("release");
+    // The binaries `image::build` made (the `dist` profile).
+    let shipped = target_dir(root).join("dist");
     let gateway_tar = tarball(
         root,
         &dist,
         &format!("bedrock-gateway-{version}-{TARGET}"),
-        &[release.join("proxy-server"), release.join("proxy-admin")],
+        &[shipped.join("proxy-server"), shipped.join("proxy-admin")],
         &[
             ("README.md", "README.md"),
             ("CHANGELOG.md", "CHANGELOG.md"),
@@ -62,7 +63,7 @@ pub fn release(root: &Path) -> Result<()> {
         root,
         &dist,
         &format!("bedrock-sim-{version}-{TARGET}"),
-        &[release.join("bedrock-sim")],
+        &[shipped.join("bedrock-sim")],
         &[("README.md", "README.md")],
     )?;
     for (name, file) in [

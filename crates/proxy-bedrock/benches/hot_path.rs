@@ -381,32 +381,38 @@ fn decode(c: &mut Criterion) {
         })
     });
 
-    // The same chunks as InvokeModelWithResponseStream frames them (bedrock-sim's encoder), as the
-    // body arrives, through the event-stream decoder to the decoded chunk bytes.
+    // The same chunks as InvokeModelWithResponseStream frames them (bedrock-sim's encoder, with
+    // Bedrock's `p` padding), as the body arrives, through the event-stream decoder to the decoded
+    // chunk bytes.
     let framed: Vec<u8> = chunks
         .iter()
         .flat_map(|chunk| {
             let payload = format!(
-                r#"{{"bytes":"{}"}}"#,
+                r#"{{"bytes":"{}","p":"abcdefghijklmnopqrstu"}}"#,
                 base64::engine::general_purpose::STANDARD.encode(chunk)
             );
             bedrock_sim::eventstream::event_frame("chunk", payload.as_bytes()).to_vec()
         })
         .collect();
     let pieces: Vec<&[u8]> = framed.chunks(700).collect();
-    c.bench_function("decode/event stream frames (16 chunks)", |b| {
-        b.iter(|| {
-            let mut decoder = FrameDecoder::new();
-            let mut n = 0;
-            for piece in &pieces {
-                decoder.push(black_box(piece));
-                while let Some(frame) = decoder.next_frame().unwrap() {
-                    n += frame.payload.len();
+    c.bench_function(
+        "decode/event stream frames to chunk bytes (16 chunks)",
+        |b| {
+            b.iter(|| {
+                let mut decoder = FrameDecoder::new();
+                let mut n = 0;
+                for piece in &pieces {
+                    decoder.push(black_box(piece));
+                    while let Some(frame) = decoder.next_frame().unwrap() {
+                        n += proxy_bedrock::fuzzing::chunk_bytes(&frame)
+                            .unwrap()
+                            .map_or(0, |bytes| bytes.len());
+                    }
                 }
-            }
-            n
-        })
-    });
+                n
+            })
+        },
+    );
 
     let sse: String = events
         .iter()
