@@ -21,7 +21,7 @@ pub mod sse;
 mod upstream;
 
 /// The decoding steps of the streamed routes, as the streams run them, for the fuzz targets
-/// (`fuzz/` at the repository's root); not an API.
+/// (`fuzz/` at the repository's root) and the hot-path bench; not an API.
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::invoke::chunk_bytes;
