@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     let decoded = sse.next_event().expect("decodable").expect("one event");
     assert_eq!(
         (decoded.event.as_str(), decoded.data.as_str()),
-        (event.name.as_str(), event.data.as_str())
+        (&*event.name, event.data.as_str())
     );
     assert_eq!(sse.next_event(), Ok(None));
 });
