@@ -68,9 +68,14 @@ impl UpstreamError {
     fn new(kind: ErrorType, message: impl Into<String>) -> Self {
         let retry_after =
             matches!(kind, ErrorType::RateLimitError | ErrorType::OverloadedError).then_some(1);
+        let mut message = message.into();
+        if message.trim().is_empty() {
+            // Bedrock's own message can be blank; the client still gets an error that says something.
+            message = format!("Bedrock returned an error ({})", kind.as_str());
+        }
         UpstreamError {
             kind,
-            message: message.into(),
+            message,
             retry_after,
             retryable: None,
         }

@@ -616,7 +616,8 @@ fn aws_error(
         .to_owned();
     let message = objects
         .iter()
-        .find_map(|o| str_at(o, &["message", "Message", "errorMessage"]));
+        .find_map(|o| str_at(o, &["message", "Message", "errorMessage"]))
+        .filter(|m| !m.trim().is_empty());
     if short == "UnknownOperationException" {
         // ⚠ runtime's answer (HTTP 200) to an operation it does not serve.
         return Some(UpstreamError::new(
@@ -926,6 +927,17 @@ mod tests {
         .unwrap();
         assert_eq!(e.kind, ErrorType::OverloadedError);
         assert_eq!(e.retry_after, Some(1));
+
+        // A blank message: the code says what happened.
+        let e = failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            &h(&[("x-amzn-errortype", "ThrottlingException")]),
+            br#"{"message":""}"#,
+            "/p",
+        )
+        .unwrap();
+        assert_eq!(e.kind, ErrorType::RateLimitError);
+        assert_eq!(e.message, "ThrottlingException");
     }
 
     #[test]
@@ -1005,6 +1017,14 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.kind, ErrorType::OverloadedError);
         assert_eq!(e.message, "Overloaded");
+        // A blank message (found by the messages_sse fuzz target): the error still says something.
+        let e = item(
+            "",
+            r#"{"type": "error", "error": {"type": "overloaded_error", "message": " "}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorType::OverloadedError);
+        assert_eq!(e.message, "Bedrock returned an error (overloaded_error)");
         assert_eq!(
             item("error", "garbage").unwrap_err().kind,
             ErrorType::ApiError
