@@ -63,10 +63,10 @@ impl Plan {
             Plan {
                 quick,
                 rounds: 3,
-                saturation: 8,
+                saturation: 7,
                 connections: 32,
                 c1_requests: 2000,
-                rate_seconds: 4,
+                rate_seconds: 3,
                 rates: vec![250, 500, 1000, 2000, 4000, 8000],
                 open_streams: 1000,
             }
@@ -995,7 +995,7 @@ fn open_streams(s: &System, n: usize) -> Result<f64> {
     let mut open = Vec::with_capacity(n);
     for _ in 0..n {
         let mut conn = TcpStream::connect(&s.addr)?;
-        conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+        conn.set_read_timeout(Some(Duration::from_secs(30)))?;
         conn.write_all(&req)?;
         open.push(conn);
     }
