@@ -158,10 +158,7 @@ fn read_headers(mut raw: &[u8], frame: &mut Frame) -> Result<(), FrameError> {
             // Not kept (`:content-type`, ...): not copied either.
             _ => continue,
         };
-        *slot = value.map(|bytes| match std::str::from_utf8(bytes) {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-        });
+        *slot = value.map(|bytes| String::from_utf8_lossy(bytes).into_owned());
     }
     Ok(())
 }

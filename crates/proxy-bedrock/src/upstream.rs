@@ -305,8 +305,8 @@ fn native_event(bytes: Vec<u8>, model: &str) -> Result<ReplyEvent, proxy_convert
                     event: Some(event),
                     data,
                 };
-                // `message_start` gets the client's model name (written again from the typed
-                // event, its unknown fields kept); the other events are relayed byte for byte.
+                // `message_start` gets the client's model name (`restore_model`: put into
+                // Bedrock's bytes); the other events are relayed byte for byte.
                 event.restore_model(model);
                 return Ok(event);
             }

@@ -26,9 +26,12 @@ fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 fn int_at(v: &Value, key: &str) -> Option<i32> {
-    v.get(key)
-        .and_then(Value::as_i64)
-        .map(|n| n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+    v.get(key).and_then(Value::as_i64).map(clamped)
+}
+
+/// An integer of Bedrock's JSON as the SDK's `i32`, clamped.
+fn clamped(n: i64) -> i32 {
+    n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
 fn blob_at(v: &Value, key: &str) -> Result<Option<Blob>> {
@@ -256,9 +259,7 @@ fn text_delta(payload: &[u8]) -> Option<bedrock::ConverseStreamOutput> {
     }
     let event: Event<'_> = serde_json::from_slice(payload).ok()?;
     let text = event.delta.text?.into_owned();
-    let index = event.index.and_then(|n| n.as_i64()).map_or(0, |n| {
-        n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
-    });
+    let index = event.index.and_then(|n| n.as_i64()).map_or(0, clamped);
     bedrock::ContentBlockDeltaEvent::builder()
         .delta(bedrock::ContentBlockDelta::Text(text))
         .content_block_index(index)
