@@ -1,4 +1,5 @@
-//! Parsed requests through the Claude body builders: `to_native_body` (InvokeModel),
+//! Parsed requests through the Claude body builders: `to_native_body` (InvokeModel; the bytes of
+//! `to_native_json` are its tree's),
 //! `to_native_count_tokens_body` and `to_messages_body` (Bedrock's Messages API). Beyond "no panic":
 //! a refusal has a message; an accepted native body carries `anthropic_version`, never `model` or
 //! `stream`, keeps `max_tokens` and adds no message; a Messages body names the Bedrock model
@@ -8,6 +9,7 @@
 use libfuzzer_sys::fuzz_target;
 use proxy_convert::{
     BEDROCK_ANTHROPIC_VERSION, to_messages_body, to_native_body, to_native_count_tokens_body,
+    to_native_json,
 };
 use serde_json::Value;
 
@@ -41,9 +43,19 @@ fuzz_target!(|data: &[u8]| {
                     "{n:?} messages from {}",
                     req.messages.len()
                 );
-                serde_json::to_vec(&native.body).expect("serializes");
+                let tree = serde_json::to_vec(&native.body).expect("serializes");
+                // The bytes written without the tree are the tree's bytes.
+                let json = to_native_json(&req, CLAUDE, beta).expect("the tree was built");
+                assert_eq!(
+                    String::from_utf8_lossy(&json.body),
+                    String::from_utf8_lossy(&tree)
+                );
+                assert_eq!(json.removals, native.removals);
             }
-            Err(e) => assert!(!e.to_string().is_empty(), "a refusal without a message"),
+            Err(e) => {
+                assert!(!e.to_string().is_empty(), "a refusal without a message");
+                assert!(to_native_json(&req, CLAUDE, beta).is_err());
+            }
         }
         if let Err(e) = to_native_count_tokens_body(&req, CLAUDE, beta) {
             assert!(!e.to_string().is_empty());

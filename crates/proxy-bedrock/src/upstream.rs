@@ -528,8 +528,8 @@ impl Bedrock {
             }
             Api::Invoke => {
                 let native =
-                    proxy_convert::to_native_body(req, id, call.anthropic_beta).map_err(invalid)?;
-                let body = Bytes::from(json_bytes(&native.body)?);
+                    proxy_convert::to_native_json(req, id, call.anthropic_beta).map_err(invalid)?;
+                let body = Bytes::from(native.body);
                 // The lean signed client, not the SDK: the same request on the wire without the
                 // orchestrator's per-call work (docs/ARCHITECTURE.md, "Bedrock calls").
                 let api = self.messages_api()?;

@@ -13,8 +13,9 @@
 //!    into the SDK's types.
 //! 2. **Native** (Claude through InvokeModel): [`to_native_body`] (and
 //!    [`to_native_count_tokens_body`] for CountTokens) rewrites the typed request into Bedrock's
-//!    Claude body; [`restore_model`] and [`native_chunk`] hand responses and stream chunks back with
-//!    the client's model name.
+//!    Claude body, [`to_native_json`] the same body as bytes (written from the typed request without
+//!    the `Value` tree where nothing has to move); [`restore_model`] and [`native_chunk`] hand
+//!    responses and stream chunks back with the client's model name.
 //! 3. **Messages** (Claude through Bedrock's Anthropic Messages API, `/anthropic/v1/messages` on
 //!    bedrock-runtime and bedrock-mantle): [`to_messages_body`] passes the request through with the
 //!    Bedrock model id and the betas for the `anthropic-beta` header; [`to_messages_json`] gives the
@@ -98,8 +99,8 @@ pub use errors::{converse_stream_error_type, error_type};
 pub use family::{ModelFamily, bedrock_betas};
 pub use messages_api::{MessagesBody, MessagesJson, to_messages_body, to_messages_json};
 pub use native::{
-    BEDROCK_ANTHROPIC_VERSION, NativeBody, NativeChunk, native_chunk, restore_model,
-    to_native_body, to_native_count_tokens_body,
+    BEDROCK_ANTHROPIC_VERSION, NativeBody, NativeChunk, NativeJson, native_chunk, restore_model,
+    to_native_body, to_native_count_tokens_body, to_native_json,
 };
 pub use replay::message_events;
 pub use request::{ConverseOptions, ConverseRequest, to_converse};

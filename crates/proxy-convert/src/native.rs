@@ -1,7 +1,7 @@
 //! The native route: the Anthropic body rewritten for Claude's InvokeModel, and the response and
 //! stream chunks passed back with the client's model name restored.
 
-use proxy_schema::MessagesRequest;
+use proxy_schema::{InputMessage, MessageContent, MessagesRequest, Role, System};
 use serde_json::{Map, Value, json};
 
 use crate::ConvertError;
@@ -87,6 +87,222 @@ pub fn to_native_body(
     native_body(req.clone(), bedrock_model_id, anthropic_beta)
 }
 
+/// [`to_native_body`] written as JSON bytes, what a caller sends: the same bytes as serializing
+/// [`NativeBody::body`], without building the `Value` tree (the typed request is written directly,
+/// `role: "system"` messages moved on the way) unless a top-level `cache_control` has to be placed
+/// or a tool Bedrock does not take has to go. Every Claude Code request takes the direct path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeJson {
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// As [`NativeBody::removals`].
+    pub removals: Vec<Removal>,
+}
+
+/// [`to_native_body`], written as JSON ([`NativeJson`]).
+pub fn to_native_json(
+    req: &MessagesRequest,
+    bedrock_model_id: &str,
+    anthropic_beta: Option<&str>,
+) -> Result<NativeJson, ConvertError> {
+    if req.max_tokens.is_none() {
+        return Err(ConvertError::new("max_tokens", "Field required"));
+    }
+    let mut req = req.clone();
+    let mut removals = Vec::new();
+    let betas = take_betas(&mut req, anthropic_beta, bedrock_model_id, &mut removals);
+    scrub_fields(&mut req, &mut removals);
+    let Some(view) = NativeView::of(&req, &betas) else {
+        let built = native_tree(req, betas, removals)?;
+        return Ok(NativeJson {
+            body: serde_json::to_vec(&built.body).map_err(unserializable)?,
+            removals: built.removals,
+        });
+    };
+    let mut body = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut body, &view).map_err(unserializable)?;
+    Ok(NativeJson { body, removals })
+}
+
+/// The native body as the typed request writes it, in the tree's key order: `anthropic_version`,
+/// `anthropic_beta`, then the request's fields Bedrock takes in their serialization order, the
+/// unknown ones (only `context_management` is kept of those) last, and a `system` the request did
+/// not have (made of its system messages) after them.
+#[derive(serde::Serialize)]
+struct NativeView<'a> {
+    anthropic_version: &'static str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    anthropic_beta: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    messages: Conversation<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<SystemOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<UserId<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_sequences: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a [proxy_schema::Tool]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'a proxy_schema::ToolChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a proxy_schema::Thinking>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<&'a proxy_schema::OutputConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context_management: Option<&'a Value>,
+    #[serde(rename = "system", skip_serializing_if = "Option::is_none")]
+    system_added: Option<SystemOut<'a>>,
+}
+
+/// `messages` less its `role: "system"` messages (they move into `system`).
+struct Conversation<'a>(&'a [InputMessage]);
+
+impl serde::Serialize for Conversation<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().filter(|m| m.role != Role::System))
+    }
+}
+
+/// `system` as [`move_system_messages`] leaves it.
+enum SystemOut<'a> {
+    /// No system message had content to move.
+    Kept(&'a System),
+    /// The request's system prompt as blocks (an empty string none), then what the system
+    /// messages said.
+    Merged(Option<&'a System>, &'a [InputMessage]),
+}
+
+impl serde::Serialize for SystemOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        /// A text block made of a string.
+        #[derive(serde::Serialize)]
+        struct Plain<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            text: &'a str,
+        }
+        /// A system text block with its `type` tag, as [`System`] writes one.
+        #[derive(serde::Serialize)]
+        #[serde(tag = "type", rename = "text")]
+        struct Tagged<'a> {
+            #[serde(flatten)]
+            block: &'a proxy_schema::TextBlock,
+        }
+        let (system, messages) = match self {
+            SystemOut::Kept(system) => return system.serialize(s),
+            SystemOut::Merged(system, messages) => (system, messages),
+        };
+        let plain = |text| Plain { kind: "text", text };
+        let mut seq = s.serialize_seq(None)?;
+        match system {
+            Some(System::Text(t)) if !t.is_empty() => seq.serialize_element(&plain(t))?,
+            Some(System::Blocks(blocks)) => {
+                for block in blocks {
+                    seq.serialize_element(&Tagged { block })?;
+                }
+            }
+            _ => {}
+        }
+        for m in messages.iter().filter(|m| m.role == Role::System) {
+            match &m.content {
+                MessageContent::Text(t) => seq.serialize_element(&plain(t))?,
+                MessageContent::Blocks(blocks) => {
+                    for block in blocks {
+                        seq.serialize_element(block)?;
+                    }
+                }
+            }
+        }
+        seq.end()
+    }
+}
+
+/// `metadata` as Bedrock takes it: the user id alone.
+#[derive(serde::Serialize)]
+struct UserId<'a> {
+    user_id: &'a str,
+}
+
+impl<'a> NativeView<'a> {
+    /// The view of a request whose betas are taken out and fields scrubbed, or None when the tree
+    /// has work to do: a top-level `cache_control` to place, a tool to drop or trim (the rules of
+    /// [`native_tree`]).
+    fn of(req: &'a MessagesRequest, betas: &'a [String]) -> Option<Self> {
+        if req.cache_control.is_some() {
+            return None;
+        }
+        if let Some(tools) = &req.tools {
+            let keep_examples = betas.iter().any(|b| b.starts_with("tool-examples-"));
+            let unchanged = |t: &proxy_schema::Tool| match t.kind.as_deref() {
+                None | Some("custom") => t
+                    .extra
+                    .keys()
+                    .all(|k| keep_examples && k == "input_examples"),
+                Some(t) => BEDROCK_TOOL_TYPES.iter().any(|p| t.starts_with(p)),
+            };
+            if tools.is_empty() || !tools.iter().all(unchanged) {
+                return None;
+            }
+        }
+        let context_management = req
+            .extra
+            .get("context_management")
+            .filter(|_| betas.iter().any(|b| b.starts_with("context-management-")));
+        // As `move_system_messages`: system messages leave `messages`; when one of them has
+        // content (an empty string counts, an empty block list does not), `system` becomes blocks.
+        let moves = req.messages.iter().any(|m| {
+            m.role == Role::System
+                && match &m.content {
+                    MessageContent::Text(_) => true,
+                    MessageContent::Blocks(b) => !b.is_empty(),
+                }
+        });
+        let (system, system_added) = match (&req.system, moves) {
+            (Some(system), false) => (Some(SystemOut::Kept(system)), None),
+            (None, false) => (None, None),
+            (system, true) => {
+                let merged = SystemOut::Merged(system.as_ref(), &req.messages);
+                if system.is_some() {
+                    (Some(merged), None)
+                } else {
+                    (None, Some(merged))
+                }
+            }
+        };
+        Some(NativeView {
+            anthropic_version: BEDROCK_ANTHROPIC_VERSION,
+            anthropic_beta: betas,
+            max_tokens: req.max_tokens,
+            messages: Conversation(&req.messages),
+            system,
+            metadata: req
+                .metadata
+                .as_ref()
+                .and_then(|m| m.user_id.as_deref())
+                .map(|user_id| UserId { user_id }),
+            stop_sequences: req.stop_sequences.as_deref(),
+            temperature: req.temperature,
+            top_p: req.top_p,
+            top_k: req.top_k,
+            tools: req.tools.as_deref(),
+            tool_choice: req.tool_choice.as_ref(),
+            thinking: req.thinking.as_ref(),
+            output_config: req.output_config.as_ref(),
+            context_management,
+            system_added,
+        })
+    }
+}
+
 /// The InvokeModel body that Bedrock's CountTokens takes for a `/v1/messages/count_tokens`
 /// request: as [`to_native_body`], with `max_tokens: 1` when the request has none (the body must
 /// have one; counting generates nothing).
@@ -108,6 +324,15 @@ fn native_body(
     let mut removals = Vec::new();
     let betas = take_betas(&mut req, anthropic_beta, bedrock_model_id, &mut removals);
     scrub_fields(&mut req, &mut removals);
+    native_tree(req, betas, removals)
+}
+
+/// The native body as a tree, of a request whose betas are taken out and fields scrubbed.
+fn native_tree(
+    mut req: MessagesRequest,
+    betas: Vec<String>,
+    removals: Vec<Removal>,
+) -> Result<NativeBody, ConvertError> {
     let top_cache_control = req
         .cache_control
         .take()
@@ -346,6 +571,216 @@ mod tests {
 
     fn native(body: &Value, beta: Option<&str>) -> NativeBody {
         to_native_body(&parse(body), SONNET, beta).unwrap()
+    }
+
+    /// The bytes of [`to_native_json`] against the tree's, and whether the direct path wrote them.
+    fn json_matches_tree(body: &Value, beta: Option<&str>) -> bool {
+        let req = parse(body);
+        let tree = to_native_body(&req, SONNET, beta).unwrap();
+        let json = to_native_json(&req, SONNET, beta).unwrap();
+        assert_eq!(
+            String::from_utf8(json.body).unwrap(),
+            serde_json::to_string(&tree.body).unwrap(),
+            "{body}"
+        );
+        assert_eq!(json.removals, tree.removals, "{body}");
+        let mut req = req;
+        let mut removals = Vec::new();
+        let betas = take_betas(&mut req, beta, SONNET, &mut removals);
+        scrub_fields(&mut req, &mut removals);
+        NativeView::of(&req, &betas).is_some()
+    }
+
+    #[test]
+    fn the_json_is_the_trees_bytes_for_every_claude_code_request() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/claude-code");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let fixture: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let body = &fixture["body"];
+            let betas = "context-management-2025-06-27,interleaved-thinking-2025-05-14";
+            // Claude Code's requests take the direct path, with its betas or without.
+            assert!(json_matches_tree(body, Some(betas)), "{}", path.display());
+            assert!(json_matches_tree(body, None), "{}", path.display());
+            // Without its system prompt (the system messages make one, last), or with it as a
+            // string.
+            let mut no_system = body.clone();
+            no_system.as_object_mut().unwrap().remove("system");
+            assert!(json_matches_tree(&no_system, Some(betas)));
+            let mut text_system = body.clone();
+            text_system["system"] = json!("terse");
+            assert!(json_matches_tree(&text_system, Some(betas)));
+            // The tree's work is still done where there is some.
+            let mut top_cache = body.clone();
+            top_cache["cache_control"] = json!({"type": "ephemeral"});
+            assert!(!json_matches_tree(&top_cache, Some(betas)));
+            seen += 1;
+        }
+        assert!(seen >= 3, "fixtures read: {seen}");
+    }
+
+    #[test]
+    fn the_json_is_the_trees_bytes_for_each_rule() {
+        let base = json!({
+            "model": "claude-sonnet-4-5", "max_tokens": 100, "stream": true,
+            "messages": [{"role": "user", "content": "hi"}],
+        });
+        let with = |extra: Value| {
+            let mut b = base.clone();
+            b.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            b
+        };
+        let tool = json!({"name": "t", "input_schema": {"type": "object"}});
+        // (body, beta header, written directly)
+        let cases = [
+            (base.clone(), None, true),
+            (
+                with(
+                    json!({"temperature": 1.0, "top_p": 0.5, "top_k": 3, "stop_sequences": ["x"],
+                    "system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "scope": "global"}}],
+                    "service_tier": "auto", "container": {"id": "c"}}),
+                ),
+                None,
+                true,
+            ),
+            (
+                with(json!({"metadata": {"user_id": "u1", "other": 1}})),
+                None,
+                true,
+            ),
+            (with(json!({"metadata": {"other": 1}})), None, true),
+            (
+                with(json!({"metadata": {"user_id": "has spaces and a @ sign"}})),
+                None,
+                true,
+            ),
+            (
+                with(json!({"context_management": {"edits": []}})),
+                Some("context-management-2025-06-27"),
+                true,
+            ),
+            (
+                with(json!({"context_management": {"edits": []}})),
+                None,
+                true,
+            ),
+            (
+                with(
+                    json!({"anthropic_beta": ["interleaved-thinking-2025-05-14", "not-a-beta"],
+                    "anthropic_version": "x"}),
+                ),
+                Some("files-api-2025-04-14"),
+                true,
+            ),
+            (
+                with(
+                    json!({"tools": [tool, {"type": "bash_20250124", "name": "bash"}],
+                    "tool_choice": {"type": "auto"}}),
+                ),
+                None,
+                true,
+            ),
+            (
+                with(
+                    json!({"tools": [{"name": "t", "input_schema": {}, "eager_input_streaming": true}]}),
+                ),
+                None,
+                true,
+            ),
+            (
+                with(json!({"tools": [{"name": "t", "input_schema": {}, "input_examples": [{}]}]})),
+                Some("tool-examples-2025-10-29"),
+                true,
+            ),
+            (
+                with(json!({"tools": [{"name": "t", "input_schema": {}, "input_examples": [{}]}]})),
+                None,
+                false,
+            ),
+            (
+                with(json!({"tools": [{"name": "t", "input_schema": {}, "defer_loading": true}]})),
+                None,
+                false,
+            ),
+            (
+                with(
+                    json!({"tools": [tool, {"type": "web_search_20250305", "name": "web_search"}],
+                    "tool_choice": {"type": "any"}}),
+                ),
+                None,
+                false,
+            ),
+            (
+                with(json!({"tools": [], "tool_choice": {"type": "auto"}})),
+                None,
+                false,
+            ),
+            (with(json!({"tool_choice": {"type": "auto"}})), None, true),
+            (
+                with(json!({"cache_control": {"type": "ephemeral"}})),
+                None,
+                false,
+            ),
+            // System messages: moved after a string, after blocks, into a new `system`, with
+            // blocks of their own; an empty string moves.
+            (
+                with(json!({"system": "terse", "messages": [
+                    {"role": "system", "content": "a"}, {"role": "user", "content": "hi"},
+                    {"role": "system", "content": [{"type": "text", "text": "b", "cache_control": {"type": "ephemeral"}}]}]})),
+                None,
+                true,
+            ),
+            (
+                with(
+                    json!({"system": [{"type": "text", "text": "s"}], "temperature": 0.5,
+                    "messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": ""}]}),
+                ),
+                None,
+                true,
+            ),
+            (
+                with(
+                    json!({"messages": [{"role": "system", "content": "a"}, {"role": "user", "content": "hi"}],
+                    "context_management": {}, "service_tier": "auto"}),
+                ),
+                Some("context-management-2025-06-27"),
+                true,
+            ),
+            (
+                with(
+                    json!({"system": "", "messages": [{"role": "user", "content": "hi"},
+                    {"role": "system", "content": "a"}]}),
+                ),
+                None,
+                true,
+            ),
+        ];
+        for (body, beta, direct) in cases {
+            assert_eq!(json_matches_tree(&body, beta), direct, "{body}");
+        }
+        // A system message with no blocks (parsing refuses one; a caller may build it) leaves
+        // `system` as it was.
+        let mut req = parse(&with(json!({"system": "keep me a string", "messages": [
+            {"role": "user", "content": "hi"}, {"role": "system", "content": "x"}]})));
+        req.messages[1].content = MessageContent::Blocks(Vec::new());
+        let json = to_native_json(&req, SONNET, None).unwrap();
+        let tree = to_native_body(&req, SONNET, None).unwrap();
+        assert_eq!(json.body, serde_json::to_vec(&tree.body).unwrap());
+        assert_eq!(tree.body["system"], json!("keep me a string"));
+        assert_eq!(tree.body["messages"].as_array().unwrap().len(), 1);
+        let mut no_max = parse(&base);
+        no_max.max_tokens = None;
+        assert_eq!(
+            to_native_json(&no_max, SONNET, None).unwrap_err(),
+            to_native_body(&no_max, SONNET, None).unwrap_err()
+        );
     }
 
     #[test]

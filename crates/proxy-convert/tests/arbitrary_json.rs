@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use proxy_convert::{
     ConverseOptions, native_chunk, restore_model, to_converse, to_document, to_json,
     to_messages_body, to_messages_json, to_native_body, to_native_count_tokens_body,
+    to_native_json,
 };
 use serde_json::{Map, Value, json};
 
@@ -259,8 +260,22 @@ fn through_everything(v: &Value) -> Result<(), TestCaseError> {
                 prop_assert!(native.body.get("stream").is_none());
                 let labels: Vec<&str> = native.removals.iter().map(|r| r.label()).collect();
                 assert_clean(&native.body, &labels)?;
+                // The bytes written without the tree are the tree's bytes.
+                let json = to_native_json(&req, CLAUDE, beta);
+                prop_assert!(json.is_ok());
+                if let Ok(json) = json {
+                    let tree = serde_json::to_vec(&native.body).unwrap();
+                    prop_assert_eq!(
+                        String::from_utf8_lossy(&json.body),
+                        String::from_utf8_lossy(&tree)
+                    );
+                    prop_assert_eq!(&json.removals, &native.removals);
+                }
             }
-            Err(e) => prop_assert!(req.max_tokens.is_none(), "{e}"),
+            Err(e) => {
+                prop_assert!(req.max_tokens.is_none(), "{e}");
+                prop_assert!(to_native_json(&req, CLAUDE, beta).is_err());
+            }
         }
         let counted = to_native_count_tokens_body(&req, CLAUDE, beta);
         prop_assert!(counted.is_ok());
