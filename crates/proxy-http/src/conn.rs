@@ -81,7 +81,7 @@ impl ConnState {
         InFlight(self.clone())
     }
 
-    fn bytes_read(&self) {
+    pub(crate) fn bytes_read(&self) {
         if self.in_flight.load(Ordering::Acquire) == 0
             && self.head_started.load(Ordering::Acquire) == 0
         {
@@ -129,9 +129,10 @@ impl ConnState {
     ///
     /// Nothing wakes it: it sleeps until the earliest deadline the state allows and looks again
     /// (a request costs no wake-up of the watcher). Deadlines only move later while it sleeps,
-    /// but one: a request head that starts while the connection is idle. So an idle connection
-    /// is looked at every `header`, which is when a head that started just after it was looked
-    /// at can expire at the earliest; each deadline is still met exactly.
+    /// but two: a request head that starts while the connection is idle, and a request that
+    /// starts while its head was being read (its response's writes then count). So an idle
+    /// connection is looked at every `header`, which is when a head that started just after it
+    /// was looked at can expire at the earliest, and one reading a head every half `idle`.
     pub(crate) async fn expired(&self, header: Duration, idle: Duration) -> Expiry {
         let (header_ms, idle_ms) = (
             (header.as_millis() as u64).max(1),
@@ -163,7 +164,9 @@ impl ConnState {
                     if now >= deadline {
                         return Expiry::HeaderRead;
                     }
-                    deadline - now
+                    // The head may become a request while this sleeps, and that request's
+                    // response a write that does not move: looked at again within half `idle`.
+                    (deadline - now).min(idle_ms / 2).max(1)
                 } else {
                     let deadline = self.idle_since.load(Ordering::Acquire) + idle_ms;
                     if now >= deadline {

@@ -28,9 +28,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
@@ -428,33 +429,77 @@ const CUT_GRACE: Duration = Duration::from_secs(2);
 /// HTTP/2 at most 100 concurrent streams per connection, 64 KiB of headers, 20 streams reset by
 /// the client before the server accepted them (HTTP/2 rapid reset, CVE-2023-44487: beyond, the
 /// connection is closed with `ENHANCE_YOUR_CALM`), 1024 streams the server reset for errors.
-fn connection_builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+fn connection_builders() -> Builders {
+    let mut http1 = http1::Builder::new();
+    http1
         .half_close(true)
         .max_buf_size(64 * 1024)
         .max_headers(100);
-    builder
-        .http2()
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .max_concurrent_streams(100)
         .max_header_list_size(64 * 1024)
         .max_pending_accept_reset_streams(20)
         .max_local_error_reset_streams(1024);
-    builder
+    Builders { http1, http2 }
+}
+
+/// HTTP/2's connection preface: a client speaking HTTP/2 without TLS (prior knowledge) starts
+/// with it.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the client speaks HTTP/2, from the first bytes it sent, looked at with `peek` and left
+/// in the socket. (hyper-util's `auto` connection reads them into a buffer it hands back first;
+/// with those bytes in it, hyper's HTTP/1 read buffer grew to 16 KB on every connection, against
+/// 8 KB read straight from the socket: a third of the gateway's memory per open stream beyond
+/// the floor's, docs/BENCHMARKS.md.) The first byte tells almost always (`P` of `POST` or `PRI`
+/// needs a second); a client that stops inside the preface is closed at the head timeout.
+async fn speaks_http2(stream: &tokio::net::TcpStream, state: &conn::ConnState) -> bool {
+    let mut first = [0u8; H2_PREFACE.len()];
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let n = match stream.peek(&mut first).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        state.bytes_read();
+        if first[..n] != H2_PREFACE[..n] {
+            return false;
+        }
+        if n == H2_PREFACE.len() {
+            return true;
+        }
+        // Part of the preface: `peek` answers at once while those bytes wait, so wait a little
+        // (longer each time) for the rest.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
 }
 
 /// Serves one accepted connection until it ends, is closed for a timeout, or is cut at the end of
 /// the drain (`drain` becomes true: hyper's graceful shutdown, which lets requests in flight end).
 async fn serve_connection(
     gateway: Arc<Gateway>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     stream: tokio::net::TcpStream,
     mut drain: tokio::sync::watch::Receiver<bool>,
 ) {
     let s = &gateway.settings;
     let (header_timeout, idle_timeout) = (s.header_read_timeout, s.idle_timeout);
     let state = conn::ConnState::new();
+    let h2 = tokio::select! {
+        h2 = speaks_http2(&stream, &state) => h2,
+        why = state.expired(header_timeout, idle_timeout) => {
+            gateway.metrics.defences.closed_connections.with_label_values(&[why.label()]).inc();
+            tracing::debug!(reason = why.label(), "connection closed");
+            return;
+        }
+    };
     let io = TokioIo::new(conn::Tracked::new(stream, state.clone()));
     let g = gateway.clone();
     let st = state.clone();
@@ -486,7 +531,27 @@ async fn serve_connection(
             Ok::<_, Infallible>(resp.map(|b| conn::GuardedBody::new(b, guard, panics)))
         }
     });
-    let conn = builder.serve_connection(io, service);
+    if h2 {
+        let conn = builders.http2.serve_connection(io, service);
+        drive(conn, &gateway, &state, &mut drain).await;
+    } else {
+        let conn = builders.http1.serve_connection(io, service);
+        drive(conn, &gateway, &state, &mut drain).await;
+    }
+}
+
+/// Runs a connection to its end: gracefully shut down when the drain starts, closed when
+/// [`conn::ConnState::expired`] says so.
+async fn drive<C>(
+    conn: C,
+    gateway: &Gateway,
+    state: &conn::ConnState,
+    drain: &mut tokio::sync::watch::Receiver<bool>,
+) where
+    C: GracefulConnection<Error = hyper::Error>,
+{
+    let s = &gateway.settings;
+    let (header_timeout, idle_timeout) = (s.header_read_timeout, s.idle_timeout);
     tokio::pin!(conn);
     let mut draining = false;
     if *drain.borrow_and_update() {
@@ -527,7 +592,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let s = &gateway.settings;
-    let builder = Arc::new(connection_builder());
+    let builders = Arc::new(connection_builders());
     let permits = Arc::new(tokio::sync::Semaphore::new(s.max_connections.max(1)));
     // Refusals hold a descriptor for up to a second each: at most an eighth of the limit of them.
     let refusing = Arc::new(tokio::sync::Semaphore::new(
@@ -544,11 +609,11 @@ pub async fn run(
             return;
         };
         let _ = stream.set_nodelay(true);
-        let (gateway, builder, drain) = (gateway.clone(), builder.clone(), drain_rx.clone());
+        let (gateway, builders, drain) = (gateway.clone(), builders.clone(), drain_rx.clone());
         let open = open.clone();
         open.inc();
         conns.spawn(async move {
-            serve_connection(gateway, builder, stream, drain).await;
+            serve_connection(gateway, builders, stream, drain).await;
             open.dec();
             drop(permit);
         });
