@@ -127,3 +127,23 @@ impl ConvertError {
         }
     }
 }
+
+/// The Claude Code requests in `tests/fixtures/claude-code` (path, request body), for the unit tests.
+#[cfg(test)]
+pub(crate) fn claude_code_fixtures() -> Vec<(std::path::PathBuf, serde_json::Value)> {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/claude-code");
+    let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            let fixture: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            (path, fixture["body"].clone())
+        })
+        .collect();
+    fixtures.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(fixtures.len() >= 3, "fixtures read: {}", fixtures.len());
+    fixtures
+}

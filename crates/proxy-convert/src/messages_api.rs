@@ -121,16 +121,9 @@ mod tests {
 
     #[test]
     fn the_json_is_the_trees_bytes_for_every_claude_code_request() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/claude-code");
         let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            let fixture: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-            let req = parse(&fixture["body"]);
+        for (path, body) in crate::claude_code_fixtures() {
+            let req = parse(&body);
             for mut req in [req.clone(), {
                 // And with a system message to move.
                 let mut r = req;
