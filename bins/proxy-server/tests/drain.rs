@@ -195,6 +195,8 @@ fn sigterm_drains_ready_503_then_refuses_then_cuts_streams_and_keeps_their_usage
     let plain = r#"{"model":"claude-sonnet-4-5-20250929","max_tokens":20,"messages":[{"role":"user","content":"slow [sim ttfb_ms=20000]"}]}"#;
     let mut slow = TcpStream::connect(&p.addr).unwrap();
     write!(slow, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{plain}", plain.len()).unwrap();
+    // And a connection that has sent nothing yet.
+    let mut silent = TcpStream::connect(&p.addr).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let signalled = Instant::now();
     Command::new("kill")
@@ -210,8 +212,20 @@ fn sigterm_drains_ready_503_then_refuses_then_cuts_streams_and_keeps_their_usage
     r.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("draining"), "{text}");
-    // After the grace, new connections are refused.
-    std::thread::sleep(Duration::from_millis(1500));
+    // At the end of the grace the connection that sent nothing is closed (it does not wait for
+    // the drain deadline), and new connections are refused.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let read = silent.read(&mut byte);
+    let at = signalled.elapsed();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        at >= Duration::from_millis(900) && at < Duration::from_millis(2500),
+        "the silent connection closed after {at:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
     assert!(
         TcpStream::connect(&p.addr).is_err(),
         "still accepting after the grace"

@@ -456,9 +456,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Whether the client speaks HTTP/2, from the first bytes it sent, looked at with `peek` and left
 /// in the socket. (hyper-util's `auto` connection reads them into a buffer it hands back first;
 /// with those bytes in it, hyper's HTTP/1 read buffer grew to 16 KB on every connection, against
-/// 8 KB read straight from the socket: a third of the gateway's memory per open stream beyond
-/// the floor's, docs/BENCHMARKS.md.) The first byte tells almost always (`P` of `POST` or `PRI`
-/// needs a second); a client that stops inside the preface is closed at the head timeout.
+/// 8 KB read straight from the socket, and `auto` boxed another 4.8 KB: docs/BENCHMARKS.md.) The
+/// first byte tells almost always (`P` of `POST` or `PRI` needs a second); a client that stops
+/// inside the preface is closed at the head timeout.
 async fn speaks_http2(stream: &tokio::net::TcpStream, state: &conn::ConnState) -> bool {
     let mut first = [0u8; H2_PREFACE.len()];
     let mut pause = Duration::from_millis(1);
@@ -492,8 +492,13 @@ async fn serve_connection(
     let s = &gateway.settings;
     let (header_timeout, idle_timeout) = (s.header_read_timeout, s.idle_timeout);
     let state = conn::ConnState::new();
+    // Before the first bytes: a drain closes the connection at once (nothing is in flight).
+    let draining = async {
+        let _ = drain.wait_for(|cut| *cut).await;
+    };
     let h2 = tokio::select! {
         h2 = speaks_http2(&stream, &state) => h2,
+        () = draining => return,
         why = state.expired(header_timeout, idle_timeout) => {
             gateway.metrics.defences.closed_connections.with_label_values(&[why.label()]).inc();
             tracing::debug!(reason = why.label(), "connection closed");
