@@ -138,6 +138,11 @@ impl BetaSplit {
     }
 }
 
+/// Whether `betas` holds a beta of `family` (its name up to the date, e.g. `context-management-`).
+pub(crate) fn has_beta(betas: &[String], family: &str) -> bool {
+    betas.iter().any(|b| b.starts_with(family))
+}
+
 /// The names in an `anthropic-beta` header: comma-separated, trimmed, empty ones skipped.
 pub(crate) fn header_betas(header: Option<&str>) -> impl Iterator<Item = &str> {
     header

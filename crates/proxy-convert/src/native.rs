@@ -5,7 +5,7 @@ use proxy_schema::{InputMessage, MessageContent, MessagesRequest, Role, System};
 use serde_json::{Map, Value, json};
 
 use crate::ConvertError;
-use crate::family::{BetaSplit, header_betas};
+use crate::family::{BetaSplit, has_beta, header_betas};
 use crate::rewrite::{Removal, RemovalKind, scrub_fields};
 
 /// The `anthropic_version` Bedrock requires in the native body.
@@ -45,6 +45,11 @@ const TOOL_KEYS: &[&str] = &[
 /// Anthropic-defined tools Bedrock runs for Claude (versioned type prefixes); server tools such as
 /// web search are not available on Bedrock and are removed.
 const BEDROCK_TOOL_TYPES: &[&str] = &["bash_", "text_editor_", "computer_", "memory_"];
+
+/// Whether Bedrock runs the Anthropic-defined tool of this type (see [`BEDROCK_TOOL_TYPES`]).
+fn bedrock_runs(tool_type: &str) -> bool {
+    BEDROCK_TOOL_TYPES.iter().any(|p| tool_type.starts_with(p))
+}
 
 fn count_cache_controls(v: &Value) -> usize {
     match v {
@@ -241,13 +246,13 @@ impl<'a> NativeView<'a> {
             return None;
         }
         if let Some(tools) = &req.tools {
-            let keep_examples = betas.iter().any(|b| b.starts_with("tool-examples-"));
+            let keep_examples = has_beta(betas, "tool-examples-");
             let unchanged = |t: &proxy_schema::Tool| match t.kind.as_deref() {
                 None | Some("custom") => t
                     .extra
                     .keys()
                     .all(|k| keep_examples && k == "input_examples"),
-                Some(t) => BEDROCK_TOOL_TYPES.iter().any(|p| t.starts_with(p)),
+                Some(t) => bedrock_runs(t),
             };
             if tools.is_empty() || !tools.iter().all(unchanged) {
                 return None;
@@ -256,7 +261,7 @@ impl<'a> NativeView<'a> {
         let context_management = req
             .extra
             .get("context_management")
-            .filter(|_| betas.iter().any(|b| b.starts_with("context-management-")));
+            .filter(|_| has_beta(betas, "context-management-"));
         // As `move_system_messages`: system messages leave `messages`; when one of them has
         // content (an empty string counts, an empty block list does not), `system` becomes blocks.
         let moves = req.messages.iter().any(|m| {
@@ -348,7 +353,7 @@ fn native_tree(
     for (key, value) in src {
         match key.as_str() {
             "model" | "stream" | "anthropic_version" | "anthropic_beta" | "cache_control" => {}
-            "context_management" if !betas.iter().any(|b| b.starts_with("context-management-")) => {
+            "context_management" if !has_beta(&betas, "context-management-") => {
                 tracing::debug!("context_management without its beta; dropped");
             }
             "metadata" => {
@@ -369,7 +374,7 @@ fn native_tree(
     move_system_messages(&mut out);
 
     if let Some(Value::Array(tools)) = out.get_mut("tools") {
-        let keep_examples = betas.iter().any(|b| b.starts_with("tool-examples-"));
+        let keep_examples = has_beta(&betas, "tool-examples-");
         tools.retain_mut(|tool| {
             let Some(obj) = tool.as_object_mut() else {
                 return false;
@@ -381,7 +386,7 @@ fn native_tree(
                     });
                     true
                 }
-                Some(t) if BEDROCK_TOOL_TYPES.iter().any(|p| t.starts_with(p)) => true,
+                Some(t) if bedrock_runs(t) => true,
                 Some(t) => {
                     tracing::debug!(
                         tool_type = t,

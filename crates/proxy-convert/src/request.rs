@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 
 use crate::ConvertError;
 use crate::document::to_document;
-use crate::family::{ModelFamily, bedrock_betas};
+use crate::family::{ModelFamily, bedrock_betas, has_beta};
 
 /// What the conversion needs beyond the request itself.
 #[derive(Debug, Clone, Copy)]
@@ -756,7 +756,7 @@ pub fn to_converse(
                 extra.insert("anthropic_beta".into(), json!(betas));
             }
             if let Some(cm) = req.extra.get("context_management") {
-                if betas.iter().any(|b| b.starts_with("context-management-")) {
+                if has_beta(&betas, "context-management-") {
                     extra.insert("context_management".into(), cm.clone());
                 } else {
                     tracing::debug!("context_management without its beta; dropped");
