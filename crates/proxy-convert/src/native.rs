@@ -1,7 +1,7 @@
 //! The native route: the Anthropic body rewritten for Claude's InvokeModel, and the response and
 //! stream chunks passed back with the client's model name restored.
 
-use proxy_schema::{InputMessage, MessageContent, MessagesRequest, Role, System};
+use proxy_schema::{InputMessage, MessageContent, MessagesRequest, Role, System, TaggedText};
 use serde_json::{Map, Value, json};
 
 use crate::ConvertError;
@@ -195,13 +195,6 @@ impl serde::Serialize for SystemOut<'_> {
             kind: &'static str,
             text: &'a str,
         }
-        /// A system text block with its `type` tag, as [`System`] writes one.
-        #[derive(serde::Serialize)]
-        #[serde(tag = "type", rename = "text")]
-        struct Tagged<'a> {
-            #[serde(flatten)]
-            block: &'a proxy_schema::TextBlock,
-        }
         let (system, messages) = match self {
             SystemOut::Kept(system) => return system.serialize(s),
             SystemOut::Merged(system, messages) => (system, messages),
@@ -212,7 +205,7 @@ impl serde::Serialize for SystemOut<'_> {
             Some(System::Text(t)) if !t.is_empty() => seq.serialize_element(&plain(t))?,
             Some(System::Blocks(blocks)) => {
                 for block in blocks {
-                    seq.serialize_element(&Tagged { block })?;
+                    seq.serialize_element(&TaggedText { block })?;
                 }
             }
             _ => {}

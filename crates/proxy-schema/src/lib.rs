@@ -39,8 +39,8 @@ pub use content::{
     SearchResultBlock, TextBlock, ThinkingBlock, ToolResultBlock, ToolResultContent, ToolUseBlock,
 };
 pub use request::{
-    InputMessage, MessageContent, MessagesRequest, Metadata, OutputConfig, Role, System, Thinking,
-    Tool, ToolChoice,
+    InputMessage, MessageContent, MessagesRequest, Metadata, OutputConfig, Role, System,
+    TaggedText, Thinking, Tool, ToolChoice,
 };
 pub use response::{
     CacheCreation, CountTokensResponse, Delta, DeltaUsage, ErrorBody, ErrorResponse, ErrorType,

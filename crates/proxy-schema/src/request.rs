@@ -66,18 +66,23 @@ pub enum System {
     Blocks(Vec<TextBlock>),
 }
 
+/// A system text block written with its `type` tag, as the wire has it (how [`System`] writes
+/// each of its blocks).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "text")]
+pub struct TaggedText<'a> {
+    /// The block.
+    #[serde(flatten)]
+    pub block: &'a TextBlock,
+}
+
 impl Serialize for System {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        /// A text block with its `type` tag, as the wire has it.
-        #[derive(Serialize)]
-        #[serde(tag = "type", rename = "text")]
-        struct Tagged<'a> {
-            #[serde(flatten)]
-            block: &'a TextBlock,
-        }
         match self {
             System::Text(t) => s.serialize_str(t),
-            System::Blocks(blocks) => s.collect_seq(blocks.iter().map(|block| Tagged { block })),
+            System::Blocks(blocks) => {
+                s.collect_seq(blocks.iter().map(|block| TaggedText { block }))
+            }
         }
     }
 }
