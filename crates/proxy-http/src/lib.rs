@@ -489,8 +489,6 @@ async fn serve_connection(
     stream: tokio::net::TcpStream,
     mut drain: tokio::sync::watch::Receiver<bool>,
 ) {
-    let s = &gateway.settings;
-    let (header_timeout, idle_timeout) = (s.header_read_timeout, s.idle_timeout);
     let state = conn::ConnState::new();
     // Before the first bytes: a drain closes the connection at once (nothing is in flight).
     let draining = async {
@@ -499,11 +497,7 @@ async fn serve_connection(
     let h2 = tokio::select! {
         h2 = speaks_http2(&stream, &state) => h2,
         () = draining => return,
-        why = state.expired(header_timeout, idle_timeout) => {
-            gateway.metrics.defences.closed_connections.with_label_values(&[why.label()]).inc();
-            tracing::debug!(reason = why.label(), "connection closed");
-            return;
-        }
+        () = expiry(&gateway, &state) => return,
     };
     let io = TokioIo::new(conn::Tracked::new(stream, state.clone()));
     let g = gateway.clone();
@@ -555,8 +549,6 @@ async fn drive<C>(
 ) where
     C: GracefulConnection<Error = hyper::Error>,
 {
-    let s = &gateway.settings;
-    let (header_timeout, idle_timeout) = (s.header_read_timeout, s.idle_timeout);
     tokio::pin!(conn);
     let mut draining = false;
     if *drain.borrow_and_update() {
@@ -577,13 +569,23 @@ async fn drive<C>(
                     conn.as_mut().graceful_shutdown();
                 }
             }
-            why = state.expired(header_timeout, idle_timeout) => {
-                gateway.metrics.defences.closed_connections.with_label_values(&[why.label()]).inc();
-                tracing::debug!(reason = why.label(), "connection closed");
-                return;
-            }
+            () = expiry(gateway, state) => return,
         }
     }
+}
+
+/// Completes when the connection is to be closed for a timeout ([`conn::ConnState::expired`]
+/// with the gateway's settings), counted and logged.
+async fn expiry(gateway: &Gateway, state: &conn::ConnState) {
+    let s = &gateway.settings;
+    let why = state.expired(s.header_read_timeout, s.idle_timeout).await;
+    gateway
+        .metrics
+        .defences
+        .closed_connections
+        .with_label_values(&[why.label()])
+        .inc();
+    tracing::debug!(reason = why.label(), "connection closed");
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains (docs/RELIABILITY.md):
