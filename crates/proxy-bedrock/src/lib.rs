@@ -258,18 +258,20 @@ impl Bedrock {
         &self.client
     }
 
-    async fn timed<T>(
+    /// `fut` within `BEDROCK_TIMEOUT`. A map over the timeout, not an `async fn`, which would hold `fut` twice (as its argument and
+    /// inside the timeout it awaits).
+    fn timed<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, UpstreamError>>,
-    ) -> Result<T, UpstreamError> {
-        tokio::time::timeout(self.timeout, fut)
-            .await
-            .unwrap_or_else(|_| {
+    ) -> impl std::future::Future<Output = Result<T, UpstreamError>> {
+        futures::FutureExt::map(tokio::time::timeout(self.timeout, fut), |r| {
+            r.unwrap_or_else(|_| {
                 Err(UpstreamError::new(
                     ErrorType::TimeoutError,
                     "Bedrock did not answer within BEDROCK_TIMEOUT",
                 ))
             })
+        })
     }
 
     /// Bedrock's catalog: its text models (ListFoundationModels) and system-defined inference

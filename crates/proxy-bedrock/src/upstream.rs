@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use proxy_convert::{ConverseOptions, Removal, StreamConverter};
 use proxy_schema::{ErrorType, Message, MessagesRequest, StreamEvent};
 use serde_json::Value;
@@ -329,11 +329,18 @@ fn native_chunk_event(
 }
 
 /// Awaits `call` (a call to Bedrock), setting `waited` to how long it took.
-async fn clocked<T>(waited: &mut Duration, call: impl std::future::Future<Output = T>) -> T {
+///
+/// A map over the call, not an `async fn`: that would hold `call` twice (as its argument and as
+/// what it awaits), and the call's future is most of a request's state.
+fn clocked<'a, T>(
+    waited: &'a mut Duration,
+    call: impl std::future::Future<Output = T> + 'a,
+) -> impl std::future::Future<Output = T> + 'a {
     let asked = Instant::now();
-    let out = call.await;
-    *waited = asked.elapsed();
-    out
+    call.map(move |out| {
+        *waited = asked.elapsed();
+        out
+    })
 }
 
 /// A request body as bytes.
@@ -703,6 +710,23 @@ impl Bedrock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request's future holds the call's once: an `async fn` wrapper would hold it twice (its
+    /// argument and what it awaits), and every request would copy and carry the second.
+    #[tokio::test]
+    async fn clocking_a_call_does_not_hold_its_future_twice() {
+        let big = [7u8; 4096];
+        let call = async move { big[4095] };
+        let call_size = std::mem::size_of_val(&call);
+        let mut waited = Duration::ZERO;
+        let clocked_call = clocked(&mut waited, call);
+        assert!(
+            std::mem::size_of_val(&clocked_call) < call_size + 64,
+            "{} bytes for a {call_size}-byte call",
+            std::mem::size_of_val(&clocked_call)
+        );
+        assert_eq!(clocked_call.await, 7);
+    }
 
     #[test]
     fn a_relayed_message_is_bedrocks_bytes_with_the_client_model() {

@@ -506,18 +506,20 @@ async fn serve_connection(
         let gateway = g.clone();
         let guard = st.start_request();
         let mut cut = gateway.cut_signal();
-        async move {
-            let handled =
-                std::panic::AssertUnwindSafe(service::handle(gateway.clone(), req)).catch_unwind();
+        // Boxed: hyper keeps a connection's request future in one allocation of the future's
+        // size for as long as the connection lives; a box there is a pointer, and the request's
+        // own state (about 2.5 KB) is freed once its response is ready.
+        Box::pin(async move {
             // A request still without its response at the end of the drain (a non-streaming
-            // call Bedrock has not answered) gets a 503 rather than a closed connection.
-            let handled = async {
-                tokio::select! {
-                    r = handled => r,
-                    Ok(_) = cut.wait_for(|cut| *cut) => Ok(service::shutdown_response()),
-                }
+            // call Bedrock has not answered) gets a 503 rather than a closed connection. The
+            // request's future is made inside the `select!` so that it is stored once, not also
+            // in a variable beside it.
+            let handled = tokio::select! {
+                r = std::panic::AssertUnwindSafe(service::handle(gateway.clone(), req))
+                    .catch_unwind() => r,
+                Ok(_) = cut.wait_for(|cut| *cut) => Ok(service::shutdown_response()),
             };
-            let resp = match handled.await {
+            let resp = match handled {
                 Ok(resp) => resp,
                 Err(panic) => {
                     gateway.metrics.defences.panics.inc();
@@ -528,11 +530,13 @@ async fn serve_connection(
             };
             let panics = gateway.metrics.defences.panics.clone();
             Ok::<_, Infallible>(resp.map(|b| conn::GuardedBody::new(b, guard, panics)))
-        }
+        })
     });
     if h2 {
+        // Boxed: an HTTP/2 connection's state is about twice an HTTP/1 one's, and inline it would
+        // size every connection's task.
         let conn = builders.http2.serve_connection(io, service);
-        drive(conn, &gateway, &state, &mut drain).await;
+        Box::pin(drive(conn, &gateway, &state, &mut drain)).await;
     } else {
         let conn = builders.http1.serve_connection(io, service);
         drive(conn, &gateway, &state, &mut drain).await;
