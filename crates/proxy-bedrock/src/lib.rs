@@ -258,8 +258,8 @@ impl Bedrock {
         &self.client
     }
 
-    /// `fut` within `BEDROCK_TIMEOUT`. A map over the timeout, not an `async fn`, which would hold `fut` twice (as its argument and
-    /// inside the timeout it awaits).
+    /// `fut` within `BEDROCK_TIMEOUT`. A map over the timeout, not an `async fn`, which would hold
+    /// `fut` twice (as its argument and inside the timeout it awaits).
     fn timed<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, UpstreamError>>,

@@ -196,8 +196,8 @@ impl Account {
             }
             _ => {}
         }
-        if let Some(cache) = &mut self.cache
-            && cache.1.push(event).is_err()
+        if let Some((_, acc)) = self.cache.as_deref_mut()
+            && acc.push(event).is_err()
         {
             self.cache = None;
         }
