@@ -8,6 +8,8 @@
 //!   LiteLLM, in one run; writes docs/BENCHMARKS.md and docs/bench-latency.svg (`bench.rs`).
 //! - `cargo xtask image [--no-check]`: the container images of the gateway and the emulator, built with
 //!   buildah from the release binaries and checked end to end with podman (`image.rs`).
+//! - `cargo xtask symbol-order CALLGRIND_OUT`: proxy-server's link order, the functions that run
+//!   packed together, from a callgrind profile (`order.rs`).
 //! - `cargo xtask release`: binaries, images, SBOMs, notes and checksums in `release-dist/` under the
 //!   target directory, then checked as a user gets them (`release.rs`).
 
@@ -20,6 +22,7 @@ use anyhow::{Context, Result, bail};
 mod bench;
 mod fuzz;
 mod image;
+mod order;
 mod release;
 mod soak;
 
@@ -35,6 +38,7 @@ fn main() -> Result<()> {
         Some("soak") => soak::soak(&root, &args[1..]),
         Some("image") => image::image(&root, &args[1..]),
         Some("release") => release::release(&root),
+        Some("symbol-order") => order::symbol_order(&root, &args[1..]),
         Some("venv") => venvs(&root).map(|_| ()),
         Some("dashboard-snapshot") => dashboard_snapshot(&root, &args[1..]),
         Some("setup-tables") => run(cargo()
@@ -43,6 +47,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [--quick]                   gateway vs the floor, the emulator and LiteLLM; writes docs/BENCHMARKS.md\n  image [--no-check]                build the container images (buildah) and check them with podman\n  release                           binaries, images, SBOM, checksums and notes in target/release-dist/\n  fuzz [--minutes N] [--target T]   the coverage-guided fuzz targets of fuzz/ (cargo-fuzz), N minutes in all\n  soak [--minutes N]                a mixed load with faults on release builds; checks panics, leaks, usage records\n  dashboard-snapshot [SECONDS]      the dashboard's main panels under a demo load, from a real Prometheus: docs/dashboard.svg
+  symbol-order CALLGRIND_OUT        proxy-server's link order from a callgrind profile (xtask/src/order.rs)
   venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
             );
             std::process::exit(2);
