@@ -4,8 +4,8 @@
 //! The kernel maps a binary's code 64 KB at a time around each page it touches (fault-around), so
 //! code that runs, scattered among code that never does, makes every page of the binary resident.
 //! Packed, an idle gateway keeps about 6 MB of its code resident instead of 11 MB
-//! (docs/BENCHMARKS.md, eighth pass). The list is made with `cargo xtask symbol-order`; a name the build no longer has is
-//! skipped, so a stale list costs memory, never correctness.
+//! (docs/BENCHMARKS.md, eighth pass). The list is made with `cargo xtask symbol-order`; a name the
+//! build no longer has is skipped, so a stale list costs memory, never correctness.
 //!
 //! Only LLD (Rust's default linker on x86_64 Linux since 1.90) is given the list: GNU ld has no
 //! `--symbol-ordering-file`. A build that picks another linker links in the default order.

@@ -78,7 +78,7 @@ mod tests {
     use super::ran;
 
     #[test]
-    fn own_cost_orders_the_binarys_functions_and_calls_count_for_the_callee() {
+    fn own_cost_orders_the_binarys_functions_and_a_calls_cost_is_not_the_callers() {
         let profile = "events: Ir\n\
             ob=/usr/lib/libc.so.6\nfn=memcpy\n0 500\n\
             ob=/x/proxy-server\nfn=cold\n0 3\ncfn=hot\ncalls=1 0\n0 900\n\
