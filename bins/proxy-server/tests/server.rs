@@ -80,6 +80,103 @@ fn sim_requests(sim_url: &str) -> Vec<Value> {
     serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap()
 }
 
+/// A whole streamed response (the request asked `Connection: close`): the payload of each HTTP/1.1
+/// chunk, in order. The gateway writes one chunk per body frame.
+fn read_chunks(s: &mut TcpStream) -> Vec<String> {
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, mut body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    let mut chunks = Vec::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let n = usize::from_str_radix(size, 16).unwrap();
+        if n == 0 {
+            return chunks;
+        }
+        chunks.push(rest[..n].to_owned());
+        body = &rest[n + 2..];
+    }
+}
+
+#[test]
+fn events_ready_together_go_out_together() {
+    let sim_url = sim();
+    let p = proxy(&sim_url, &[]);
+    for model in [
+        "qwen.qwen3-coder-480b-a35b-v1:0",
+        "claude-sonnet-4-5-20250929",
+    ] {
+        // Bedrock's whole answer at once: its events are in the gateway's buffer together.
+        let mut s = stream_request(&p.addr, model, "a burst [sim words=40]");
+        let chunks = read_chunks(&mut s);
+        let events: Vec<&str> = chunks
+            .iter()
+            .flat_map(|c| {
+                assert!(
+                    c.ends_with("\n\n"),
+                    "{model}: a frame of whole events: {c:?}"
+                );
+                c.split_terminator("\n\n")
+            })
+            .collect();
+        let names: Vec<&str> = events.iter().map(|e| e.lines().next().unwrap()).collect();
+        assert_eq!(names.first(), Some(&"event: message_start"), "{model}");
+        assert_eq!(names.last(), Some(&"event: message_stop"), "{model}");
+        let deltas = names
+            .iter()
+            .filter(|n| **n == "event: content_block_delta")
+            .count();
+        assert!(deltas >= 20, "{model}: {names:?}");
+        // Fewer writes than events (one per event before): what is ready goes out in one frame.
+        assert!(
+            chunks.len() * 2 <= events.len(),
+            "{model}: {} frames for {} events",
+            chunks.len(),
+            events.len()
+        );
+        // The first text delta ends its frame: the events after it do not hold it back.
+        let first = names
+            .iter()
+            .position(|n| *n == "event: content_block_delta")
+            .unwrap();
+        let mut seen = 0;
+        let ends_a_frame = chunks.iter().any(|c| {
+            seen += c.split_terminator("\n\n").count();
+            seen == first + 1
+        });
+        assert!(ends_a_frame, "{model}: {chunks:?}");
+    }
+}
+
+#[test]
+fn events_that_come_apart_are_not_held_back() {
+    let sim_url = sim();
+    let p = proxy(&sim_url, &[]);
+    for model in [
+        "qwen.qwen3-coder-480b-a35b-v1:0",
+        "claude-sonnet-4-5-20250929",
+    ] {
+        // 20 words, 150 ms apart: the whole answer takes about 3 s.
+        let mut s = stream_request(&p.addr, model, "slowly [sim words=20 delay_ms=150]");
+        let started = Instant::now();
+        let out = read_until(&mut s, "\"text_delta\"", Duration::from_secs(10));
+        assert!(out.contains("\"text_delta\""), "{model}: {out}");
+        assert!(!out.contains("message_stop"), "{model}: {out}");
+        assert!(
+            started.elapsed() < Duration::from_millis(2000),
+            "{model}: the first delta came after {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 #[test]
 fn silent_upstreams_get_pings() {
     let sim_url = sim();

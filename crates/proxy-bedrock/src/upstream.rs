@@ -108,7 +108,14 @@ impl ReplyEvent {
 
     /// The event as SSE text.
     pub fn to_sse(&self) -> Bytes {
-        let mut out = String::with_capacity(self.name.len() + self.data.len() + 16);
+        let mut out = String::with_capacity(self.sse_len());
+        self.write_sse(&mut out);
+        Bytes::from(out)
+    }
+
+    /// The event as SSE text, added to `out` (events that go out together share one buffer).
+    pub fn write_sse(&self, out: &mut String) {
+        out.reserve(self.sse_len());
         out.push_str("event: ");
         out.push_str(&self.name);
         out.push('\n');
@@ -118,7 +125,11 @@ impl ReplyEvent {
             out.push('\n');
         }
         out.push('\n');
-        Bytes::from(out)
+    }
+
+    /// About the length of the event's SSE text (exact when its data is one line).
+    fn sse_len(&self) -> usize {
+        self.name.len() + self.data.len() + 16
     }
 }
 

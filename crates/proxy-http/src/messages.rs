@@ -268,7 +268,7 @@ async fn serve(
                 cut: g.cut_signal(),
                 cut_metric: g.metrics.defences.streams_cut.clone(),
             };
-            Ok(crate::sse::relay(limits, events, account))
+            Ok(crate::sse::relay(limits, events, account).await)
         }
     }
 }
