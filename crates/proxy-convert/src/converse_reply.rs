@@ -42,6 +42,151 @@ fn blob_at(v: &Value, key: &str) -> Result<Option<Blob>> {
 
 /// A Converse answer's JSON body.
 pub fn converse_output(body: &[u8]) -> Result<ConverseOutput> {
+    match text_output(body) {
+        Some(out) => Ok(out),
+        None => output_from_tree(body),
+    }
+}
+
+/// A member of a reply read without a tree: absent, or present as a `T` (a JSON `null` is not a
+/// `T`, so the whole typed reading fails and the tree reads the reply).
+#[derive(Default)]
+enum Member<T> {
+    #[default]
+    Absent,
+    Present(T),
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Member<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        T::deserialize(d).map(Member::Present)
+    }
+}
+
+impl<T> Member<T> {
+    fn get(self) -> Option<T> {
+        match self {
+            Member::Absent => None,
+            Member::Present(t) => Some(t),
+        }
+    }
+}
+
+/// A Converse answer of text blocks (most answers) read without a tree: `Some` only where the body
+/// parses as this shape, and then the output equals the tree's reading (`output_from_tree`). Any
+/// other body (another kind of block, `cacheDetails`, `additionalModelResponseFields`, a `null`
+/// member, duplicate keys, a differently typed member) is left to the tree.
+fn text_output(body: &[u8]) -> Option<ConverseOutput> {
+    use serde::Deserialize;
+    use serde::de::IgnoredAny;
+    use serde_json::Number;
+    use std::borrow::Cow;
+    #[derive(Deserialize)]
+    struct Reply<'a> {
+        #[serde(default, borrow)]
+        output: Member<Output<'a>>,
+        #[serde(default, borrow, rename = "stopReason")]
+        stop_reason: Member<Cow<'a, str>>,
+        #[serde(default)]
+        usage: Member<Tokens>,
+        #[serde(default)]
+        metrics: Member<Metrics>,
+        #[serde(default, rename = "additionalModelResponseFields")]
+        additional: Member<IgnoredAny>,
+    }
+    #[derive(Deserialize)]
+    struct Output<'a> {
+        #[serde(borrow)]
+        message: Message<'a>,
+    }
+    #[derive(Deserialize)]
+    struct Message<'a> {
+        #[serde(default, borrow)]
+        role: Member<Cow<'a, str>>,
+        #[serde(borrow)]
+        content: Vec<Block<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Block<'a> {
+        #[serde(default, borrow)]
+        text: Member<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Tokens {
+        #[serde(default, rename = "inputTokens")]
+        input: Member<Number>,
+        #[serde(default, rename = "outputTokens")]
+        output: Member<Number>,
+        #[serde(default, rename = "totalTokens")]
+        total: Member<Number>,
+        #[serde(default, rename = "cacheReadInputTokens")]
+        cache_read: Member<Number>,
+        #[serde(default, rename = "cacheWriteInputTokens")]
+        cache_write: Member<Number>,
+        #[serde(default, rename = "cacheDetails")]
+        details: Member<IgnoredAny>,
+    }
+    #[derive(Deserialize)]
+    struct Metrics {
+        #[serde(default, rename = "latencyMs")]
+        latency_ms: Member<Number>,
+    }
+    let int = |n: Member<Number>| n.get().and_then(|n| n.as_i64()).map(clamped);
+    let reply: Reply<'_> = serde_json::from_slice(body).ok()?;
+    if matches!(reply.additional, Member::Present(_)) {
+        return None;
+    }
+    let mut out = ConverseOutput::builder();
+    if let Some(Output { message }) = reply.output.get() {
+        let content = message
+            .content
+            .into_iter()
+            .map(|b| {
+                b.text
+                    .get()
+                    .map(|t| bedrock::ContentBlock::Text(t.into_owned()))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let message = bedrock::Message::builder()
+            .role(bedrock::ConversationRole::from(
+                message.role.get().as_deref().unwrap_or("assistant"),
+            ))
+            .set_content(Some(content))
+            .build()
+            .ok()?;
+        out = out.output(bedrock::ConverseOutput::Message(message));
+    }
+    if let Some(s) = reply.stop_reason.get() {
+        out = out.stop_reason(bedrock::StopReason::from(s.as_ref()));
+    }
+    if let Some(u) = reply.usage.get() {
+        if matches!(u.details, Member::Present(_)) {
+            return None;
+        }
+        out = out.usage(
+            bedrock::TokenUsage::builder()
+                .input_tokens(int(u.input).unwrap_or(0))
+                .output_tokens(int(u.output).unwrap_or(0))
+                .total_tokens(int(u.total).unwrap_or(0))
+                .set_cache_read_input_tokens(int(u.cache_read))
+                .set_cache_write_input_tokens(int(u.cache_write))
+                .build()
+                .ok()?,
+        );
+    }
+    if let Some(m) = reply.metrics.get() {
+        out = out.metrics(
+            bedrock::ConverseMetrics::builder()
+                .latency_ms(m.latency_ms.get().and_then(|n| n.as_i64()).unwrap_or(0))
+                .build()
+                .ok()?,
+        );
+    }
+    out.build().ok()
+}
+
+/// A Converse answer's JSON body, read through a tree: every shape the gateway has a form for.
+fn output_from_tree(body: &[u8]) -> Result<ConverseOutput> {
     let v: Value = serde_json::from_slice(body).map_err(bad)?;
     let mut out = ConverseOutput::builder();
     if let Some(m) = v.get("output").and_then(|o| o.get("message")) {
@@ -471,6 +616,91 @@ mod tests {
             let text = serde_json::to_string(&text).unwrap();
             let payload = format!(r#"{{"contentBlockIndex":{index},"delta":{{"text":{text}}}{extra}}}"#);
             same_as_tree(payload.as_bytes());
+        }
+
+        #[test]
+        fn any_text_answer_reads_as_the_tree_reads_it(
+            role in prop_oneof![Just(r#""role":"assistant","#), Just(""), Just(r#""role":null,"#), Just(r#""role":"user","#)],
+            texts in proptest::collection::vec("\\PC{0,20}", 0..3),
+            other_block in prop_oneof![Just(""), Just(r#",{"toolUse":{"toolUseId":"t","name":"n","input":{}}}"#), Just(r#",{"text":7}"#)],
+            tokens in prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                Just("null".to_owned()),
+                Just("2.5".to_owned()),
+                Just("18446744073709551615".to_owned()),
+            ],
+            extra in prop_oneof![
+                Just(""),
+                Just(r#","trace":{"x":1}"#),
+                Just(r#","metrics":{"latencyMs":12}"#),
+                Just(r#","metrics":null"#),
+                Just(r#","additionalModelResponseFields":{"a":1}"#),
+                Just(r#","stopReason":"max_tokens""#),
+            ],
+        ) {
+            let blocks: Vec<String> = texts
+                .iter()
+                .map(|t| format!(r#"{{"text":{}}}"#, serde_json::to_string(t).unwrap()))
+                .collect();
+            let body = format!(
+                r#"{{"output":{{"message":{{{role}"content":[{}{other_block}]}}}},"stopReason":"end_turn","usage":{{"inputTokens":{tokens},"outputTokens":3,"totalTokens":{tokens}}}{extra}}}"#,
+                blocks.join(",")
+            );
+            same_output_as_tree(body.as_bytes());
+        }
+    }
+
+    /// The typed reading answers only where it reads the body as the tree does.
+    fn same_output_as_tree(body: &[u8]) {
+        let tree = output_from_tree(body);
+        if let Some(fast) = text_output(body) {
+            assert_eq!(
+                tree.as_ref().ok(),
+                Some(&fast),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            format!("{:?}", converse_output(body)),
+            format!("{tree:?}"),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+
+    #[test]
+    fn a_text_answer_reads_as_the_tree_reads_it() {
+        let plain = br#"{"output":{"message":{"role":"assistant","content":[{"text":"Hi \"there\""},{"text":"two"}]}},"stopReason":"end_turn","usage":{"inputTokens":12,"outputTokens":3,"totalTokens":15,"cacheReadInputTokens":4},"metrics":{"latencyMs":40},"trace":{"a":1}}"#;
+        assert!(text_output(plain).is_some());
+        same_output_as_tree(plain);
+        for body in [
+            r#"{}"#,
+            r#"{"output":null}"#,
+            r#"{"output":{}}"#,
+            r#"{"output":{"message":null}}"#,
+            r#"{"output":{"message":{"content":[]}}}"#,
+            r#"{"output":{"message":{"role":"assistant"}}}"#,
+            r#"{"output":{"message":{"role":"assistant","content":null}}}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":null}]}}}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"a","toolUse":{}}]}}}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"reasoningContent":{"reasoningText":{"text":"t"}}}]}}}"#,
+            r#"{"output":{"message":{"role":"assistant","role":"user","content":[{"text":"a"}]}}}"#,
+            r#"{"output":{"message":{"role":1,"content":[{"text":"a"}]}}}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"a"}]}},"usage":null}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"a"}]}},"usage":7}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"a"}]}},"usage":{"inputTokens":"1"}}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"a"}]}},"usage":{"inputTokens":1,"cacheDetails":[{"ttl":"1h","inputTokens":2}]}}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"a"}]}},"usage":{"inputTokens":99999999999}}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"a"}]}},"metrics":{"latencyMs":1.5}}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"a"}]}},"metrics":{}}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"a"}]}},"stopReason":null}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"a"}]}},"stopReason":"tool_use","stopReason":"end_turn"}"#,
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"a"}]}},"additionalModelResponseFields":null}"#,
+            r#"[1,2]"#,
+            r#"{"output":"#,
+        ] {
+            same_output_as_tree(body.as_bytes());
         }
     }
 }
