@@ -221,7 +221,7 @@ impl Account {
 
     /// The usage record of this request, taking the context's names (called once, as it is
     /// settled; the model name stays for the metrics).
-    fn record(&mut self) -> proxy_store::UsageRecord {
+    fn record(&mut self, elapsed: std::time::Duration) -> proxy_store::UsageRecord {
         let usage = &self.usage;
         proxy_store::UsageRecord {
             request_id: std::mem::take(&mut self.ctx.request_id),
@@ -233,7 +233,7 @@ impl Account {
             output_tokens: usage.output_tokens,
             cache_read_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
             cache_creation_input_tokens: usage.cache_creation_input_tokens.unwrap_or(0),
-            latency_ms: self.started.elapsed().as_millis() as u64,
+            latency_ms: elapsed.as_millis() as u64,
             ttft_ms: self
                 .first_token
                 .map(|t| (t - self.started).as_millis() as u64),
@@ -273,8 +273,10 @@ impl Account {
 
 impl Drop for Account {
     fn drop(&mut self) {
+        // One clock reading for everything the request's end records.
+        let elapsed = self.started.elapsed();
         if !self.refused {
-            self.settle();
+            self.settle(elapsed);
         }
         let g = &self.gateway;
         if self.relaying {
@@ -284,20 +286,15 @@ impl Drop for Account {
         g.metrics
             .overhead
             .with_label_values(&["/v1/messages", if self.stream { "true" } else { "false" }])
-            .observe(
-                self.started
-                    .elapsed()
-                    .saturating_sub(self.upstream)
-                    .as_secs_f64(),
-            );
+            .observe(elapsed.saturating_sub(self.upstream).as_secs_f64());
     }
 }
 
 impl Account {
     /// Records a served request: usage, metrics, the cache fill, the log line.
-    fn settle(&mut self) {
+    fn settle(&mut self, elapsed: std::time::Duration) {
         let estimated = self.estimate();
-        let record = self.record();
+        let record = self.record(elapsed);
         let g = &self.gateway;
         let model = g.metrics.model(&self.ctx.model);
         let key = g.metrics.key(&record.key_id);
@@ -320,12 +317,12 @@ impl Account {
                 fill.put(g, &message);
             }
         }
-        model.observe_latency(self.stream, self.started.elapsed().as_secs_f64());
+        model.observe_latency(self.stream, elapsed.as_secs_f64());
         if self.stream {
             g.metrics
                 .latency
                 .with_label_values(&["/v1/messages (stream end)"])
-                .observe(self.started.elapsed().as_secs_f64());
+                .observe(elapsed.as_secs_f64());
         }
         crate::telemetry::usage(&self.span, &self.ctx.model, &self.usage, self.outcome);
         self.span.in_scope(|| {
@@ -340,7 +337,7 @@ impl Account {
                 ttft_ms = self
                     .first_token
                     .map(|t| (t - self.started).as_millis() as u64),
-                latency_ms = self.started.elapsed().as_millis() as u64,
+                latency_ms = elapsed.as_millis() as u64,
                 "usage"
             )
         });

@@ -2,7 +2,7 @@
 //! the key store (by hash).
 
 use http::{HeaderMap, header};
-use proxy_auth::{constant_time_eq, mask};
+use proxy_auth::constant_time_eq;
 use proxy_schema::ErrorType;
 
 use crate::{ApiError, Gateway, Principal};
@@ -22,16 +22,15 @@ fn presented_key<'a>(headers: &'a HeaderMap, header_name: &str) -> Option<&'a st
         .filter(|k| !k.is_empty())
 }
 
-pub(crate) async fn authenticate(
+/// The caller, and the key it presented (masked by the caller where it is shown: masking costs
+/// more than a log line that is filtered out).
+pub(crate) async fn authenticate<'h>(
     g: &Gateway,
-    headers: &HeaderMap,
-) -> Result<(Principal, String), ApiError> {
+    headers: &'h HeaderMap,
+) -> Result<(Principal, Option<&'h str>), ApiError> {
     let key = presented_key(headers, &g.settings.api_key_header);
     if !g.settings.require_api_key {
-        return Ok((
-            Principal::Anonymous,
-            key.map(mask).unwrap_or_else(|| "-".into()),
-        ));
+        return Ok((Principal::Anonymous, key));
     }
     let Some(key) = key else {
         return Err(ApiError::new(
@@ -45,7 +44,7 @@ pub(crate) async fn authenticate(
     if let Some(master) = &g.settings.master_api_key
         && constant_time_eq(master.as_bytes(), key.as_bytes())
     {
-        return Ok((Principal::Master, mask(key)));
+        return Ok((Principal::Master, Some(key)));
     }
     let invalid = || ApiError::new(ErrorType::AuthenticationError, "invalid x-api-key");
     let Some(store) = &g.store else {
@@ -53,7 +52,7 @@ pub(crate) async fn authenticate(
     };
     // The store is searched by hash: a timing difference can only reveal hash prefixes.
     match g.key_cache.lookup(store, &proxy_auth::hash_key(key)).await {
-        Ok(Some(k)) => Ok((Principal::Key(k), mask(key))),
+        Ok(Some(k)) => Ok((Principal::Key(k), Some(key))),
         Ok(None) => Err(invalid()),
         Err(e) => {
             g.metrics

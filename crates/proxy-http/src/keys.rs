@@ -130,20 +130,24 @@ pub struct TokenBudgets {
 }
 
 impl TokenBudgets {
-    fn refill(entry: &mut (f64, Instant), per_minute: u64) {
+    /// The key's budget, refilled up to now (a full one for a key not seen before).
+    fn refilled<'m>(
+        budgets: &'m mut HashMap<String, (f64, Instant)>,
+        key_id: &str,
+        per_minute: u64,
+    ) -> &'m mut (f64, Instant) {
         let now = Instant::now();
         let cap = per_minute as f64;
+        let entry = bucket(budgets, key_id, (cap, now));
         entry.0 = (entry.0 + (now - entry.1).as_secs_f64() * cap / 60.0).min(cap);
         entry.1 = now;
+        entry
     }
 
     /// `None` if the key may start a request now, else how long until it may.
     pub fn wait(&self, key_id: &str, per_minute: u64) -> Option<Duration> {
         let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = budgets
-            .entry(key_id.to_owned())
-            .or_insert((per_minute as f64, Instant::now()));
-        Self::refill(entry, per_minute);
+        let entry = Self::refilled(&mut budgets, key_id, per_minute);
         (entry.0 <= 0.0)
             .then(|| Duration::from_secs_f64((-entry.0 + 1.0) * 60.0 / per_minute.max(1) as f64))
     }
@@ -151,12 +155,20 @@ impl TokenBudgets {
     /// Charges a finished request's tokens.
     pub fn charge(&self, key_id: &str, per_minute: u64, tokens: u64) {
         let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = budgets
-            .entry(key_id.to_owned())
-            .or_insert((per_minute as f64, Instant::now()));
-        Self::refill(entry, per_minute);
-        entry.0 -= tokens as f64;
+        Self::refilled(&mut budgets, key_id, per_minute).0 -= tokens as f64;
     }
+}
+
+/// The entry of `key_id`, made from `new` if there is none: the key is copied only then.
+fn bucket<'m>(
+    map: &'m mut HashMap<String, (f64, Instant)>,
+    key_id: &str,
+    new: (f64, Instant),
+) -> &'m mut (f64, Instant) {
+    if !map.contains_key(key_id) {
+        map.insert(key_id.to_owned(), new);
+    }
+    map.get_mut(key_id).expect("inserted above")
 }
 
 /// Token buckets per key id, in this process (the embedded store; with DynamoDB, [`shared`] limits
@@ -173,7 +185,7 @@ impl RateLimiter {
         let per_sec = capacity / limit.window.as_secs_f64().max(0.001);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let (tokens, at) = buckets.entry(key_id.to_owned()).or_insert((capacity, now));
+        let (tokens, at) = bucket(&mut buckets, key_id, (capacity, now));
         *tokens = (*tokens + (now - *at).as_secs_f64() * per_sec).min(capacity);
         *at = now;
         let allowed = *tokens >= 1.0;

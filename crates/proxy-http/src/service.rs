@@ -316,7 +316,11 @@ async fn route(
         api => match crate::auth::authenticate(g, &parts.headers).await {
             Err(e) => Err(e),
             Ok((principal, key)) => {
-                tracing::Span::current().record("key", key.as_str());
+                let span = tracing::Span::current();
+                if !span.is_disabled() {
+                    let key = key.map_or_else(|| "-".to_owned(), proxy_auth::mask);
+                    span.record("key", key.as_str());
+                }
                 let headers = &parts.headers;
                 match api {
                     Endpoint::Messages => match read_body(g, headers, body).await {
