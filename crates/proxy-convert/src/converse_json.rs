@@ -26,7 +26,7 @@ pub fn converse_body(req: &ConverseRequest) -> Result<Value> {
             req.messages
                 .iter()
                 .enumerate()
-                .map(|(i, m)| message(m, &format!("messages.{i}")))
+                .map(|(i, m)| message(m, i))
                 .collect::<Result<_>>()?,
         ),
     );
@@ -82,22 +82,27 @@ fn float(f: f32) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn message(m: &bedrock::Message, path: &str) -> Result<Value> {
+/// Message `index` of the request.
+fn message(m: &bedrock::Message, index: usize) -> Result<Value> {
     Ok(json!({
         "role": m.role().as_str(),
         "content": m
             .content()
             .iter()
             .enumerate()
-            .map(|(i, b)| content_block(b, &format!("{path}.content.{i}")))
+            .map(|(i, b)| content_block(b, || format!("messages.{index}.content.{i}")))
             .collect::<Result<Vec<_>>>()?,
     }))
 }
 
-fn content_block(b: &bedrock::ContentBlock, path: &str) -> Result<Value> {
+/// A content block; `path` names it in an error (written out only for the kinds that can fail).
+fn content_block(b: &bedrock::ContentBlock, path: impl Fn() -> String) -> Result<Value> {
     use bedrock::ContentBlock as B;
+    if let B::Text(t) = b {
+        return Ok(json!({ "text": t }));
+    }
+    let path = &path();
     Ok(match b {
-        B::Text(t) => json!({ "text": t }),
         B::Image(i) => json!({ "image": image(i, path)? }),
         B::Document(d) => json!({ "document": document(d, path)? }),
         B::ToolUse(t) => {

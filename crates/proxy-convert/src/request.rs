@@ -311,132 +311,136 @@ fn search_result(sr: &proxy_schema::SearchResultBlock) -> SearchResultBlock {
         .expect("source, title and content are set")
 }
 
-/// Converts the blocks of one message, appending cache points after blocks that carry `cache_control`.
+/// Converts the blocks of message `message`, appending cache points after blocks that carry
+/// `cache_control`.
 fn convert_blocks(
     blocks: &[ContentBlock],
-    path: &str,
+    message: usize,
     ctx: &mut Ctx,
 ) -> Result<Vec<bedrock::ContentBlock>, ConvertError> {
     let claude = ctx.family == ModelFamily::Claude;
     let mut out = Vec::with_capacity(blocks.len());
     for (j, block) in blocks.iter().enumerate() {
-        let bpath = format!("{path}.{j}");
-        let converted = match block {
-            // Bedrock rejects blank text blocks; Anthropic ignores them in practice (peers fail here).
-            ContentBlock::Text(t) if t.text.trim().is_empty() => None,
-            ContentBlock::Text(t) => Some(bedrock::ContentBlock::Text(t.text.clone())),
-            ContentBlock::Image(img) => Some(bedrock::ContentBlock::Image(image_block(
-                &img.source,
-                &bpath,
-            )?)),
-            ContentBlock::Document(doc) => Some(bedrock::ContentBlock::Document(document_block(
-                doc, &bpath, ctx,
-            )?)),
-            ContentBlock::SearchResult(sr) => {
-                Some(bedrock::ContentBlock::SearchResult(search_result(sr)))
-            }
-            ContentBlock::ToolUse(tu) => {
-                ctx.has_tool_blocks = true;
-                ctx.tool_names_used.push(tu.name.clone());
-                Some(bedrock::ContentBlock::ToolUse(
-                    bedrock::ToolUseBlock::builder()
-                        .tool_use_id(tu.id.clone())
-                        .name(tu.name.clone())
-                        .input(to_document(&tu.input))
-                        .build()
-                        .expect("id, name and input are set"),
-                ))
-            }
-            ContentBlock::ToolResult(tr) => {
-                ctx.has_tool_blocks = true;
-                let mut content = Vec::new();
-                let mut inner_cache = None;
-                match &tr.content {
-                    None => {}
-                    Some(ToolResultContent::Text(s)) if s.trim().is_empty() => {}
-                    Some(ToolResultContent::Text(s)) => {
-                        content.push(ToolResultContentBlock::Text(s.clone()))
-                    }
-                    Some(ToolResultContent::Blocks(items)) => {
-                        for (k, item) in items.iter().enumerate() {
-                            let ipath = format!("{bpath}.content.{k}");
-                            // Bedrock forbids cache points inside a toolResult: the breakpoint moves
-                            // right after the toolResult, which caches the same prefix.
-                            if item.cache_control().is_some() {
-                                inner_cache = item.cache_control().cloned();
-                            }
-                            match item {
-                                ContentBlock::Text(t) if t.text.trim().is_empty() => {}
-                                ContentBlock::Text(t) => {
-                                    content.push(ToolResultContentBlock::Text(t.text.clone()))
+        // Written out only for the blocks that can fail (most are text).
+        let bpath = || format!("messages.{message}.content.{j}");
+        let converted =
+            match block {
+                // Bedrock rejects blank text blocks; Anthropic ignores them in practice (peers fail here).
+                ContentBlock::Text(t) if t.text.trim().is_empty() => None,
+                ContentBlock::Text(t) => Some(bedrock::ContentBlock::Text(t.text.clone())),
+                ContentBlock::Image(img) => Some(bedrock::ContentBlock::Image(image_block(
+                    &img.source,
+                    &bpath(),
+                )?)),
+                ContentBlock::Document(doc) => Some(bedrock::ContentBlock::Document(
+                    document_block(doc, &bpath(), ctx)?,
+                )),
+                ContentBlock::SearchResult(sr) => {
+                    Some(bedrock::ContentBlock::SearchResult(search_result(sr)))
+                }
+                ContentBlock::ToolUse(tu) => {
+                    ctx.has_tool_blocks = true;
+                    ctx.tool_names_used.push(tu.name.clone());
+                    Some(bedrock::ContentBlock::ToolUse(
+                        bedrock::ToolUseBlock::builder()
+                            .tool_use_id(tu.id.clone())
+                            .name(tu.name.clone())
+                            .input(to_document(&tu.input))
+                            .build()
+                            .expect("id, name and input are set"),
+                    ))
+                }
+                ContentBlock::ToolResult(tr) => {
+                    ctx.has_tool_blocks = true;
+                    let mut content = Vec::new();
+                    let mut inner_cache = None;
+                    match &tr.content {
+                        None => {}
+                        Some(ToolResultContent::Text(s)) if s.trim().is_empty() => {}
+                        Some(ToolResultContent::Text(s)) => {
+                            content.push(ToolResultContentBlock::Text(s.clone()))
+                        }
+                        Some(ToolResultContent::Blocks(items)) => {
+                            for (k, item) in items.iter().enumerate() {
+                                let ipath = || format!("{}.content.{k}", bpath());
+                                // Bedrock forbids cache points inside a toolResult: the breakpoint moves
+                                // right after the toolResult, which caches the same prefix.
+                                if item.cache_control().is_some() {
+                                    inner_cache = item.cache_control().cloned();
                                 }
-                                ContentBlock::Image(img) => {
-                                    content.push(ToolResultContentBlock::Image(image_block(
-                                        &img.source,
-                                        &ipath,
-                                    )?))
+                                match item {
+                                    ContentBlock::Text(t) if t.text.trim().is_empty() => {}
+                                    ContentBlock::Text(t) => {
+                                        content.push(ToolResultContentBlock::Text(t.text.clone()))
+                                    }
+                                    ContentBlock::Image(img) => {
+                                        content.push(ToolResultContentBlock::Image(image_block(
+                                            &img.source,
+                                            &ipath(),
+                                        )?))
+                                    }
+                                    ContentBlock::Document(doc) => {
+                                        content.push(ToolResultContentBlock::Document(
+                                            document_block(doc, &ipath(), ctx)?,
+                                        ))
+                                    }
+                                    ContentBlock::SearchResult(sr) => content.push(
+                                        ToolResultContentBlock::SearchResult(search_result(sr)),
+                                    ),
+                                    other => tracing::debug!(
+                                        kind = other.kind(),
+                                        "dropping a block Bedrock tool results cannot hold"
+                                    ),
                                 }
-                                ContentBlock::Document(doc) => {
-                                    content.push(ToolResultContentBlock::Document(document_block(
-                                        doc, &ipath, ctx,
-                                    )?))
-                                }
-                                ContentBlock::SearchResult(sr) => content
-                                    .push(ToolResultContentBlock::SearchResult(search_result(sr))),
-                                other => tracing::debug!(
-                                    kind = other.kind(),
-                                    "dropping a block Bedrock tool results cannot hold"
-                                ),
                             }
                         }
                     }
+                    // ⚠ Unverified (docs/WIRE-NOTES.md, item 5): how Bedrock takes an empty toolResult
+                    // content; an empty list is what the request shape allows.
+                    let status = tr.is_error.map(|e| {
+                        if e {
+                            ToolResultStatus::Error
+                        } else {
+                            ToolResultStatus::Success
+                        }
+                    });
+                    out.push(bedrock::ContentBlock::ToolResult(
+                        bedrock::ToolResultBlock::builder()
+                            .tool_use_id(tr.tool_use_id.clone())
+                            .set_content(Some(content))
+                            .set_status(status)
+                            .build()
+                            .expect("id and content are set"),
+                    ));
+                    let cc = tr.cache_control.as_ref().or(inner_cache.as_ref());
+                    out.extend(ctx.cache_point(cc));
+                    continue;
                 }
-                // ⚠ Unverified (docs/WIRE-NOTES.md, item 5): how Bedrock takes an empty toolResult
-                // content; an empty list is what the request shape allows.
-                let status = tr.is_error.map(|e| {
-                    if e {
-                        ToolResultStatus::Error
-                    } else {
-                        ToolResultStatus::Success
-                    }
-                });
-                out.push(bedrock::ContentBlock::ToolResult(
-                    bedrock::ToolResultBlock::builder()
-                        .tool_use_id(tr.tool_use_id.clone())
-                        .set_content(Some(content))
-                        .set_status(status)
-                        .build()
-                        .expect("id and content are set"),
-                ));
-                let cc = tr.cache_control.as_ref().or(inner_cache.as_ref());
-                out.extend(ctx.cache_point(cc));
-                continue;
-            }
-            // Signed thinking must go back unchanged, or Bedrock rejects the next tool turn; other
-            // families neither sign nor take reasoning back.
-            ContentBlock::Thinking(t) if claude => Some(bedrock::ContentBlock::ReasoningContent(
-                ReasoningContentBlock::ReasoningText(
-                    ReasoningTextBlock::builder()
-                        .text(t.thinking.clone())
-                        .set_signature((!t.signature.is_empty()).then(|| t.signature.clone()))
-                        .build()
-                        .expect("text is set"),
+                // Signed thinking must go back unchanged, or Bedrock rejects the next tool turn; other
+                // families neither sign nor take reasoning back.
+                ContentBlock::Thinking(t) if claude => Some(
+                    bedrock::ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(
+                        ReasoningTextBlock::builder()
+                            .text(t.thinking.clone())
+                            .set_signature((!t.signature.is_empty()).then(|| t.signature.clone()))
+                            .build()
+                            .expect("text is set"),
+                    )),
                 ),
-            )),
-            // ⚠ Unverified (docs/WIRE-NOTES.md, item 4): redactedContent carries the bytes of the opaque `data`.
-            ContentBlock::RedactedThinking(r) if claude => {
-                Some(bedrock::ContentBlock::ReasoningContent(
-                    ReasoningContentBlock::RedactedContent(Blob::new(r.data.as_bytes())),
-                ))
-            }
-            other => {
-                tracing::debug!(
-                    kind = other.kind(),
-                    "dropping a block Converse has no slot for"
-                );
-                None
-            }
-        };
+                // ⚠ Unverified (docs/WIRE-NOTES.md, item 4): redactedContent carries the bytes of the opaque `data`.
+                ContentBlock::RedactedThinking(r) if claude => {
+                    Some(bedrock::ContentBlock::ReasoningContent(
+                        ReasoningContentBlock::RedactedContent(Blob::new(r.data.as_bytes())),
+                    ))
+                }
+                other => {
+                    tracing::debug!(
+                        kind = other.kind(),
+                        "dropping a block Converse has no slot for"
+                    );
+                    None
+                }
+            };
         if let Some(c) = converted {
             out.push(c);
             out.extend(ctx.cache_point(block.cache_control()));
@@ -581,7 +585,7 @@ pub fn to_converse(
             }
             continue;
         }
-        let converted = convert_blocks(&blocks, &format!("messages.{i}.content"), &mut ctx)?;
+        let converted = convert_blocks(&blocks, i, &mut ctx)?;
         if converted
             .iter()
             .all(|b| matches!(b, bedrock::ContentBlock::CachePoint(_)))
