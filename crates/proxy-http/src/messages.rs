@@ -203,7 +203,7 @@ async fn serve(
         }
     }
     let mut account = account.with_cache(cache);
-    let message_id = format!("msg_bdrk_{}", unique_id(24));
+    let message_id = unique_id("msg_bdrk_", 24);
     let fallbacks = g.router.fallbacks(&req.model);
     let call = Call {
         request: &req,

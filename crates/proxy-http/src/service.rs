@@ -22,11 +22,11 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A unique id body of `len` base62 characters. The first 8 are the time in milliseconds, so ids
+/// `prefix` and a unique id body of `len` base62 characters, in one allocation. The first 8 are the time in milliseconds, so ids
 /// sort by time: the usage table's key is the request id, and ids in time order are appended to
 /// its index instead of landing all over it (each a page written to the WAL; measured at three
 /// page writes per request with random ids). The rest are random.
-pub(crate) fn unique_id(len: usize) -> String {
+pub(crate) fn unique_id(prefix: &str, len: usize) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     // `std::process::id()` is a system call: asked once.
     static PID: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| std::process::id().into());
@@ -41,7 +41,8 @@ pub(crate) fn unique_id(len: usize) -> String {
         ms /= 62;
     }
     let mut x = (now.as_nanos() as u64) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ *PID << 32;
-    let mut id = String::with_capacity(len);
+    let mut id = String::with_capacity(prefix.len() + len);
+    id.push_str(prefix);
     id.extend(head.iter().take(len).map(|&c| c as char));
     id.extend((0..len.saturating_sub(head.len()) as u64).map(|i| {
         x ^= x >> 12;
@@ -214,7 +215,7 @@ impl Endpoint {
 /// Entry point of every request.
 pub(crate) async fn handle(g: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
-    let request_id = format!("req_{}", unique_id(24));
+    let request_id = unique_id("req_", 24);
     let endpoint = Endpoint::of(req.method(), req.uri().path());
     // The OpenTelemetry fields stay empty unless traces are exported (`telemetry`).
     let span = tracing::info_span!(
@@ -367,7 +368,7 @@ async fn route(
 
 /// The answer to a request whose handling panicked (the panic is counted and logged by the caller).
 pub(crate) fn panic_response() -> Response<Body> {
-    let request_id = format!("req_{}", unique_id(24));
+    let request_id = unique_id("req_", 24);
     let mut resp = error_response(
         &ApiError::new(
             ErrorType::ApiError,
@@ -383,7 +384,7 @@ pub(crate) fn panic_response() -> Response<Body> {
 
 /// The answer to a request cut at the end of the drain before it had a response.
 pub(crate) fn shutdown_response() -> Response<Body> {
-    let request_id = format!("req_{}", unique_id(24));
+    let request_id = unique_id("req_", 24);
     let mut resp = error_response(
         &ApiError::new(
             ErrorType::OverloadedError,
@@ -413,19 +414,20 @@ mod tests {
 
     #[test]
     fn ids_are_unique() {
-        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| unique_id(24)).collect();
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| unique_id("", 24)).collect();
         assert_eq!(ids.len(), 10_000);
     }
 
     #[test]
     fn ids_sort_by_time_and_are_base62() {
-        let a = unique_id(24);
+        let a = unique_id("", 24);
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let b = unique_id(24);
+        let b = unique_id("", 24);
         assert!(a < b, "{a} then {b}");
         assert_eq!(a.len(), 24);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()), "{a}");
-        assert_eq!(unique_id(4).len(), 4);
+        assert_eq!(unique_id("", 4).len(), 4);
     }
 
     #[test]
