@@ -96,15 +96,12 @@ fn message(m: &bedrock::Message, index: usize) -> Result<Value> {
 }
 
 /// A content block; `path` names it in an error (written out only for the kinds that can fail).
-fn content_block(b: &bedrock::ContentBlock, path: impl Fn() -> String) -> Result<Value> {
+fn content_block(b: &bedrock::ContentBlock, path: impl FnOnce() -> String) -> Result<Value> {
     use bedrock::ContentBlock as B;
-    if let B::Text(t) = b {
-        return Ok(json!({ "text": t }));
-    }
-    let path = &path();
     Ok(match b {
-        B::Image(i) => json!({ "image": image(i, path)? }),
-        B::Document(d) => json!({ "document": document(d, path)? }),
+        B::Text(t) => json!({ "text": t }),
+        B::Image(i) => json!({ "image": image(i, &path())? }),
+        B::Document(d) => json!({ "document": document(d, &path())? }),
         B::ToolUse(t) => {
             let mut o = Map::new();
             o.insert("toolUseId".into(), json!(t.tool_use_id()));
@@ -115,12 +112,12 @@ fn content_block(b: &bedrock::ContentBlock, path: impl Fn() -> String) -> Result
             }
             json!({ "toolUse": o })
         }
-        B::ToolResult(r) => json!({ "toolResult": tool_result(r, path)? }),
+        B::ToolResult(r) => json!({ "toolResult": tool_result(r, &path())? }),
         B::CachePoint(c) => json!({ "cachePoint": cache_point(c) }),
-        B::ReasoningContent(r) => json!({ "reasoningContent": reasoning(r, path)? }),
-        B::CitationsContent(c) => json!({ "citationsContent": citations_content(c, path)? }),
+        B::ReasoningContent(r) => json!({ "reasoningContent": reasoning(r, &path())? }),
+        B::CitationsContent(c) => json!({ "citationsContent": citations_content(c, &path())? }),
         B::SearchResult(s) => json!({ "searchResult": search_result(s) }),
-        _ => return Err(unsupported(path, "this content block")),
+        _ => return Err(unsupported(&path(), "this content block")),
     })
 }
 

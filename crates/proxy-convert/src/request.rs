@@ -321,11 +321,12 @@ fn convert_blocks(
     let claude = ctx.family == ModelFamily::Claude;
     let mut out = Vec::with_capacity(blocks.len());
     for (j, block) in blocks.iter().enumerate() {
-        // Written out only for the blocks that can fail (most are text).
+        // Written out only for a block that can fail (most are text).
         let bpath = || format!("messages.{message}.content.{j}");
         let converted =
             match block {
-                // Bedrock rejects blank text blocks; Anthropic ignores them in practice (peers fail here).
+                // Bedrock rejects blank text blocks; Anthropic ignores them in practice (peers fail
+                // here).
                 ContentBlock::Text(t) if t.text.trim().is_empty() => None,
                 ContentBlock::Text(t) => Some(bedrock::ContentBlock::Text(t.text.clone())),
                 ContentBlock::Image(img) => Some(bedrock::ContentBlock::Image(image_block(
@@ -362,9 +363,10 @@ fn convert_blocks(
                         }
                         Some(ToolResultContent::Blocks(items)) => {
                             for (k, item) in items.iter().enumerate() {
-                                let ipath = || format!("{}.content.{k}", bpath());
-                                // Bedrock forbids cache points inside a toolResult: the breakpoint moves
-                                // right after the toolResult, which caches the same prefix.
+                                let ipath =
+                                    || format!("messages.{message}.content.{j}.content.{k}");
+                                // Bedrock forbids cache points inside a toolResult: the breakpoint
+                                // moves right after the toolResult, which caches the same prefix.
                                 if item.cache_control().is_some() {
                                     inner_cache = item.cache_control().cloned();
                                 }
@@ -395,8 +397,8 @@ fn convert_blocks(
                             }
                         }
                     }
-                    // ⚠ Unverified (docs/WIRE-NOTES.md, item 5): how Bedrock takes an empty toolResult
-                    // content; an empty list is what the request shape allows.
+                    // ⚠ Unverified (docs/WIRE-NOTES.md, item 5): how Bedrock takes an empty
+                    // toolResult content; an empty list is what the request shape allows.
                     let status = tr.is_error.map(|e| {
                         if e {
                             ToolResultStatus::Error
@@ -416,8 +418,8 @@ fn convert_blocks(
                     out.extend(ctx.cache_point(cc));
                     continue;
                 }
-                // Signed thinking must go back unchanged, or Bedrock rejects the next tool turn; other
-                // families neither sign nor take reasoning back.
+                // Signed thinking must go back unchanged, or Bedrock rejects the next tool turn;
+                // other families neither sign nor take reasoning back.
                 ContentBlock::Thinking(t) if claude => Some(
                     bedrock::ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(
                         ReasoningTextBlock::builder()
@@ -427,7 +429,8 @@ fn convert_blocks(
                             .expect("text is set"),
                     )),
                 ),
-                // ⚠ Unverified (docs/WIRE-NOTES.md, item 4): redactedContent carries the bytes of the opaque `data`.
+                // ⚠ Unverified (docs/WIRE-NOTES.md, item 4): redactedContent carries the bytes of
+                // the opaque `data`.
                 ContentBlock::RedactedThinking(r) if claude => {
                     Some(bedrock::ContentBlock::ReasoningContent(
                         ReasoningContentBlock::RedactedContent(Blob::new(r.data.as_bytes())),

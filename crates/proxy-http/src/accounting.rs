@@ -273,20 +273,25 @@ impl Account {
 
 impl Drop for Account {
     fn drop(&mut self) {
-        // One clock reading for everything the request's end records.
-        let elapsed = self.started.elapsed();
+        // One clock reading for what the request's end records (usage, latencies, the log line)...
         if !self.refused {
-            self.settle(elapsed);
+            self.settle(self.started.elapsed());
         }
         let g = &self.gateway;
         if self.relaying {
             g.metrics.open_streams.dec();
         }
-        // Settling is on the request path too (a whole message is returned after it).
+        // ...and one after settling, which is on the request path too (a whole message is
+        // returned after it) and so part of the gateway's own time.
         g.metrics
             .overhead
             .with_label_values(&["/v1/messages", if self.stream { "true" } else { "false" }])
-            .observe(elapsed.saturating_sub(self.upstream).as_secs_f64());
+            .observe(
+                self.started
+                    .elapsed()
+                    .saturating_sub(self.upstream)
+                    .as_secs_f64(),
+            );
     }
 }
 

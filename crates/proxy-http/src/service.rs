@@ -22,10 +22,11 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// `prefix` and a unique id body of `len` base62 characters, in one allocation. The first 8 are the time in milliseconds, so ids
-/// sort by time: the usage table's key is the request id, and ids in time order are appended to
-/// its index instead of landing all over it (each a page written to the WAL; measured at three
-/// page writes per request with random ids). The rest are random.
+/// `prefix` and a unique id body of `len` base62 characters, in one allocation. The body's first
+/// 8 characters are the time in milliseconds, so ids sort by time: the usage table's key is the
+/// request id, and ids in time order are appended to its index instead of landing all over it
+/// (each a page written to the WAL; measured at three page writes per request with random ids).
+/// The rest are random.
 pub(crate) fn unique_id(prefix: &str, len: usize) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     // `std::process::id()` is a system call: asked once.
@@ -428,6 +429,8 @@ mod tests {
         assert_eq!(a.len(), 24);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()), "{a}");
         assert_eq!(unique_id("", 4).len(), 4);
+        let id = unique_id("req_", 24);
+        assert!(id.starts_with("req_") && id.len() == 28, "{id}");
     }
 
     #[test]
