@@ -381,7 +381,9 @@ struct CredentialCache {
 
 #[derive(Clone)]
 struct Cached {
-    credentials: Credentials,
+    /// In an `Arc`: cloning `Credentials` itself copies its property map (two or three allocations
+    /// on every request).
+    credentials: Arc<Credentials>,
     /// When to ask the chain again; `None`: never (credentials without expiry).
     refresh_at: Option<SystemTime>,
 }
@@ -402,7 +404,7 @@ impl CredentialCache {
             .clone()
     }
 
-    fn fresh(&self, now: SystemTime) -> Option<Credentials> {
+    fn fresh(&self, now: SystemTime) -> Option<Arc<Credentials>> {
         self.held()
             .filter(|c| c.refresh_at.is_none_or(|at| now < at))
             .map(|c| c.credentials)
@@ -417,7 +419,7 @@ impl CredentialCache {
 
     /// Credentials valid at `now`: the held ones while fresh, else new ones from the chain (one
     /// caller asks, the others wait for its answer).
-    async fn get(&self, now: SystemTime) -> Result<Credentials, SendError> {
+    async fn get(&self, now: SystemTime) -> Result<Arc<Credentials>, SendError> {
         if let Some(c) = self.fresh(now) {
             return Ok(c);
         }
@@ -427,6 +429,7 @@ impl CredentialCache {
         }
         match self.provider.provide_credentials().await {
             Ok(credentials) => {
+                let credentials = Arc::new(credentials);
                 let refresh_at = credentials.expiry().map(|expiry| {
                     let early = expiry
                         .checked_sub(REFRESH_BEFORE_EXPIRY)
