@@ -485,9 +485,8 @@ impl Bedrock {
                 // The lean signed client, not the SDK (docs/ARCHITECTURE.md, "Bedrock calls"): the
                 // SDK's Converse types are built as before, serialized as the SDK would.
                 let api = self.messages_api()?;
-                let body = Bytes::from(json_bytes(
-                    &proxy_convert::converse_body(&converse).map_err(invalid)?,
-                )?);
+                let body =
+                    Bytes::from(proxy_convert::converse_body_bytes(&converse).map_err(invalid)?);
                 if stream {
                     let mut frames =
                         clocked(&mut waited, self.timed(api.converse_stream(id, body))).await?;

@@ -17,7 +17,8 @@ use crate::{ConvertError, to_json};
 
 type Result<T> = std::result::Result<T, ConvertError>;
 
-/// The JSON body of a Converse or ConverseStream call (the two take the same members here).
+/// The JSON body of a Converse or ConverseStream call (the two take the same members here). To send
+/// it, [`converse_body_bytes`] writes the same JSON with less work.
 pub fn converse_body(req: &ConverseRequest) -> Result<Value> {
     let mut body = Map::new();
     body.insert(
@@ -62,6 +63,124 @@ pub fn converse_body(req: &ConverseRequest) -> Result<Value> {
         body.insert("outputConfig".into(), output_config(oc)?);
     }
     Ok(Value::Object(body))
+}
+
+/// The JSON body of a Converse or ConverseStream call, as bytes: the bytes of
+/// [`converse_body`]'s value serialized, written without building the tree for the parts every
+/// request has (its messages' and system prompt's text blocks, `inferenceConfig`). The other parts
+/// go through the tree as in [`converse_body`].
+pub fn converse_body_bytes(req: &ConverseRequest) -> Result<Vec<u8>> {
+    let text: usize = req
+        .messages
+        .iter()
+        .flat_map(|m| m.content())
+        .map(|b| b.as_text().map_or(64, String::len))
+        .sum();
+    let mut out = Vec::with_capacity(128 + text + text / 8);
+    out.extend_from_slice(b"{\"messages\":[");
+    for (i, m) in req.messages.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"role\":");
+        put(&mut out, m.role().as_str())?;
+        out.extend_from_slice(b",\"content\":[");
+        for (j, b) in m.content().iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            match b {
+                bedrock::ContentBlock::Text(t) => put_text(&mut out, t)?,
+                b => put(
+                    &mut out,
+                    &content_block(b, || format!("messages.{i}.content.{j}"))?,
+                )?,
+            }
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.push(b']');
+    if !req.system.is_empty() {
+        out.extend_from_slice(b",\"system\":[");
+        for (i, b) in req.system.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match b {
+                bedrock::SystemContentBlock::Text(t) => put_text(&mut out, t)?,
+                b => put(&mut out, &system_block(b, &format!("system.{i}"))?)?,
+            }
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b",\"inferenceConfig\":");
+    put_inference_config(&mut out, &req.inference_config)?;
+    if let Some(tc) = &req.tool_config {
+        out.extend_from_slice(b",\"toolConfig\":");
+        put(&mut out, &tool_config(tc)?)?;
+    }
+    if let Some(fields) = &req.additional_model_request_fields {
+        out.extend_from_slice(b",\"additionalModelRequestFields\":");
+        put(&mut out, fields)?;
+    }
+    if !req.additional_model_response_field_paths.is_empty() {
+        out.extend_from_slice(b",\"additionalModelResponseFieldPaths\":");
+        put(&mut out, &req.additional_model_response_field_paths)?;
+    }
+    if let Some(oc) = &req.output_config {
+        out.extend_from_slice(b",\"outputConfig\":");
+        put(&mut out, &output_config(oc)?)?;
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// `v` as JSON at the end of `out` (writing to a `Vec` fails only for a value JSON cannot hold,
+/// which these are not: a map's keys are strings).
+fn put(out: &mut Vec<u8>, v: &(impl serde::Serialize + ?Sized)) -> Result<()> {
+    serde_json::to_writer(out, v)
+        .map_err(|e| ConvertError::new("", format!("cannot write the Converse body: {e}")))
+}
+
+/// `{"text":t}`.
+fn put_text(out: &mut Vec<u8>, t: &str) -> Result<()> {
+    out.extend_from_slice(b"{\"text\":");
+    put(out, t)?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// [`inference_config`]'s value, written.
+fn put_inference_config(out: &mut Vec<u8>, c: &bedrock::InferenceConfiguration) -> Result<()> {
+    let mut sep = b'{';
+    let mut key = |out: &mut Vec<u8>, k: &str| {
+        out.push(sep);
+        sep = b',';
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+    };
+    if let Some(m) = c.max_tokens() {
+        key(out, "maxTokens");
+        put(out, &m)?;
+    }
+    if let Some(t) = c.temperature() {
+        key(out, "temperature");
+        put(out, &float(t))?;
+    }
+    if let Some(p) = c.top_p() {
+        key(out, "topP");
+        put(out, &float(p))?;
+    }
+    if let Some(s) = &c.stop_sequences {
+        key(out, "stopSequences");
+        put(out, s)?;
+    }
+    if sep == b'{' {
+        out.push(b'{');
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 fn unsupported(path: &str, what: &str) -> ConvertError {
@@ -432,4 +551,95 @@ fn output_config(c: &bedrock::OutputConfig) -> Result<Value> {
         o.insert("effort".into(), json!(e));
     }
     Ok(Value::Object(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(t: &str) -> bedrock::ContentBlock {
+        bedrock::ContentBlock::Text(t.into())
+    }
+
+    fn request(
+        content: Vec<bedrock::ContentBlock>,
+        config: bedrock::InferenceConfiguration,
+    ) -> ConverseRequest {
+        ConverseRequest {
+            messages: vec![
+                bedrock::Message::builder()
+                    .role(bedrock::ConversationRole::User)
+                    .set_content(Some(content))
+                    .build()
+                    .unwrap(),
+            ],
+            system: vec![
+                bedrock::SystemContentBlock::Text("be \"brief\"\n".into()),
+                bedrock::SystemContentBlock::CachePoint(
+                    bedrock::CachePointBlock::builder()
+                        .r#type(bedrock::CachePointType::Default)
+                        .build()
+                        .unwrap(),
+                ),
+            ],
+            inference_config: config,
+            tool_config: None,
+            additional_model_request_fields: Some(serde_json::json!({"top_k": 5})),
+            additional_model_response_field_paths: vec!["/stop_sequence".into()],
+            output_config: None,
+        }
+    }
+
+    #[test]
+    fn the_written_body_is_the_trees_bytes() {
+        let configs = [
+            bedrock::InferenceConfiguration::builder().build(),
+            bedrock::InferenceConfiguration::builder()
+                .max_tokens(256)
+                .temperature(0.7)
+                .top_p(0.9)
+                .stop_sequences("\n\nHuman:")
+                .build(),
+            bedrock::InferenceConfiguration::builder()
+                .temperature(f32::NAN)
+                .build(),
+        ];
+        for config in configs {
+            let req = request(
+                vec![
+                    text("héllo \u{1}\t\"quoted\" \\ </script>"),
+                    bedrock::ContentBlock::CachePoint(
+                        bedrock::CachePointBlock::builder()
+                            .r#type(bedrock::CachePointType::Default)
+                            .build()
+                            .unwrap(),
+                    ),
+                    text(""),
+                ],
+                config,
+            );
+            let tree = serde_json::to_string(&converse_body(&req).unwrap()).unwrap();
+            let written = String::from_utf8(converse_body_bytes(&req).unwrap()).unwrap();
+            assert_eq!(written, tree);
+        }
+    }
+
+    #[test]
+    fn a_block_that_cannot_be_sent_is_the_same_error() {
+        let video = bedrock::ContentBlock::Video(
+            bedrock::VideoBlock::builder()
+                .format(bedrock::VideoFormat::Mp4)
+                .source(bedrock::VideoSource::Bytes(Blob::new(vec![0u8; 4])))
+                .build()
+                .unwrap(),
+        );
+        let req = request(
+            vec![text("a"), video],
+            bedrock::InferenceConfiguration::builder().build(),
+        );
+        let tree = converse_body(&req).unwrap_err();
+        let written = converse_body_bytes(&req).unwrap_err();
+        assert_eq!(written, tree);
+        assert_eq!(written.path, "messages.0.content.1");
+    }
 }

@@ -92,7 +92,7 @@ mod response;
 mod rewrite;
 mod stream;
 
-pub use converse_json::converse_body;
+pub use converse_json::{converse_body, converse_body_bytes};
 pub use converse_reply::{converse_output, converse_stream_event};
 pub use document::{to_document, to_json};
 pub use errors::{converse_stream_error_type, error_type};

@@ -9,8 +9,9 @@ use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::ResponseStream;
 use proxy_convert::{
-    ConverseOptions, StreamConverter, converse_body, converse_output, converse_stream_error_type,
-    converse_stream_event, from_converse, native_chunk, to_converse, to_native_body,
+    ConverseOptions, StreamConverter, converse_body, converse_body_bytes, converse_output,
+    converse_stream_error_type, converse_stream_event, from_converse, native_chunk, to_converse,
+    to_native_body,
 };
 use proxy_schema::{
     Accumulator, ContentBlock, ErrorType, Message, StreamEvent, parse_messages_request,
@@ -23,6 +24,18 @@ const QWEN: &str = "qwen.qwen3-coder-480b-a35b-v1:0";
 struct Sim {
     sim: bedrock_sim::testing::LocalSim,
     client: Client,
+}
+
+/// The body the gateway sends (`converse_body_bytes`), which must be the bytes of `converse_body`'s
+/// value (the one compared with the SDK's body).
+fn written(conv: &proxy_convert::ConverseRequest, lean: &Value) -> Vec<u8> {
+    let written = converse_body_bytes(conv).expect("every converted request is written");
+    assert_eq!(
+        String::from_utf8(written.clone()).unwrap(),
+        serde_json::to_string(lean).unwrap(),
+        "converse_body_bytes differs from converse_body"
+    );
+    written
 }
 
 async fn sim() -> Sim {
@@ -64,6 +77,7 @@ impl Sim {
         };
         let conv = to_converse(&req, &opts).map_err(|e| e.to_string())?;
         let lean = converse_body(&conv).expect("every converted request serializes");
+        let written = written(&conv, &lean);
         let out = conv
             .converse(&self.client, model)
             .send()
@@ -83,10 +97,7 @@ impl Sim {
         // converse_output. Both must give the client the same message.
         let (status, _, raw) = self
             .sim
-            .post(
-                &model_path(model, "converse"),
-                &serde_json::to_vec(&lean).unwrap(),
-            )
+            .post(&model_path(model, "converse"), &written)
             .await
             .unwrap();
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&raw));
@@ -104,6 +115,7 @@ impl Sim {
         let req = parse_messages_request(&serde_json::to_vec(body).unwrap()).unwrap();
         let conv = to_converse(&req, &ConverseOptions::new(model)).unwrap();
         let lean = converse_body(&conv).expect("every converted request serializes");
+        let written = written(&conv, &lean);
         let mut out = conv
             .converse_stream(&self.client, model)
             .send()
@@ -117,10 +129,7 @@ impl Sim {
         // The same request without the SDK, its frames read by converse_stream_event.
         let (status, _, raw) = self
             .sim
-            .post(
-                &model_path(model, "converse-stream"),
-                &serde_json::to_vec(&lean).unwrap(),
-            )
+            .post(&model_path(model, "converse-stream"), &written)
             .await
             .unwrap();
         assert_eq!(status, 200);

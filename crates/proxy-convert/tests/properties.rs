@@ -11,7 +11,8 @@ use aws_sdk_bedrockruntime::types::{
 };
 use proptest::prelude::*;
 use proxy_convert::{
-    ConverseOptions, StreamConverter, content_block, from_converse, to_converse, to_document,
+    ConverseOptions, StreamConverter, content_block, converse_body, converse_body_bytes,
+    from_converse, to_converse, to_document,
 };
 use proxy_schema::{Accumulator, ContentBlock, parse_messages_request};
 use serde_json::{Value, json};
@@ -238,6 +239,11 @@ proptest! {
         let original: Vec<ContentBlock> = req.messages[1].content.blocks().into_owned();
         prop_assert_eq!(serde_json::to_value(&back).unwrap(), serde_json::to_value(&original).unwrap());
         prop_assert_eq!(conv.tool_config.is_some(), !results.is_empty());
+        // The body the gateway sends is written without the tree where it can be: the same bytes.
+        prop_assert_eq!(
+            String::from_utf8(converse_body_bytes(&conv).unwrap()).unwrap(),
+            serde_json::to_string(&converse_body(&conv).unwrap()).unwrap()
+        );
     }
 
     #[test]
