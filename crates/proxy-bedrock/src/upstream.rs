@@ -487,6 +487,8 @@ impl Bedrock {
                 let api = self.messages_api()?;
                 let body =
                     Bytes::from(proxy_convert::converse_body_bytes(&converse).map_err(invalid)?);
+                // Not held while Bedrock answers: neither in memory nor in this future's state.
+                drop(converse);
                 if stream {
                     let mut frames =
                         clocked(&mut waited, self.timed(api.converse_stream(id, body))).await?;

@@ -222,13 +222,13 @@ impl Gateway {
         let Some(store) = &self.store else {
             return Ok(0);
         };
-        let rows = store
-            .usage(&proxy_store::UsageQuery {
-                key_id: Some(key_id.to_owned()),
-                user_id: None,
-                since: Some(format!("{month}-01")),
-            })
-            .await?;
+        // Boxed: see `limits::take_request`.
+        let rows = Box::pin(store.usage(&proxy_store::UsageQuery {
+            key_id: Some(key_id.to_owned()),
+            user_id: None,
+            since: Some(format!("{month}-01")),
+        }))
+        .await?;
         let used = rows.iter().map(|r| r.input_tokens + r.output_tokens).sum();
         self.monthly
             .lock()

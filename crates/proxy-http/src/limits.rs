@@ -120,7 +120,10 @@ pub(crate) async fn admit(
 /// while the store cannot answer), else the local bucket.
 async fn take_request(g: &Gateway, key_id: &str, limit: Limit) -> crate::keys::Decision {
     if let Some(store) = g.shared_limits() {
-        match crate::keys::shared::take(store, key_id, limit).await {
+        // Boxed, as every call to the store from the request path: a store call's future is
+        // large, and held inline it would be in every request's future, which is moved whole
+        // (copied) each time the futures around it move.
+        match Box::pin(crate::keys::shared::take(store, key_id, limit)).await {
             Ok(d) => return d,
             Err(e) => {
                 g.metrics.limit_store_errors.inc();
@@ -134,7 +137,7 @@ async fn take_request(g: &Gateway, key_id: &str, limit: Limit) -> crate::keys::D
 /// How long a key must wait for its tokens-per-minute budget (shared with DynamoDB, like requests).
 async fn tokens_wait(g: &Gateway, key_id: &str, tpm: u64) -> Option<std::time::Duration> {
     if let Some(store) = g.shared_limits() {
-        match crate::keys::shared::tokens_wait(store, key_id, tpm).await {
+        match Box::pin(crate::keys::shared::tokens_wait(store, key_id, tpm)).await {
             Ok(w) => return w,
             Err(e) => {
                 g.metrics.limit_store_errors.inc();

@@ -326,13 +326,10 @@ async fn route(
                 let headers = &parts.headers;
                 match api {
                     Endpoint::Messages => match read_body(g, headers, body).await {
-                        // Boxed: the call's state is large, and a future held inline is copied
-                        // whole each time the futures around it move (once per request in the
-                        // profile, a tenth of its instructions).
                         Ok(raw) => {
-                            Box::pin(crate::messages::messages(
+                            crate::messages::messages(
                                 g, &principal, headers, raw, started, request_id,
-                            ))
+                            )
                             .await
                         }
                         Err(e) => Err(e),
