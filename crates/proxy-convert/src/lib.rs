@@ -9,7 +9,7 @@
 //! 1. **Converse** (any Bedrock model): [`to_converse`] builds the request; [`from_converse`] turns
 //!    the response into an Anthropic message; [`StreamConverter`] turns ConverseStream events into
 //!    Anthropic SSE events. Without the SDK: [`converse_body`] writes the request's JSON as the SDK
-//!    would, [`converse_output`] and [`converse_stream_event`] read the answer and each stream event
+//!    would ([`converse_body_bytes`] the same JSON as bytes, with less work), [`converse_output`] and [`converse_stream_event`] read the answer and each stream event
 //!    into the SDK's types.
 //! 2. **Native** (Claude through InvokeModel): [`to_native_body`] (and
 //!    [`to_native_count_tokens_body`] for CountTokens) rewrites the typed request into Bedrock's
