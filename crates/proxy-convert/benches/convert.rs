@@ -11,7 +11,8 @@ use aws_sdk_bedrockruntime::types::{
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use proxy_convert::{
-    ConverseOptions, StreamConverter, to_converse, to_messages_body, to_native_body,
+    ConverseOptions, StreamConverter, to_converse, to_messages_body, to_messages_json,
+    to_native_body, to_native_json,
 };
 
 const CLAUDE: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
@@ -53,6 +54,13 @@ fn requests(c: &mut Criterion) {
     });
     c.bench_function("to_messages_body (parsed claude-code request)", |b| {
         b.iter(|| to_messages_body(black_box(&req), CLAUDE, Some(&beta)).unwrap())
+    });
+    // What the gateway sends on the native and Messages API routes: the bodies as bytes.
+    c.bench_function("to_native_json (parsed claude-code request)", |b| {
+        b.iter(|| to_native_json(black_box(&req), CLAUDE, Some(&beta)).unwrap())
+    });
+    c.bench_function("to_messages_json (parsed claude-code request)", |b| {
+        b.iter(|| to_messages_json(black_box(&req), CLAUDE, Some(&beta)).unwrap())
     });
 }
 

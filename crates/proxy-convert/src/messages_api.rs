@@ -2,11 +2,14 @@
 //! bedrock-runtime and bedrock-mantle), which takes Anthropic's own request shape.
 
 use proxy_schema::MessagesRequest;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::ConvertError;
-use crate::native::{move_system_messages, take_betas, to_object, unserializable};
-use crate::rewrite::{Removal, scrub_fields};
+use crate::native::{
+    BETA_FIELDS, Conversation, SystemOut, kept_betas, move_system_messages, take_betas, to_object,
+    unserializable,
+};
+use crate::rewrite::{Removal, scrub_fields, scrub_removes, scrubbed_metadata};
 
 /// A body for Bedrock's Anthropic Messages API, the betas for its `anthropic-beta` header, and what
 /// was removed on the way.
@@ -55,8 +58,8 @@ pub fn to_messages_body(
 }
 
 /// [`to_messages_body`] written as JSON bytes, what a caller sends: the same bytes as serializing
-/// [`MessagesBody::body`], without building the `Value` tree where no `role: "system"` message
-/// has to move (the common case: the typed request is written directly).
+/// [`MessagesBody::body`], written from the typed request without building the `Value` tree
+/// (`role: "system"` messages, which Claude Code sends, moved on the way).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessagesJson {
     /// The JSON body.
@@ -73,27 +76,103 @@ pub fn to_messages_json(
     bedrock_model_id: &str,
     anthropic_beta: Option<&str>,
 ) -> Result<MessagesJson, ConvertError> {
-    if req
-        .messages
-        .iter()
-        .any(|m| m.role == proxy_schema::Role::System)
-    {
-        let built = to_messages_body(req, bedrock_model_id, anthropic_beta)?;
-        let body = serde_json::to_vec(&built.body).map_err(unserializable)?;
+    let mut body = Vec::with_capacity(1024);
+    if written_as_is(req) {
+        // Nothing to take out: the request is written as it is, no copy of it made (a copy of a
+        // Claude Code request, its tools' schemas and its history, cost more than writing it).
+        let mut removals = Vec::new();
+        let betas = kept_betas(req, anthropic_beta, bedrock_model_id, &mut removals);
+        let metadata = scrubbed_metadata(req.metadata.as_ref(), &mut removals);
+        let view = MessagesView::of(req, bedrock_model_id, metadata.as_deref());
+        serde_json::to_writer(&mut body, &view).map_err(unserializable)?;
         return Ok(MessagesJson {
             body,
-            betas: built.betas,
-            removals: built.removals,
+            betas,
+            removals,
         });
     }
     let (req, betas, removals) = rewritten(req, bedrock_model_id, anthropic_beta);
-    let mut body = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut body, &req).map_err(unserializable)?;
+    let view = MessagesView::of(&req, &req.model, req.metadata.as_ref());
+    serde_json::to_writer(&mut body, &view).map_err(unserializable)?;
     Ok(MessagesJson {
         body,
         betas,
         removals,
     })
+}
+
+/// The Messages body as the typed request writes it, in the tree's key order: the request's fields
+/// in their serialization order, its unknown fields, and a `system` the request did not have (made
+/// of its system messages) after them, where [`move_system_messages`] appends it.
+#[derive(serde::Serialize)]
+struct MessagesView<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    messages: Conversation<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<SystemOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a proxy_schema::Metadata>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_sequences: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a [proxy_schema::Tool]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'a proxy_schema::ToolChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a proxy_schema::Thinking>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_control: Option<&'a proxy_schema::CacheControl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<&'a proxy_schema::OutputConfig>,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+    #[serde(rename = "system", skip_serializing_if = "Option::is_none")]
+    system_added: Option<SystemOut<'a>>,
+}
+
+/// Whether [`rewritten`] would change nothing in `req` but its model and `metadata.user_id`, so it
+/// can be written as it is, with those two replaced.
+pub(crate) fn written_as_is(req: &MessagesRequest) -> bool {
+    !scrub_removes(req) && !BETA_FIELDS.iter().any(|f| req.extra.contains_key(*f))
+}
+
+impl<'a> MessagesView<'a> {
+    fn of(
+        req: &'a MessagesRequest,
+        model: &'a str,
+        metadata: Option<&'a proxy_schema::Metadata>,
+    ) -> Self {
+        let (system, system_added) = SystemOut::of(req);
+        MessagesView {
+            model,
+            max_tokens: req.max_tokens,
+            messages: Conversation(&req.messages),
+            system,
+            metadata,
+            stop_sequences: req.stop_sequences.as_deref(),
+            stream: req.stream,
+            temperature: req.temperature,
+            top_p: req.top_p,
+            top_k: req.top_k,
+            tools: req.tools.as_deref(),
+            tool_choice: req.tool_choice.as_ref(),
+            thinking: req.thinking.as_ref(),
+            cache_control: req.cache_control.as_ref(),
+            output_config: req.output_config.as_ref(),
+            extra: &req.extra,
+            system_added,
+        }
+    }
 }
 
 /// The request with its betas taken out (kept ones returned), what Bedrock rejects removed, and
@@ -149,6 +228,62 @@ mod tests {
             }
         }
         assert!(seen >= 6, "fixtures read: {seen}");
+    }
+
+    #[test]
+    fn system_messages_move_as_in_the_tree() {
+        let systems = [
+            None,
+            Some(json!("")),
+            Some(json!("be brief")),
+            Some(json!([{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}])),
+        ];
+        // (The parser refuses a message with empty content.)
+        let moved = [
+            None,
+            Some(json!("terse")),
+            Some(json!([{"type": "text", "text": "b"}, {"type": "text", "text": "c"}])),
+        ];
+        // As they are, with a scope to take out, with body betas to take out (the last two are
+        // written from a copy of the request, the first from the request itself).
+        let variants = [
+            json!({}),
+            json!({"cache_control": {"type": "ephemeral", "scope": "global"}}),
+            json!({"anthropic_beta": ["context-management-2025-06-27", "no-such-beta"],
+                   "anthropic_version": "bedrock-2023-05-31"}),
+        ];
+        for system in &systems {
+            for content in &moved {
+                for variant in &variants {
+                    let mut messages = vec![json!({"role": "user", "content": "hi"})];
+                    if let Some(content) = content {
+                        messages.push(json!({"role": "system", "content": content}));
+                        messages.push(json!({"role": "assistant", "content": "ok"}));
+                    }
+                    let mut body = json!({
+                        "model": "claude-opus-4-8", "max_tokens": 10, "messages": messages,
+                        "temperature": 0.5, "stream": false, "service_tier": "auto",
+                        "context_management": {"edits": []}, "metadata": {"user_id": "u1"},
+                    });
+                    if let Some(system) = system {
+                        body["system"] = system.clone();
+                    }
+                    for (k, v) in variant.as_object().unwrap() {
+                        body[k] = v.clone();
+                    }
+                    let req = parse(&body);
+                    assert_eq!(written_as_is(&req), variant == &json!({}));
+                    let tree = to_messages_body(&req, OPUS, None).unwrap();
+                    let json = to_messages_json(&req, OPUS, None).unwrap();
+                    assert_eq!(
+                        String::from_utf8(json.body).unwrap(),
+                        serde_json::to_string(&tree.body).unwrap(),
+                        "system {system:?}, system message {content:?}, {variant}"
+                    );
+                    assert_eq!((json.betas, json.removals), (tree.betas, tree.removals));
+                }
+            }
+        }
     }
 
     fn parse(body: &Value) -> MessagesRequest {

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::ConvertError;
 use crate::family::{BetaSplit, has_beta, header_betas};
-use crate::rewrite::{Removal, RemovalKind, scrub_fields};
+use crate::rewrite::{Removal, RemovalKind, scrub_fields, scrubbed_metadata};
 
 /// The `anthropic_version` Bedrock requires in the native body.
 pub const BEDROCK_ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
@@ -113,18 +113,28 @@ pub fn to_native_json(
     if req.max_tokens.is_none() {
         return Err(ConvertError::new("max_tokens", "Field required"));
     }
+    let mut body = Vec::with_capacity(1024);
+    if crate::messages_api::written_as_is(req) {
+        // Nothing to take out: the request is written as it is, no copy of it made.
+        let mut removals = Vec::new();
+        let betas = kept_betas(req, anthropic_beta, bedrock_model_id, &mut removals);
+        let metadata = scrubbed_metadata(req.metadata.as_ref(), &mut removals);
+        if let Some(view) = NativeView::of(req, &betas, metadata.as_deref()) {
+            serde_json::to_writer(&mut body, &view).map_err(unserializable)?;
+            return Ok(NativeJson { body, removals });
+        }
+    }
     let mut req = req.clone();
     let mut removals = Vec::new();
     let betas = take_betas(&mut req, anthropic_beta, bedrock_model_id, &mut removals);
     scrub_fields(&mut req, &mut removals);
-    let Some(view) = NativeView::of(&req, &betas) else {
+    let Some(view) = NativeView::of(&req, &betas, req.metadata.as_ref()) else {
         let built = native_tree(req, betas, removals)?;
         return Ok(NativeJson {
             body: serde_json::to_vec(&built.body).map_err(unserializable)?,
             removals: built.removals,
         });
     };
-    let mut body = Vec::with_capacity(1024);
     serde_json::to_writer(&mut body, &view).map_err(unserializable)?;
     Ok(NativeJson { body, removals })
 }
@@ -168,7 +178,7 @@ struct NativeView<'a> {
 }
 
 /// `messages` less its `role: "system"` messages (they move into `system`).
-struct Conversation<'a>(&'a [InputMessage]);
+pub(crate) struct Conversation<'a>(pub(crate) &'a [InputMessage]);
 
 impl serde::Serialize for Conversation<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -177,7 +187,7 @@ impl serde::Serialize for Conversation<'_> {
 }
 
 /// `system` as [`move_system_messages`] leaves it.
-enum SystemOut<'a> {
+pub(crate) enum SystemOut<'a> {
     /// No system message had content to move.
     Kept(&'a System),
     /// The request's system prompt as blocks (an empty string none), then what the system
@@ -224,6 +234,34 @@ impl serde::Serialize for SystemOut<'_> {
     }
 }
 
+impl<'a> SystemOut<'a> {
+    /// `system` where the request has it, and `system` added after the other fields where it has
+    /// none and its system messages make one, as [`move_system_messages`] leaves them: system
+    /// messages leave `messages`; when one of them has content (an empty string counts, an empty
+    /// block list does not), `system` becomes blocks.
+    pub(crate) fn of(req: &'a MessagesRequest) -> (Option<Self>, Option<Self>) {
+        let moves = req.messages.iter().any(|m| {
+            m.role == Role::System
+                && match &m.content {
+                    MessageContent::Text(_) => true,
+                    MessageContent::Blocks(b) => !b.is_empty(),
+                }
+        });
+        match (&req.system, moves) {
+            (Some(system), false) => (Some(SystemOut::Kept(system)), None),
+            (None, false) => (None, None),
+            (system, true) => {
+                let merged = SystemOut::Merged(system.as_ref(), &req.messages);
+                if system.is_some() {
+                    (Some(merged), None)
+                } else {
+                    (None, Some(merged))
+                }
+            }
+        }
+    }
+}
+
 /// `metadata` as Bedrock takes it: the user id alone.
 #[derive(serde::Serialize)]
 struct UserId<'a> {
@@ -234,7 +272,11 @@ impl<'a> NativeView<'a> {
     /// The view of a request whose betas are taken out and fields scrubbed, or None when the tree
     /// has work to do: a top-level `cache_control` to place, a tool to drop or trim (the rules of
     /// [`native_tree`]).
-    fn of(req: &'a MessagesRequest, betas: &'a [String]) -> Option<Self> {
+    fn of(
+        req: &'a MessagesRequest,
+        betas: &'a [String],
+        metadata: Option<&'a proxy_schema::Metadata>,
+    ) -> Option<Self> {
         if req.cache_control.is_some() {
             return None;
         }
@@ -255,36 +297,14 @@ impl<'a> NativeView<'a> {
             .extra
             .get("context_management")
             .filter(|_| has_beta(betas, "context-management-"));
-        // As `move_system_messages`: system messages leave `messages`; when one of them has
-        // content (an empty string counts, an empty block list does not), `system` becomes blocks.
-        let moves = req.messages.iter().any(|m| {
-            m.role == Role::System
-                && match &m.content {
-                    MessageContent::Text(_) => true,
-                    MessageContent::Blocks(b) => !b.is_empty(),
-                }
-        });
-        let (system, system_added) = match (&req.system, moves) {
-            (Some(system), false) => (Some(SystemOut::Kept(system)), None),
-            (None, false) => (None, None),
-            (system, true) => {
-                let merged = SystemOut::Merged(system.as_ref(), &req.messages);
-                if system.is_some() {
-                    (Some(merged), None)
-                } else {
-                    (None, Some(merged))
-                }
-            }
-        };
+        let (system, system_added) = SystemOut::of(req);
         Some(NativeView {
             anthropic_version: BEDROCK_ANTHROPIC_VERSION,
             anthropic_beta: betas,
             max_tokens: req.max_tokens,
             messages: Conversation(&req.messages),
             system,
-            metadata: req
-                .metadata
-                .as_ref()
+            metadata: metadata
                 .and_then(|m| m.user_id.as_deref())
                 .map(|user_id| UserId { user_id }),
             stop_sequences: req.stop_sequences.as_deref(),
@@ -432,9 +452,25 @@ pub(crate) fn take_betas(
     bedrock_model_id: &str,
     removals: &mut Vec<Removal>,
 ) -> Vec<String> {
+    let kept = kept_betas(req, header, bedrock_model_id, removals);
+    for field in BETA_FIELDS {
+        req.extra.remove(field);
+    }
+    kept
+}
+
+/// The fields of the request's unknown ones that [`take_betas`] takes out.
+pub(crate) const BETA_FIELDS: [&str; 2] = ["anthropic_version", "anthropic_beta"];
+
+/// [`take_betas`] without taking anything out of the request.
+pub(crate) fn kept_betas(
+    req: &MessagesRequest,
+    header: Option<&str>,
+    bedrock_model_id: &str,
+    removals: &mut Vec<Removal>,
+) -> Vec<String> {
     let mut split = BetaSplit::of_header(header, bedrock_model_id);
-    req.extra.remove("anthropic_version");
-    if let Some(Value::Array(body_betas)) = req.extra.remove("anthropic_beta") {
+    if let Some(Value::Array(body_betas)) = req.extra.get("anthropic_beta") {
         let names = body_betas
             .iter()
             .filter_map(Value::as_str)
@@ -586,7 +622,7 @@ mod tests {
         let mut removals = Vec::new();
         let betas = take_betas(&mut req, beta, SONNET, &mut removals);
         scrub_fields(&mut req, &mut removals);
-        NativeView::of(&req, &betas).is_some()
+        NativeView::of(&req, &betas, req.metadata.as_ref()).is_some()
     }
 
     #[test]

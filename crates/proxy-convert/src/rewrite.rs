@@ -1,8 +1,11 @@
 //! What Bedrock rejects never reaches it: the rules both Claude body routes (native InvokeModel and
 //! Bedrock's Anthropic Messages API) apply to the typed request, each removal reported to the caller.
 
+use std::borrow::Cow;
+
 use proxy_schema::{
-    CacheControl, ContentBlock, DocumentContent, MessagesRequest, ToolResultContent,
+    CacheControl, ContentBlock, DocumentContent, MessageContent, MessagesRequest, Metadata, System,
+    ToolResultContent,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -64,7 +67,7 @@ impl Removal {
 /// refuses is replaced by [`user_id_for_bedrock`].
 pub(crate) fn scrub_fields(req: &mut MessagesRequest, removals: &mut Vec<Removal>) {
     strip_scope(req.cache_control.as_mut(), "cache_control", removals);
-    if let Some(proxy_schema::System::Blocks(blocks)) = &mut req.system {
+    if let Some(System::Blocks(blocks)) = &mut req.system {
         for (i, block) in blocks.iter_mut().enumerate() {
             strip_scope(
                 block.cache_control.as_mut(),
@@ -87,15 +90,82 @@ pub(crate) fn scrub_fields(req: &mut MessagesRequest, removals: &mut Vec<Removal
         }
         strip_scope(tool.cache_control.as_mut(), &format!("tools.{i}"), removals);
     }
-    if let Some(user_id) = req.metadata.as_mut().and_then(|m| m.user_id.as_mut())
-        && let Some(replacement) = user_id_for_bedrock(user_id)
-    {
-        *user_id = replacement;
-        removals.push(Removal::new(
-            RemovalKind::MetadataUserId,
-            "metadata.user_id",
-        ));
+    if let Some(Cow::Owned(m)) = scrubbed_metadata(req.metadata.as_ref(), removals) {
+        req.metadata = Some(m);
     }
+}
+
+/// `metadata` with the user id [`user_id_for_bedrock`] replaces, if it replaces one (the removal
+/// reported), else as it is.
+pub(crate) fn scrubbed_metadata<'a>(
+    metadata: Option<&'a Metadata>,
+    removals: &mut Vec<Removal>,
+) -> Option<Cow<'a, Metadata>> {
+    let m = metadata?;
+    let Some(replacement) = m.user_id.as_deref().and_then(user_id_for_bedrock) else {
+        return Some(Cow::Borrowed(m));
+    };
+    removals.push(Removal::new(
+        RemovalKind::MetadataUserId,
+        "metadata.user_id",
+    ));
+    Some(Cow::Owned(Metadata {
+        user_id: Some(replacement),
+        extra: m.extra.clone(),
+    }))
+}
+
+/// Whether [`scrub_fields`] takes anything out of `req` beyond a `metadata.user_id` it replaces:
+/// a `cache_control.scope` anywhere, a tool's `eager_input_streaming`. Where it does not, a caller
+/// can write the request as it is (no copy of it) with [`scrubbed_metadata`]. The same walk as
+/// `scrub_fields`, read only (a test holds the two to the same answer).
+pub(crate) fn scrub_removes(req: &MessagesRequest) -> bool {
+    has_scope(req.cache_control.as_ref())
+        || matches!(&req.system, Some(System::Blocks(blocks))
+            if blocks.iter().any(|b| has_scope(b.cache_control.as_ref())))
+        || req.messages.iter().any(
+            |m| matches!(&m.content, MessageContent::Blocks(blocks) if blocks_have_scope(blocks)),
+        )
+        || req.tools.iter().flatten().any(|t| {
+            t.extra.contains_key("eager_input_streaming") || has_scope(t.cache_control.as_ref())
+        })
+}
+
+fn has_scope(cc: Option<&CacheControl>) -> bool {
+    cc.is_some_and(|cc| cc.extra.contains_key("scope"))
+}
+
+fn has_raw_scope(cc: Option<&Value>) -> bool {
+    matches!(cc, Some(Value::Object(cc)) if cc.contains_key("scope"))
+}
+
+/// [`strip_blocks`]' walk, read only.
+fn blocks_have_scope(blocks: &[ContentBlock]) -> bool {
+    blocks.iter().any(|block| match block {
+        ContentBlock::Text(b) => has_scope(b.cache_control.as_ref()),
+        ContentBlock::Image(b) => has_scope(b.cache_control.as_ref()),
+        ContentBlock::Document(b) => {
+            has_scope(b.cache_control.as_ref())
+                || matches!(&b.source, proxy_schema::DocumentSource::Content {
+                    content: DocumentContent::Blocks(inner),
+                } if blocks_have_scope(inner))
+        }
+        ContentBlock::SearchResult(b) => {
+            has_scope(b.cache_control.as_ref())
+                || b.content
+                    .iter()
+                    .any(|t| has_scope(t.cache_control.as_ref()))
+        }
+        ContentBlock::ToolUse(b) => has_scope(b.cache_control.as_ref()),
+        ContentBlock::ToolResult(b) => {
+            has_scope(b.cache_control.as_ref())
+                || matches!(&b.content, Some(ToolResultContent::Blocks(inner))
+                    if blocks_have_scope(inner))
+        }
+        ContentBlock::Thinking(b) => has_raw_scope(b.extra.get("cache_control")),
+        ContentBlock::RedactedThinking(b) => has_raw_scope(b.extra.get("cache_control")),
+        ContentBlock::Other(value) => has_raw_scope(value.get("cache_control")),
+    })
 }
 
 fn strip_scope(cc: Option<&mut CacheControl>, path: &str, removals: &mut Vec<Removal>) {
@@ -177,8 +247,14 @@ pub fn user_id_for_bedrock(user_id: &str) -> Option<String> {
     {
         return None;
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(user_id.as_bytes());
-    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    Some(hex)
 }
 
 #[cfg(test)]
@@ -357,6 +433,77 @@ mod tests {
         assert!(removals.iter().all(
             |r| r.kind == RemovalKind::CacheControlScope && r.label() == "cache_control_scope"
         ));
+    }
+
+    /// `scrub_removes` walks as `scrub_fields` does: for a scope at each place a `cache_control`
+    /// sits, and for `eager_input_streaming`, it answers yes exactly when `scrub_fields` removes
+    /// something other than a user id.
+    #[test]
+    fn scrub_removes_answers_as_scrub_fields_removes() {
+        let kept = json!({"type": "ephemeral", "ttl": "1h"});
+        let base = json!({
+            "model": "m", "max_tokens": 1, "cache_control": kept,
+            "system": [{"type": "text", "text": "s", "cache_control": kept}],
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "t", "cache_control": kept},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}, "cache_control": kept},
+                    {"type": "document", "source": {"type": "content", "content": [
+                        {"type": "text", "text": "d", "cache_control": kept}]}, "cache_control": kept},
+                    {"type": "search_result", "source": "s", "title": "t", "content": [
+                        {"type": "text", "text": "r", "cache_control": kept}], "cache_control": kept}
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_1", "name": "a", "input": {"cache_control": {"scope": "x"}}, "cache_control": kept},
+                    {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}, "cache_control": kept},
+                    {"type": "thinking", "thinking": "t", "signature": "s", "cache_control": kept},
+                    {"type": "redacted_thinking", "data": "r", "cache_control": kept}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "cache_control": kept,
+                     "content": [{"type": "text", "text": "out", "cache_control": kept}]}
+                ]}
+            ],
+            "tools": [{"name": "a", "input_schema": {"type": "object"}, "cache_control": kept}],
+            "metadata": {"user_id": "{\"device_id\":\"d\"}"}
+        });
+        let removes = |body: &Value| {
+            let req = parse(body.clone());
+            let mut scrubbed = req.clone();
+            let mut removals = Vec::new();
+            scrub_fields(&mut scrubbed, &mut removals);
+            let removed = removals
+                .iter()
+                .filter(|r| r.kind != RemovalKind::MetadataUserId)
+                .count();
+            (scrub_removes(&req), removed)
+        };
+        assert_eq!(removes(&base), (false, 0));
+        let scoped = json!({"type": "ephemeral", "ttl": "1h", "scope": "global"});
+        for pointer in [
+            "/cache_control",
+            "/system/0/cache_control",
+            "/messages/0/content/0/cache_control",
+            "/messages/0/content/1/cache_control",
+            "/messages/0/content/2/cache_control",
+            "/messages/0/content/2/source/content/0/cache_control",
+            "/messages/0/content/3/cache_control",
+            "/messages/0/content/3/content/0/cache_control",
+            "/messages/1/content/0/cache_control",
+            "/messages/1/content/1/cache_control",
+            "/messages/1/content/2/cache_control",
+            "/messages/1/content/3/cache_control",
+            "/messages/2/content/0/cache_control",
+            "/messages/2/content/0/content/0/cache_control",
+            "/tools/0/cache_control",
+        ] {
+            let mut body = base.clone();
+            *body.pointer_mut(pointer).expect(pointer) = scoped.clone();
+            assert_eq!(removes(&body), (true, 1), "{pointer}");
+        }
+        let mut body = base.clone();
+        body["tools"][0]["eager_input_streaming"] = json!(true);
+        assert_eq!(removes(&body), (true, 1));
     }
 
     #[test]
