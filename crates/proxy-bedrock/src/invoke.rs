@@ -14,7 +14,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures::Stream;
 use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use hyper::body::Incoming;
 use proxy_schema::ErrorType;
 
@@ -23,6 +23,7 @@ use crate::eventstream::{Frame, FrameDecoder};
 use crate::messages::{Endpoint, MessagesClient, failure, poll_data, request_id, unexpected};
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const BEDROCK_ACCEPT: HeaderName = HeaderName::from_static("x-amzn-bedrock-accept");
 
 /// The model id as one path segment: every byte but the unreserved ones percent-encoded (`:` as
 /// `%3A`, the `/` of an ARN as `%2F`), as the SDK encodes the `modelId` label.
@@ -62,7 +63,7 @@ impl MessagesClient {
     ) -> Result<EventStream, UpstreamError> {
         let mut headers = HeaderMap::with_capacity(2);
         headers.insert(CONTENT_TYPE, JSON);
-        headers.insert("x-amzn-bedrock-accept", JSON);
+        headers.insert(BEDROCK_ACCEPT, JSON);
         self.model_stream(
             model_id,
             "invoke-with-response-stream",

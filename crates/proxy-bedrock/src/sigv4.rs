@@ -129,7 +129,8 @@ pub(crate) fn sign_plain<B>(
         (Some("http"), Some(80)) | (Some("https"), Some(443)) => authority.host(),
         _ => authority.as_str(),
     };
-    let (amz_date, day) = amz_date(time);
+    let amz_date = amz_date(time);
+    let day = &amz_date[..8];
     let token = credentials.session_token();
 
     // name, value (spaces trimmed and collapsed), sorted by name.
@@ -186,7 +187,7 @@ pub(crate) fn sign_plain<B>(
     hex_into(&Sha256::digest(body), &mut canonical);
 
     // Joined, not `format!`ted: formatting cost more than the rest of the string building.
-    let scope = [day.as_str(), "/", region, "/", service, "/aws4_request"].concat();
+    let scope = [day, "/", region, "/", service, "/aws4_request"].concat();
     let mut string_to_sign = String::with_capacity(160);
     string_to_sign.push_str("AWS4-HMAC-SHA256\n");
     string_to_sign.push_str(&amz_date);
@@ -197,12 +198,17 @@ pub(crate) fn sign_plain<B>(
 
     let secret = credentials.secret_access_key();
     let signing_key = match keys {
-        Some(keys) => keys.key(secret, &day, region, service, time),
+        Some(keys) => keys.key(secret, day, region, service, time),
         None => derive_key(secret, time, region, service),
     };
     let signature = hmac_sha256(&signing_key, string_to_sign.as_bytes());
+    // Exactly its length: the value becomes a header value without a copy.
     let mut authorization = String::with_capacity(
-        160 + credentials.access_key_id().len() + scope.len() + signed_headers.len(),
+        "AWS4-HMAC-SHA256 Credential=/, SignedHeaders=, Signature=".len()
+            + credentials.access_key_id().len()
+            + scope.len()
+            + signed_headers.len()
+            + 64,
     );
     for part in [
         "AWS4-HMAC-SHA256 Credential=",
@@ -217,11 +223,13 @@ pub(crate) fn sign_plain<B>(
     }
     hex_into(&signature, &mut authorization);
 
+    debug_assert_eq!(authorization.len(), authorization.capacity());
+
     let headers = request.headers_mut();
-    let (Ok(date), Ok(mut auth)) = (
-        HeaderValue::from_str(&amz_date),
-        HeaderValue::from_str(&authorization),
-    ) else {
+    // From `Bytes` made of the strings themselves: no copy (a `Vec` whose length is its capacity
+    // becomes `Bytes` without allocating).
+    let value = |s: String| HeaderValue::from_maybe_shared(bytes::Bytes::from(s.into_bytes()));
+    let (Ok(date), Ok(mut auth)) = (value(amz_date), value(authorization)) else {
         return Some(Err(SendError::InvalidRequest(
             "the access key id is not a valid header value".into(),
         )));
@@ -307,7 +315,9 @@ fn hex_into(bytes: &[u8], out: &mut String) {
 }
 
 /// `YYYYMMDDTHHMMSSZ` and `YYYYMMDD` of `time` (UTC; times before 1970 are taken as 1970).
-fn amz_date(time: SystemTime) -> (String, String) {
+/// `YYYYMMDDTHHMMSSZ`, in a `String` of exactly its length (so it becomes a header value without a
+/// copy); its first 8 characters are the scope's day.
+fn amz_date(time: SystemTime) -> String {
     let secs = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -315,18 +325,16 @@ fn amz_date(time: SystemTime) -> (String, String) {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     // Digit by digit: `format!` with padding cost more than the signature's own string building.
-    let mut day = String::with_capacity(8);
-    push_digits(&mut day, y as u64, 4);
-    push_digits(&mut day, u64::from(m), 2);
-    push_digits(&mut day, u64::from(d), 2);
     let mut full = String::with_capacity(16);
-    full.push_str(&day);
+    push_digits(&mut full, y as u64, 4);
+    push_digits(&mut full, u64::from(m), 2);
+    push_digits(&mut full, u64::from(d), 2);
     full.push('T');
     push_digits(&mut full, rem / 3600, 2);
     push_digits(&mut full, rem % 3600 / 60, 2);
     push_digits(&mut full, rem % 60, 2);
     full.push('Z');
-    (full, day)
+    full
 }
 
 /// Appends the last `width` decimal digits of `n`, zero-padded.
@@ -377,7 +385,7 @@ mod tests {
 
     #[test]
     fn dates_are_civil_utc() {
-        let at = |s: u64| amz_date(SystemTime::UNIX_EPOCH + Duration::from_secs(s)).0;
+        let at = |s: u64| amz_date(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
         assert_eq!(at(0), "19700101T000000Z");
         assert_eq!(at(1_790_771_696), "20260930T123456Z");
         assert_eq!(at(951_782_400), "20000229T000000Z");

@@ -340,16 +340,18 @@ impl UsageSink {
                 {
                     batch.push(r);
                 }
-                let mut result = store.insert_usage(&batch).await;
+                // Shared with the store's thread, not copied; freed here, where they were made.
+                let records: std::sync::Arc<[UsageRecord]> = batch.drain(..).collect();
+                let mut result = store.insert_usage_shared(records.clone()).await;
                 if result.is_err() {
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    result = store.insert_usage(&batch).await;
+                    result = store.insert_usage_shared(records.clone()).await;
                 }
                 match result {
                     Ok(_) => {
                         // Keep `last_used_at` of store keys current, once per key per batch.
                         let mut last: HashMap<&str, i64> = HashMap::default();
-                        for r in batch.iter().filter(|r| r.key_id.starts_with("key_")) {
+                        for r in records.iter().filter(|r| r.key_id.starts_with("key_")) {
                             let t = last.entry(r.key_id.as_str()).or_insert(r.timestamp);
                             *t = (*t).max(r.timestamp);
                         }
@@ -360,11 +362,10 @@ impl UsageSink {
                         }
                     }
                     Err(e) => {
-                        failed_w.inc_by(batch.len() as u64);
-                        tracing::error!(error = %e, records = batch.len(), "cannot store usage records");
+                        failed_w.inc_by(records.len() as u64);
+                        tracing::error!(error = %e, records = records.len(), "cannot store usage records");
                     }
                 }
-                batch.clear();
             }
         });
         UsageSink {

@@ -22,6 +22,9 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Made once: a header name given as text is parsed, and a custom one copied, on every insert.
+const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+
 /// `prefix` and a unique id body of `len` base62 characters, in one allocation. The body's first
 /// 8 characters are the time in milliseconds, so ids sort by time: the usage table's key is the
 /// request id, and ids in time order are appended to its index instead of landing all over it
@@ -248,7 +251,7 @@ pub(crate) async fn handle(g: Arc<Gateway>, req: Request<Incoming>) -> Response<
         .instrument(span.clone())
         .await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("request-id", v);
+        resp.headers_mut().insert(REQUEST_ID, v);
     }
     let status = resp.status().as_u16();
     crate::telemetry::status(&span, status);
@@ -375,7 +378,7 @@ pub(crate) fn panic_response() -> Response<Body> {
         &request_id,
     );
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("request-id", v);
+        resp.headers_mut().insert(REQUEST_ID, v);
     }
     resp
 }
@@ -393,7 +396,7 @@ pub(crate) fn shutdown_response() -> Response<Body> {
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("request-id", v);
+        resp.headers_mut().insert(REQUEST_ID, v);
     }
     *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     resp

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
-use http::{HeaderValue, Response, header};
+use http::{HeaderName, HeaderValue, Response, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use proxy_bedrock::{ReplyEvent, ReplyStream, UpstreamError};
@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use crate::accounting::Account;
 use crate::service::Body;
 
+const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
 const PING: &str = "event: ping\ndata: {\"type\":\"ping\"}\n\n";
 
 fn sse_response(body: Body) -> Response<Body> {
@@ -31,7 +33,7 @@ fn sse_response(body: Body) -> Response<Body> {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies in front (nginx) must not buffer the stream.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(ACCEL_BUFFERING, HeaderValue::from_static("no"));
     resp
 }
 

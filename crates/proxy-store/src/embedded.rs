@@ -246,14 +246,16 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(crate) async fn insert_usage(&self, records: &[UsageRecord]) -> Result<usize, StoreError> {
-        let records = records.to_vec();
+    pub(crate) async fn insert_usage(
+        &self,
+        records: Arc<[UsageRecord]>,
+    ) -> Result<usize, StoreError> {
         self.with(move |c| {
             let tx = c.transaction().map_err(backend)?;
             // The daily aggregates of the records stored now, summed per (key, day, model) before
             // they are written: one upsert per group instead of one per record.
             let mut daily: Vec<(&UsageRecord, String, [i64; 5])> = Vec::new();
-            for r in &records {
+            for r in records.iter() {
                 // Cached statements: parsing the SQL again for every record cost more than running it.
                 let new = tx
                     .prepare_cached(

@@ -12,6 +12,8 @@ mod dynamo;
 mod embedded;
 mod prices;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -325,7 +327,19 @@ impl Store {
 
     /// Stores usage records (each request id once) and adds them to the daily aggregates.
     pub async fn insert_usage(&self, records: &[UsageRecord]) -> Result<usize, StoreError> {
-        dispatch!(self, s => s.insert_usage(records))
+        self.insert_usage_shared(records.into()).await
+    }
+
+    /// [`Store::insert_usage`] of records the caller holds in an `Arc`: the embedded store hands
+    /// them to its blocking thread without copying them (five strings per record).
+    pub async fn insert_usage_shared(
+        &self,
+        records: Arc<[UsageRecord]>,
+    ) -> Result<usize, StoreError> {
+        match self {
+            Store::Embedded(s) => s.insert_usage(records).await,
+            Store::Dynamo(s) => Box::pin(s.insert_usage(&records)).await,
+        }
     }
 
     /// Daily aggregates per key and model.
