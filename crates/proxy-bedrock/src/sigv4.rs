@@ -314,9 +314,9 @@ fn hex_into(bytes: &[u8], out: &mut String) {
     }
 }
 
-/// `YYYYMMDDTHHMMSSZ` and `YYYYMMDD` of `time` (UTC; times before 1970 are taken as 1970).
-/// `YYYYMMDDTHHMMSSZ`, in a `String` of exactly its length (so it becomes a header value without a
-/// copy); its first 8 characters are the scope's day.
+/// `YYYYMMDDTHHMMSSZ` of `time` (UTC; times before 1970 are taken as 1970), in a `String` of exactly
+/// its length (so it becomes a header value without a copy); its first 8 characters are the scope's
+/// day.
 fn amz_date(time: SystemTime) -> String {
     let secs = time
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -327,7 +327,11 @@ impl Store {
 
     /// Stores usage records (each request id once) and adds them to the daily aggregates.
     pub async fn insert_usage(&self, records: &[UsageRecord]) -> Result<usize, StoreError> {
-        self.insert_usage_shared(records.into()).await
+        match self {
+            // The embedded store's thread needs records of its own.
+            Store::Embedded(s) => s.insert_usage(records.into()).await,
+            Store::Dynamo(s) => Box::pin(s.insert_usage(records)).await,
+        }
     }
 
     /// [`Store::insert_usage`] of records the caller holds in an `Arc`: the embedded store hands
