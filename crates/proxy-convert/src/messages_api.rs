@@ -6,10 +6,10 @@ use serde_json::{Map, Value};
 
 use crate::ConvertError;
 use crate::native::{
-    BETA_FIELDS, Conversation, SystemOut, kept_betas, move_system_messages, take_betas, to_object,
+    Conversation, SystemOut, move_system_messages, rules_in_place, take_betas, to_object,
     unserializable,
 };
-use crate::rewrite::{Removal, scrub_fields, scrub_removes, scrubbed_metadata};
+use crate::rewrite::{Removal, scrub_fields};
 
 /// A body for Bedrock's Anthropic Messages API, the betas for its `anthropic-beta` header, and what
 /// was removed on the way.
@@ -77,12 +77,10 @@ pub fn to_messages_json(
     anthropic_beta: Option<&str>,
 ) -> Result<MessagesJson, ConvertError> {
     let mut body = Vec::with_capacity(1024);
-    if written_as_is(req) {
-        // Nothing to take out: the request is written as it is, no copy of it made (a copy of a
-        // Claude Code request, its tools' schemas and its history, cost more than writing it).
-        let mut removals = Vec::new();
-        let betas = kept_betas(req, anthropic_beta, bedrock_model_id, &mut removals);
-        let metadata = scrubbed_metadata(req.metadata.as_ref(), &mut removals);
+    let mut removals = Vec::new();
+    if let Some((betas, metadata)) =
+        rules_in_place(req, anthropic_beta, bedrock_model_id, &mut removals)
+    {
         let view = MessagesView::of(req, bedrock_model_id, metadata.as_deref());
         serde_json::to_writer(&mut body, &view).map_err(unserializable)?;
         return Ok(MessagesJson {
@@ -138,12 +136,6 @@ struct MessagesView<'a> {
     extra: &'a Map<String, Value>,
     #[serde(rename = "system", skip_serializing_if = "Option::is_none")]
     system_added: Option<SystemOut<'a>>,
-}
-
-/// Whether [`rewritten`] would change nothing in `req` but its model and `metadata.user_id`, so it
-/// can be written as it is, with those two replaced.
-pub(crate) fn written_as_is(req: &MessagesRequest) -> bool {
-    !scrub_removes(req) && !BETA_FIELDS.iter().any(|f| req.extra.contains_key(*f))
 }
 
 impl<'a> MessagesView<'a> {
@@ -272,7 +264,10 @@ mod tests {
                         body[k] = v.clone();
                     }
                     let req = parse(&body);
-                    assert_eq!(written_as_is(&req), variant == &json!({}));
+                    assert_eq!(
+                        rules_in_place(&req, None, OPUS, &mut Vec::new()).is_some(),
+                        variant == &json!({})
+                    );
                     let tree = to_messages_body(&req, OPUS, None).unwrap();
                     let json = to_messages_json(&req, OPUS, None).unwrap();
                     assert_eq!(

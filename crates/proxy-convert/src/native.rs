@@ -1,12 +1,16 @@
 //! The native route: the Anthropic body rewritten for Claude's InvokeModel, and the response and
 //! stream chunks passed back with the client's model name restored.
 
-use proxy_schema::{InputMessage, MessageContent, MessagesRequest, Role, System, TaggedText};
+use std::borrow::Cow;
+
+use proxy_schema::{
+    InputMessage, MessageContent, MessagesRequest, Metadata, Role, System, TaggedText,
+};
 use serde_json::{Map, Value, json};
 
 use crate::ConvertError;
 use crate::family::{BetaSplit, has_beta, header_betas};
-use crate::rewrite::{Removal, RemovalKind, scrub_fields, scrubbed_metadata};
+use crate::rewrite::{Removal, RemovalKind, scrub_fields, scrub_removes, scrubbed_metadata};
 
 /// The `anthropic_version` Bedrock requires in the native body.
 pub const BEDROCK_ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
@@ -114,15 +118,13 @@ pub fn to_native_json(
         return Err(ConvertError::new("max_tokens", "Field required"));
     }
     let mut body = Vec::with_capacity(1024);
-    if crate::messages_api::written_as_is(req) {
-        // Nothing to take out: the request is written as it is, no copy of it made.
-        let mut removals = Vec::new();
-        let betas = kept_betas(req, anthropic_beta, bedrock_model_id, &mut removals);
-        let metadata = scrubbed_metadata(req.metadata.as_ref(), &mut removals);
-        if let Some(view) = NativeView::of(req, &betas, metadata.as_deref()) {
-            serde_json::to_writer(&mut body, &view).map_err(unserializable)?;
-            return Ok(NativeJson { body, removals });
-        }
+    let mut removals = Vec::new();
+    if let Some((betas, metadata)) =
+        rules_in_place(req, anthropic_beta, bedrock_model_id, &mut removals)
+        && let Some(view) = NativeView::of(req, &betas, metadata.as_deref())
+    {
+        serde_json::to_writer(&mut body, &view).map_err(unserializable)?;
+        return Ok(NativeJson { body, removals });
     }
     let mut req = req.clone();
     let mut removals = Vec::new();
@@ -460,10 +462,29 @@ pub(crate) fn take_betas(
 }
 
 /// The fields of the request's unknown ones that [`take_betas`] takes out.
-pub(crate) const BETA_FIELDS: [&str; 2] = ["anthropic_version", "anthropic_beta"];
+const BETA_FIELDS: [&str; 2] = ["anthropic_version", "anthropic_beta"];
+
+/// The field rules of both Claude body routes ([`take_betas`], [`scrub_fields`]) applied without a
+/// copy of the request, where they change nothing in it but `metadata.user_id`: the betas to send
+/// and `metadata` as it is to be written (what they removed appended to `removals`). `None` when
+/// they have more to change (a `cache_control.scope`, an `eager_input_streaming`, body betas): the
+/// request has to be copied and rewritten. A copy of a Claude Code request, its tools' schemas and
+/// its history, cost more than writing it.
+pub(crate) fn rules_in_place<'a>(
+    req: &'a MessagesRequest,
+    header: Option<&str>,
+    bedrock_model_id: &str,
+    removals: &mut Vec<Removal>,
+) -> Option<(Vec<String>, Option<Cow<'a, Metadata>>)> {
+    if scrub_removes(req) || BETA_FIELDS.iter().any(|f| req.extra.contains_key(*f)) {
+        return None;
+    }
+    let betas = kept_betas(req, header, bedrock_model_id, removals);
+    Some((betas, scrubbed_metadata(req.metadata.as_ref(), removals)))
+}
 
 /// [`take_betas`] without taking anything out of the request.
-pub(crate) fn kept_betas(
+fn kept_betas(
     req: &MessagesRequest,
     header: Option<&str>,
     bedrock_model_id: &str,

@@ -120,9 +120,9 @@ pub(crate) async fn admit(
 /// while the store cannot answer), else the local bucket.
 async fn take_request(g: &Gateway, key_id: &str, limit: Limit) -> crate::keys::Decision {
     if let Some(store) = g.shared_limits() {
-        // Boxed, as every call to the store from the request path: a store call's future is
-        // large, and held inline it would be in every request's future, which is moved whole
-        // (copied) each time the futures around it move.
+        // Boxed, as the other store calls that only some settings make (the monthly budget, the
+        // response cache): a store call's future is large, and held inline it would be in every
+        // request's future, which is moved whole (copied) each time the futures around it move.
         match Box::pin(crate::keys::shared::take(store, key_id, limit)).await {
             Ok(d) => return d,
             Err(e) => {
