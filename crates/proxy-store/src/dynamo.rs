@@ -633,15 +633,27 @@ impl DynamoStore {
         value: &str,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        self.client
+        // An unexpired entry stays: the first answer is served until it expires.
+        let r = self
+            .client
             .put_item()
             .table_name(&self.cache)
             .item("pk", s(format!("resp#{key}")))
             .item("v", s(value))
             .item("expires_at", n(expires_at))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(crate::now()))
             .send()
-            .await
-            .map_err(|e| backend(e.into_service_error()))?;
-        Ok(())
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(backend(e.into_service_error())),
+        }
     }
 }

@@ -401,11 +401,14 @@ impl EmbeddedStore {
                     .execute([now])
                     .map_err(backend)?;
             }
+            // An unexpired entry stays: the first answer is served until it expires.
             c.prepare_cached(
-                "INSERT OR REPLACE INTO cache (key, value, expires_at) VALUES (?1, ?2, ?3)",
+                "INSERT INTO cache (key, value, expires_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
+                 expires_at = excluded.expires_at WHERE cache.expires_at <= ?4",
             )
             .map_err(backend)?
-            .execute(params![key, value, expires_at])
+            .execute(params![key, value, expires_at, now])
             .map_err(backend)?;
             Ok(())
         })

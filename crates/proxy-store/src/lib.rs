@@ -375,7 +375,8 @@ impl Store {
         dispatch!(self, s => s.cache_get(key))
     }
 
-    /// Stores a value until `expires_at` (Unix seconds), replacing any earlier one. Values over
+    /// Stores a value until `expires_at` (Unix seconds), unless an unexpired one is there: the
+    /// first value stays until it expires, so concurrent fills of one key agree. Values over
     /// [`MAX_CACHE_VALUE_BYTES`] are refused on every backend (DynamoDB items end at 400 KB).
     pub async fn cache_put(
         &self,

@@ -266,7 +266,7 @@ async fn suite(store: Store) {
         None
     );
 
-    // Cache: values until they expire, replaced by a later put.
+    // Cache: values until they expire; the first stays until then, and an expired one is replaced.
     assert_eq!(store.cache_get("k1").await.unwrap(), None);
     store.cache_put("k1", "{\"a\":1}", exp).await.unwrap();
     assert_eq!(
@@ -276,7 +276,8 @@ async fn suite(store: Store) {
     store.cache_put("k1", "second", exp).await.unwrap();
     assert_eq!(
         store.cache_get("k1").await.unwrap().as_deref(),
-        Some("second")
+        Some("{\"a\":1}"),
+        "a later fill does not replace an unexpired value"
     );
     store
         .cache_put("k2", "old", proxy_store::now() - 1)
@@ -286,6 +287,12 @@ async fn suite(store: Store) {
         store.cache_get("k2").await.unwrap(),
         None,
         "expired values are not served"
+    );
+    store.cache_put("k2", "new", exp).await.unwrap();
+    assert_eq!(
+        store.cache_get("k2").await.unwrap().as_deref(),
+        Some("new"),
+        "an expired value is replaced"
     );
     let big = "x".repeat(proxy_store::MAX_CACHE_VALUE_BYTES + 1);
     assert!(store.cache_put("k3", &big, exp).await.is_err());
