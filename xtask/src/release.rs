@@ -39,13 +39,14 @@ pub fn release(root: &Path) -> Result<()> {
         bail!("cargo-cyclonedx not found: cargo install cargo-cyclonedx --locked");
     }
     image::build(root, &version)?;
+    // The binaries `image::build` made (the `dist` profile).
+    let shipped = target_dir(root).join("dist");
+    check_symbol_order(root, &shipped.join("proxy-server"))?;
     image::check(root, &version)?;
 
     let dist = target_dir(root).join("release-dist");
     let _ = std::fs::remove_dir_all(&dist);
     std::fs::create_dir_all(&dist)?;
-    // The binaries `image::build` made (the `dist` profile).
-    let shipped = target_dir(root).join("dist");
     let gateway_tar = tarball(
         root,
         &dist,
@@ -99,6 +100,60 @@ pub fn release(root: &Path) -> Result<()> {
         eprintln!("  {f:<60} {:>6.1} MB", size as f64 / 1e6);
     }
     Ok(())
+}
+
+/// Below this share of its names found in the binary, `symbol-order.txt` is too stale to ship:
+/// the functions it no longer names are scattered through `.text` again, and each makes 64 KB of
+/// code resident (fault-around). At 84% (after three passes of changes) the idle gateway held
+/// 2 MB more code than with a fresh list (docs/BENCHMARKS.md, twelfth pass).
+const MIN_ORDERED_SHARE: f64 = 0.9;
+
+/// Refuses a release whose link order has gone stale (bins/proxy-server/build.rs).
+fn check_symbol_order(root: &Path, binary: &Path) -> Result<()> {
+    let list = std::fs::read_to_string(root.join("bins/proxy-server/symbol-order.txt"))?;
+    let out = Command::new("nm")
+        .arg("--defined-only")
+        .arg(binary)
+        .output()
+        .context("nm (binutils) is needed to check the link order")?;
+    if !out.status.success() {
+        bail!(
+            "nm {}: {}",
+            binary.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let share = ordered_share(&list, &String::from_utf8_lossy(&out.stdout));
+    eprintln!(
+        "link order: {:.0}% of symbol-order.txt's names are in proxy-server",
+        share * 100.0
+    );
+    if share < MIN_ORDERED_SHARE {
+        bail!(
+            "bins/proxy-server/symbol-order.txt is stale ({:.0}% of its names are in the binary, \
+             {:.0}% needed): regenerate it as xtask/src/order.rs says",
+            share * 100.0,
+            MIN_ORDERED_SHARE * 100.0
+        );
+    }
+    Ok(())
+}
+
+/// The share of the list's names that `nm`'s output defines (its last column).
+fn ordered_share(list: &str, nm: &str) -> f64 {
+    let defined: std::collections::HashSet<&str> = nm
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    let names: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
+        return 0.0;
+    }
+    names.iter().filter(|n| defined.contains(*n)).count() as f64 / names.len() as f64
 }
 
 /// The body of the section `## [version]` (up to the next `## `), without its heading.
@@ -323,6 +378,17 @@ fn which(tool: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ordered_share_counts_names_the_binary_defines() {
+        let nm = "0000000000001000 T _ZN3foo3bar17h0123456789abcdefE\n\
+                  0000000000002000 t _ZN3foo3baz17hfedcba9876543210E\n\
+                                   U malloc\n";
+        let list = "_ZN3foo3bar17h0123456789abcdefE\n_ZN3foo3baz17hfedcba9876543210E\n\
+                    _ZN3foo4gone17h0000000000000000E\n_ZN3foo3bar17h1111111111111111E\n";
+        assert_eq!(ordered_share(list, nm), 0.5);
+        assert_eq!(ordered_share("", nm), 0.0);
+    }
 
     #[test]
     fn changelog_section_of_a_version() {
