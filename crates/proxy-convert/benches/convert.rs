@@ -31,6 +31,33 @@ fn fixture() -> (Vec<u8>, String) {
     (serde_json::to_vec(&fixture["body"]).unwrap(), beta)
 }
 
+/// A later turn of a Claude Code session: the tool-result fixture's history, its tool call and
+/// result repeated 40 times, each result 2 KB of a file (blocks are then most of the body).
+fn conversation() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/claude-code/02-tool-result-turn.json"
+    );
+    let fixture: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("tests/fixtures/claude-code")).unwrap();
+    let mut body = fixture["body"].clone();
+    let messages = body["messages"].as_array_mut().unwrap();
+    let (call, result) = (messages[2].clone(), messages[3].clone());
+    let file: String = (1..=40)
+        .map(|i| format!("{i}\tfn line_{i}() {{ let value = compute({i}); }}\n"))
+        .collect();
+    for turn in 0..40 {
+        let mut call = call.clone();
+        call["content"][0]["id"] = format!("toolu_{turn:02}").into();
+        let mut result = result.clone();
+        result["content"][0]["tool_use_id"] = format!("toolu_{turn:02}").into();
+        result["content"][0]["content"] = file.clone().into();
+        messages.push(call);
+        messages.push(result);
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
 fn requests(c: &mut Criterion) {
     let (body, beta) = fixture();
     let opts = ConverseOptions {
@@ -40,6 +67,10 @@ fn requests(c: &mut Criterion) {
     };
     c.bench_function("parse claude-code request", |b| {
         b.iter(|| proxy_schema::parse_messages_request(black_box(&body)).unwrap())
+    });
+    let conversation = conversation();
+    c.bench_function("parse claude-code conversation (40 tool turns)", |b| {
+        b.iter(|| proxy_schema::parse_messages_request(black_box(&conversation)).unwrap())
     });
     let req = proxy_schema::parse_messages_request(&body).unwrap();
     c.bench_function("to_converse (parsed claude-code request)", |b| {

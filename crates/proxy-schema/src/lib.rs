@@ -111,11 +111,17 @@ fn schema_error(outer: String, message: String) -> SchemaError {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SchemaError> {
-    // Bodies are nearly always valid: parsed once without tracking the path, and a body that fails
-    // is parsed again with the path tracked, for the error's message.
-    if let Ok(value) = serde_json::from_slice(body) {
+    // Bodies are nearly always valid: parsed once without tracking the path (and with content
+    // blocks read straight from the body, `content::fast`), and a body that fails is parsed again
+    // with the path tracked and blocks buffered, for the error's message.
+    if let Ok(value) = content::fast::with(|| serde_json::from_slice(body)) {
         return Ok(value);
     }
+    parse_precisely(body)
+}
+
+/// The second pass of [`parse`]: path tracked, blocks buffered.
+fn parse_precisely<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SchemaError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = dotted(e.path());
@@ -453,6 +459,84 @@ mod tests {
         );
     }
 
+    /// Both passes of `parse` on one body: the first (blocks read straight from the body) must
+    /// answer as the second does, and take the body itself when `fast` says it should.
+    fn both_passes(body: &serde_json::Value, fast: bool) {
+        both_passes_on(&serde_json::to_vec(body).unwrap(), fast);
+    }
+
+    fn both_passes_on(bytes: &[u8], fast: bool) {
+        let body = String::from_utf8_lossy(bytes);
+        let first = content::fast::with(|| serde_json::from_slice::<MessagesRequest>(bytes));
+        let precise = parse_precisely::<MessagesRequest>(bytes);
+        assert!(!content::fast::on(), "the fast path is off after its pass");
+        match (&first, &precise) {
+            (Ok(a), Ok(b)) => assert_eq!(
+                serde_json::to_value(a).unwrap(),
+                serde_json::to_value(b).unwrap(),
+                "{body}"
+            ),
+            (Err(_), _) => assert!(!fast, "the first pass refused {body}: {first:?}"),
+            (Ok(_), Err(e)) => panic!("only the first pass took {body}: {e}"),
+        }
+        assert_eq!(
+            format!("{:?}", parse::<MessagesRequest>(bytes)),
+            format!("{precise:?}"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn blocks_read_straight_from_the_body_are_read_as_buffered_ones() {
+        let with = |blocks: serde_json::Value| json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": blocks}]});
+        let fast = [
+            json!([{"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]),
+            json!([{"text": "a", "type": "text"}]),
+            json!([{"tool_use_id": "t1", "type": "tool_result", "content": [
+                {"type": "text", "text": "r"}, {"text": "s", "type": "text", "x": 1}], "is_error": false}]),
+            json!([{"type": "tool_use", "id": "t1", "name": "Read", "input": {"a": [1, {"b": null}]}}]),
+            json!([{"id": "t1", "input": {}, "name": "n", "type": "tool_use", "future": {"k": 1}}]),
+            json!([{"type": "thinking", "thinking": "hm", "signature": "sig"},
+                   {"type": "redacted_thinking", "data": "xyz"}]),
+            json!([{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA=="}}]),
+            json!([{"z": 1, "type": "server_tool_use", "a": [2], "id": "s"}]),
+            json!([{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"},
+                    "title": "t", "citations": {"enabled": true}}]),
+            json!([{"type": "text", "text": "\u{e9}\n\"q\"", "cache_control": {"type": "ephemeral"}}]),
+        ];
+        for blocks in fast {
+            both_passes(&with(blocks), true);
+        }
+        // Shapes the first pass leaves to the second: refused, or taken only by the buffered way.
+        // Repeated keys (json! would merge them): the buffered object keeps the last.
+        for blocks in [
+            r#"[{"type": "text", "text": "a", "type": "image"}]"#,
+            r#"[{"type": "text", "text": "a", "type": "text"}]"#,
+            r#"[{"text": "a", "type": "text", "text": "b"}]"#,
+            r#"[{"type": "zzz", "a": 1, "type": "text", "text": "t"}]"#,
+            r#"[{"type": "zzz", "a": 1, "a": 2, "type": "yyy"}]"#,
+            r#"[{"a": 1, "type": "zzz", "a": 2}]"#,
+            r#"[{"type": "text", "text": "a", "x": 1, "x": 2}]"#,
+        ] {
+            let body = format!(
+                r#"{{"model": "m", "max_tokens": 1, "messages": [{{"role": "user", "content": {blocks}}}]}}"#
+            );
+            both_passes_on(body.as_bytes(), false);
+        }
+        let precise = [
+            json!([{"text": "a"}]),
+            json!([{"type": 3, "text": "a"}]),
+            json!(["text"]),
+            json!([{"type": "text"}]),
+            json!([{"type": "text", "text": 5}]),
+            json!([{"tool_use_id": "t1", "type": "tool_result", "content": [{"text": 1, "type": "text"}]}]),
+            json!([{"type": "image", "source": {"type": "base64", "media_type": "image/bmp", "data": ""}}]),
+        ];
+        for blocks in precise {
+            both_passes(&with(blocks), false);
+        }
+    }
+
     #[test]
     fn claude_code_fixtures_parse_and_round_trip() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -475,6 +559,7 @@ mod tests {
                 path.display()
             );
             ApiVersion::V2023_06_01.check(&req).unwrap();
+            both_passes(&fixture["body"], true);
             seen += 1;
         }
         assert_eq!(seen, 3);
