@@ -27,7 +27,7 @@ pub(crate) fn from_value_with_path<T: DeserializeOwned, E: serde::de::Error>(
 /// [`from_value_with_path`], after removing `type` so that structs denying unknown fields accept it.
 fn body_without_type<T: DeserializeOwned, E: serde::de::Error>(mut value: Value) -> Result<T, E> {
     if let Some(obj) = value.as_object_mut() {
-        obj.remove("type");
+        obj.shift_remove("type");
     }
     from_value_with_path(value)
 }

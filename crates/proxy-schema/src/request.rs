@@ -223,7 +223,7 @@ impl<'de> Deserialize<'de> for Thinking {
         let value = Value::deserialize(d)?;
         fn rest<T: DeserializeOwned, E: Error>(mut v: Value) -> Result<T, E> {
             if let Some(o) = v.as_object_mut() {
-                o.remove("type");
+                o.shift_remove("type");
             }
             from_value_with_path(v)
         }

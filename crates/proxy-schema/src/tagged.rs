@@ -61,7 +61,7 @@ impl<'de, T: TypeFirst> Visitor<'de> for TypeFirstVisitor<T> {
         while let Some((key, value)) = map.next_entry::<String, Value>()? {
             object.insert(key, value);
         }
-        let kind = match object.remove("type") {
+        let kind = match object.shift_remove("type") {
             Some(Value::String(kind)) => kind,
             Some(other) => {
                 return Err(de::Error::invalid_type(
