@@ -42,7 +42,8 @@ fn ratelimit_headers(d: &crate::keys::Decision) -> Vec<(HeaderName, HeaderValue)
     let mut headers = Vec::with_capacity(3);
     headers.push((REQUESTS_LIMIT, HeaderValue::from(d.limit)));
     headers.push((REQUESTS_REMAINING, HeaderValue::from(d.remaining)));
-    if let Ok(reset) = HeaderValue::from_str(&proxy_store::utc_time(reset_secs as i64)) {
+    // From the String itself: `from_str` would copy it.
+    if let Ok(reset) = HeaderValue::try_from(proxy_store::utc_time(reset_secs as i64)) {
         headers.push((REQUESTS_RESET, reset));
     }
     headers

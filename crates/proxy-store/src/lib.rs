@@ -180,6 +180,13 @@ pub enum StoreError {
 
 /// `YYYY-MM-DD` (UTC) of a Unix time.
 pub fn utc_day(unix_secs: i64) -> String {
+    let mut day = String::with_capacity(10);
+    push_day(&mut day, unix_secs);
+    day
+}
+
+/// Appends the UTC day of a Unix time as `YYYY-MM-DD`.
+fn push_day(out: &mut String, unix_secs: i64) {
     // Howard Hinnant's days-to-civil algorithm.
     let z = unix_secs.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
@@ -192,18 +199,18 @@ pub fn utc_day(unix_secs: i64) -> String {
     let y = yoe + era * 400 + i64::from(m <= 2);
     // Written digit by digit: `format!` with padding cost more than the arithmetic (it runs for
     // every request's limits and usage record).
-    let mut day = String::with_capacity(10);
-    push_digits(&mut day, y as u64, 4);
-    day.push('-');
-    push_digits(&mut day, m as u64, 2);
-    day.push('-');
-    push_digits(&mut day, d as u64, 2);
-    day
+    push_digits(out, y as u64, 4);
+    out.push('-');
+    push_digits(out, m as u64, 2);
+    out.push('-');
+    push_digits(out, d as u64, 2);
 }
 
-/// RFC 3339 (UTC, seconds) of a Unix time: `YYYY-MM-DDTHH:MM:SSZ`.
+/// RFC 3339 (UTC, seconds) of a Unix time: `YYYY-MM-DDTHH:MM:SSZ`, in a string of exactly its
+/// length (a header value takes it without a copy).
 pub fn utc_time(unix_secs: i64) -> String {
-    let mut out = utc_day(unix_secs);
+    let mut out = String::with_capacity(20);
+    push_day(&mut out, unix_secs);
     let s = unix_secs.rem_euclid(86_400) as u64;
     out.push('T');
     push_digits(&mut out, s / 3600, 2);
@@ -408,5 +415,11 @@ mod tests {
         assert_eq!(utc_time(951_782_400 + 3_723), "2000-02-29T01:02:03Z");
         assert_eq!(utc_time(1_795_651_199), "2026-11-25T23:59:59Z");
         assert_eq!(utc_time(-1), "1969-12-31T23:59:59Z");
+        let t = utc_time(1_795_651_199);
+        assert_eq!(
+            t.capacity(),
+            t.len(),
+            "no spare room: a header value takes it as it is"
+        );
     }
 }
