@@ -65,6 +65,23 @@ pub struct DynamoStore {
     cache: String,
 }
 
+/// A conditional write's output, `None` when its condition did not hold (a macro: each operation
+/// has its own error type).
+macro_rules! unless_condition_failed {
+    ($result:expr) => {
+        match $result {
+            Ok(out) => Ok(Some(out)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(backend(e.into_service_error())),
+        }
+    };
+}
+
 fn backend(e: impl std::fmt::Debug) -> StoreError {
     StoreError::Backend(format!("{e:?}"))
 }
@@ -345,16 +362,9 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(key_id)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict)
-            }
-            Err(e) => Err(backend(e.into_service_error())),
-        }
+        unless_condition_failed!(r)?
+            .map(|_| ())
+            .ok_or(StoreError::Conflict)
     }
 
     pub(crate) async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
@@ -418,16 +428,9 @@ impl DynamoStore {
             .condition_expression("attribute_exists(key_id)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(key),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::NotFound(key_id.to_owned()))
-            }
-            Err(e) => Err(backend(e.into_service_error())),
-        }
+        unless_condition_failed!(r)?
+            .map(|_| key)
+            .ok_or_else(|| StoreError::NotFound(key_id.to_owned()))
     }
 
     pub(crate) async fn touch_key(&self, key_id: &str, at: i64) -> Result<(), StoreError> {
@@ -441,16 +444,8 @@ impl DynamoStore {
             .expression_attribute_values(":t", n(at))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(backend(e.into_service_error())),
-        }
+        unless_condition_failed!(r)?;
+        Ok(())
     }
 
     pub(crate) async fn insert_usage(&self, records: &[UsageRecord]) -> Result<usize, StoreError> {
@@ -583,19 +578,9 @@ impl DynamoStore {
                 .condition_expression("attribute_not_exists(#v) OR #v <= :r")
                 .expression_attribute_values(":r", n(room));
         }
-        match update.send().await {
-            Ok(out) => Ok(out
-                .attributes()
-                .and_then(|a| get_n(a, "v"))
-                .map(|v| v as u64)),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(backend(e.into_service_error())),
-        }
+        Ok(unless_condition_failed!(update.send().await)?
+            .and_then(|out| out.attributes().and_then(|a| get_n(a, "v")))
+            .map(|v| v as u64))
     }
 
     pub(crate) async fn counter(&self, name: &str) -> Result<u64, StoreError> {
@@ -645,15 +630,7 @@ impl DynamoStore {
             .expression_attribute_values(":now", n(crate::now()))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(backend(e.into_service_error())),
-        }
+        unless_condition_failed!(r)?;
+        Ok(())
     }
 }
