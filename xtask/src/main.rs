@@ -241,9 +241,10 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         // the images, runs the gateway image against the emulator's (podman), packages everything and
         // checks the checksums and that the packaged server starts.
         release::release(root)?;
-        // The release leaves gigabytes of image layers and archives to be written back. While the
-        // kernel writes them, any write can be throttled for a second or more, the embedded store's
-        // among them, and the soak's key lookups then answer 529 (the store's 500 ms deadline): seen
+        // The release leaves gigabytes of image layers and archives to be written back. An fsync
+        // then waits for that backlog too (ext4 commits other files' dirty data with its journal),
+        // and SQLite's automatic WAL checkpoint fsyncs on the embedded store's one connection: the
+        // soak's key lookups queued behind it past the store's 500 ms deadline and answered 529,
         // twice in CI, never with the disk at rest. The soak measures the gateway, not that backlog.
         run(&mut Command::new("sync"))?;
         // Two minutes of mixed load with upstream faults on those release binaries: no panic, no
