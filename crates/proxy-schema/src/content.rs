@@ -404,23 +404,20 @@ pub const KNOWN_BLOCK_TYPES: &[&str] = &[
 impl<'de> Deserialize<'de> for ContentBlock {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if fast::on() {
-            return d.deserialize_map(fast::Block);
+            return crate::tagged::deserialize(d);
         }
         ContentBlock::from_value(Value::deserialize(d)?)
     }
 }
 
-/// The first pass of [`crate::parse`] over a request body: blocks read straight from the body,
-/// without the `Value` each block is otherwise buffered into (for errors that name the field inside
-/// the block, and to find `type` wherever it is). Only the fields before `type` are buffered (Claude
-/// Code writes a tool result's `tool_use_id` first).
+/// The first pass of [`crate::parse`] over a request body: blocks read straight from the body by
+/// [`crate::tagged`], without the `Value` each block is otherwise buffered into (for errors that
+/// name the field inside the block, and to find `type` wherever it is). Only the fields before
+/// `type` are buffered (Claude Code writes a tool result's `tool_use_id` first).
 ///
 /// Any error fails the pass, and `parse` reads the body again the precise way, so a body is
 /// accepted or refused, and with which message, exactly as without this path.
 pub(crate) mod fast {
-    use super::*;
-    use serde::de::value::MapAccessDeserializer;
-    use serde::de::{DeserializeSeed, Error, IntoDeserializer, MapAccess, Visitor};
     use std::cell::Cell;
 
     thread_local! {
@@ -444,145 +441,55 @@ pub(crate) mod fast {
         let _off = Off;
         f()
     }
+}
 
-    /// The error that sends the body to the precise pass (never shown: that pass answers).
-    fn not_fast<E: Error>() -> E {
-        E::custom("not read by the fast path")
-    }
+/// How [`fast`] reads a block: its type's fields straight from the rest of the object. Any error
+/// (a repeated `type` too: the precise pass takes the last one, as a buffered object keeps it)
+/// sends the body to the precise pass.
+impl crate::tagged::TypeFirst for ContentBlock {
+    const NAME: &'static str = "ContentBlock";
+    const VARIANTS: &'static [&'static str] = &[
+        "text",
+        "image",
+        "document",
+        "search_result",
+        "tool_use",
+        "tool_result",
+        "thinking",
+        "redacted_thinking",
+    ];
+    const OTHER: Option<fn(Map<String, Value>) -> Self> =
+        Some(|object| ContentBlock::Other(Value::Object(object)));
 
-    /// A block's key: `type`, or another (kept, to be given to the body).
-    enum Key {
-        Type,
-        Other(String),
-    }
-
-    impl<'de> Deserialize<'de> for Key {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl Visitor<'_> for V {
-                type Value = Key;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a key")
-                }
-                fn visit_str<E: Error>(self, s: &str) -> Result<Key, E> {
-                    Ok(if s == "type" {
-                        Key::Type
-                    } else {
-                        Key::Other(s.to_owned())
-                    })
-                }
+    fn variant<'de, D: Deserializer<'de>>(kind: &str, rest: D) -> Option<Result<Self, D::Error>> {
+        Some(match kind {
+            "text" => TextBlock::deserialize(rest).map(ContentBlock::Text),
+            "image" => ImageBlock::deserialize(rest).map(ContentBlock::Image),
+            "document" => DocumentBlock::deserialize(rest).map(ContentBlock::Document),
+            "search_result" => SearchResultBlock::deserialize(rest).map(ContentBlock::SearchResult),
+            "tool_use" => ToolUseBlock::deserialize(rest).map(ContentBlock::ToolUse),
+            "tool_result" => ToolResultBlock::deserialize(rest).map(ContentBlock::ToolResult),
+            "thinking" => ThinkingBlock::deserialize(rest).map(ContentBlock::Thinking),
+            "redacted_thinking" => {
+                RedactedThinkingBlock::deserialize(rest).map(ContentBlock::RedactedThinking)
             }
-            d.deserialize_str(V)
-        }
+            _ => return None,
+        })
     }
 
-    /// The rest of a block's object after `type`, preceded by the fields read before it.
-    struct Rest<A> {
-        before: std::vec::IntoIter<(String, Value)>,
-        value: Option<Value>,
-        map: A,
-    }
-
-    impl<'de, A: MapAccess<'de>> MapAccess<'de> for Rest<A> {
-        type Error = A::Error;
-
-        fn next_key_seed<K: DeserializeSeed<'de>>(
-            &mut self,
-            seed: K,
-        ) -> Result<Option<K::Value>, A::Error> {
-            if let Some((key, value)) = self.before.next() {
-                self.value = Some(value);
-                return seed.deserialize(key.into_deserializer()).map(Some);
-            }
-            self.map.next_key_seed(seed)
-        }
-
-        fn next_value_seed<V: DeserializeSeed<'de>>(
-            &mut self,
-            seed: V,
-        ) -> Result<V::Value, A::Error> {
-            match self.value.take() {
-                Some(value) => seed.deserialize(value).map_err(|_| not_fast()),
-                None => self.map.next_value_seed(seed),
-            }
-        }
-    }
-
-    /// A known block's body from the rest of its object, refused if `type` comes again (the precise
-    /// pass takes the last one, as a buffered object keeps it).
-    fn body<'de, T, A>(
-        rest: Rest<A>,
-        extra: impl FnOnce(&T) -> &Map<String, Value>,
-    ) -> Result<T, A::Error>
-    where
-        T: Deserialize<'de>,
-        A: MapAccess<'de>,
-    {
-        let b = T::deserialize(MapAccessDeserializer::new(rest))?;
-        if extra(&b).contains_key("type") {
-            return Err(not_fast());
-        }
-        Ok(b)
-    }
-
-    /// Reads one block; its type's fields are deserialised from the rest of the object.
-    pub(crate) struct Block;
-
-    impl<'de> Visitor<'de> for Block {
-        type Value = ContentBlock;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a content block")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ContentBlock, A::Error> {
-            let mut before = Vec::new();
-            loop {
-                match map.next_key::<Key>()? {
-                    Some(Key::Type) => break,
-                    Some(Key::Other(key)) => before.push((key, map.next_value::<Value>()?)),
-                    None => return Err(not_fast()),
-                }
-            }
-            let kind: String = map.next_value()?;
-            let rest = Rest {
-                before: before.into_iter(),
-                value: None,
-                map,
-            };
-            Ok(match kind.as_str() {
-                "text" => ContentBlock::Text(body(rest, |b: &TextBlock| &b.extra)?),
-                "image" => ContentBlock::Image(body(rest, |b: &ImageBlock| &b.extra)?),
-                "document" => ContentBlock::Document(body(rest, |b: &DocumentBlock| &b.extra)?),
-                "search_result" => {
-                    ContentBlock::SearchResult(body(rest, |b: &SearchResultBlock| &b.extra)?)
-                }
-                "tool_use" => ContentBlock::ToolUse(body(rest, |b: &ToolUseBlock| &b.extra)?),
-                "tool_result" => {
-                    ContentBlock::ToolResult(body(rest, |b: &ToolResultBlock| &b.extra)?)
-                }
-                "thinking" => ContentBlock::Thinking(body(rest, |b: &ThinkingBlock| &b.extra)?),
-                "redacted_thinking" => {
-                    ContentBlock::RedactedThinking(body(rest, |b: &RedactedThinkingBlock| {
-                        &b.extra
-                    })?)
-                }
-                _ => {
-                    // As the object was: the fields before `type`, `type`, the rest.
-                    let Rest { before, map, .. } = rest;
-                    let mut object: Map<String, Value> = before.collect();
-                    object.insert("type".to_owned(), Value::String(kind));
-                    let rest = Map::<String, Value>::deserialize(MapAccessDeserializer::new(map))?;
-                    if rest.contains_key("type") {
-                        return Err(not_fast());
-                    }
-                    for (key, value) in rest {
-                        object.insert(key, value);
-                    }
-                    ContentBlock::Other(Value::Object(object))
-                }
-            })
-        }
+    fn repeats_type(&self) -> bool {
+        let extra = match self {
+            ContentBlock::Text(b) => &b.extra,
+            ContentBlock::Image(b) => &b.extra,
+            ContentBlock::Document(b) => &b.extra,
+            ContentBlock::SearchResult(b) => &b.extra,
+            ContentBlock::ToolUse(b) => &b.extra,
+            ContentBlock::ToolResult(b) => &b.extra,
+            ContentBlock::Thinking(b) => &b.extra,
+            ContentBlock::RedactedThinking(b) => &b.extra,
+            ContentBlock::Other(_) => return false,
+        };
+        extra.contains_key("type")
     }
 }
 

@@ -2,18 +2,19 @@
 //!
 //! serde's derive for `#[serde(tag = "type")]` reads the whole object into an intermediate tree
 //! before it knows the variant, then reads the variant from that tree: for a stream's events, parsed
-//! one by one as they are relayed, that was most of the cost of the parse. Anthropic and Bedrock
-//! write `type` first, so this reads the first key, and when it is `type`, reads the rest of the
-//! object straight into the variant's fields. Any other order still parses: the object is read
-//! into a `serde_json` map first, then the variant from it.
+//! one by one as they are relayed, that was most of the cost of the parse. This reads the keys up
+//! to `type`, keeping them (Anthropic and Bedrock write `type` first; Claude Code writes a tool
+//! result's `tool_use_id` before it), then reads the variant's fields from those keys followed by
+//! the rest of the object, straight from the input. Stream events and deltas are read this way, and
+//! content blocks in [`crate::parse`]'s first pass.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::Deserializer;
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 /// An enum tagged by `type`, read by [`deserialize`].
@@ -22,11 +23,20 @@ pub(crate) trait TypeFirst: Sized {
     const NAME: &'static str;
     /// The `type` values, for error messages.
     const VARIANTS: &'static [&'static str];
+    /// What an object of any other `type` becomes, whole (its keys in their order, `type` among
+    /// them); `None`: it is refused as an unknown variant.
+    const OTHER: Option<fn(Map<String, Value>) -> Self> = None;
 
     /// Reads the fields of the variant `kind` from `rest` (the object without its `type`; keys
     /// that are not the variant's fields are ignored, as serde's derive does). `None` when `kind`
     /// is not a variant (checked before `rest` is read).
     fn variant<'de, D: Deserializer<'de>>(kind: &str, rest: D) -> Option<Result<Self, D::Error>>;
+
+    /// Whether the value read shows a second `type` key (one kept among its unknown fields).
+    /// Such an object is refused: which of the two is meant is not clear.
+    fn repeats_type(&self) -> bool {
+        false
+    }
 }
 
 /// Reads a `T` from an object tagged by `type`.
@@ -44,48 +54,98 @@ impl<'de, T: TypeFirst> Visitor<'de> for TypeFirstVisitor<T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
-        let first: Option<Cow<'de, str>> = map.next_key()?;
-        let Some(first) = first else {
-            return Err(de::Error::missing_field("type"));
-        };
-        if first == "type" {
-            let kind: Cow<'de, str> = map.next_value()?;
-            return match T::variant(&kind, MapAccessDeserializer::new(&mut map)) {
-                Some(result) => result,
-                None => Err(de::Error::unknown_variant(&kind, T::VARIANTS)),
-            };
-        }
-        // `type` later on: the object into a map, then the variant from it.
-        let mut object = Map::new();
-        object.insert(first.into_owned(), map.next_value()?);
-        while let Some((key, value)) = map.next_entry::<String, Value>()? {
-            object.insert(key, value);
-        }
-        let kind = match object.shift_remove("type") {
-            Some(Value::String(kind)) => kind,
-            Some(other) => {
-                return Err(de::Error::invalid_type(
-                    unexpected(&other),
-                    &"a string `type`",
-                ));
+        let mut before = Vec::new();
+        let kind: Cow<'de, str> = loop {
+            match map.next_key::<Key>()? {
+                Some(Key::Type) => break map.next_value()?,
+                Some(Key::Other(key)) => before.push((key, map.next_value::<Value>()?)),
+                None => return Err(de::Error::missing_field("type")),
             }
-            None => return Err(de::Error::missing_field("type")),
         };
-        match T::variant(&kind, Value::Object(object)) {
-            Some(result) => result.map_err(de::Error::custom),
-            None => Err(de::Error::unknown_variant(&kind, T::VARIANTS)),
+        let mut rest = Rest {
+            before: before.into_iter(),
+            value: None,
+            map,
+        };
+        let value = match T::variant(&kind, MapAccessDeserializer::new(&mut rest)) {
+            Some(result) => result?,
+            None => {
+                let Some(other) = T::OTHER else {
+                    return Err(de::Error::unknown_variant(&kind, T::VARIANTS));
+                };
+                // As the object was: the keys before `type`, `type`, the rest.
+                let Rest { before, map, .. } = rest;
+                let mut object: Map<String, Value> = before.collect();
+                object.insert("type".to_owned(), Value::String(kind.into_owned()));
+                let rest = Map::<String, Value>::deserialize(MapAccessDeserializer::new(map))?;
+                for (key, value) in rest {
+                    if key == "type" {
+                        return Err(de::Error::duplicate_field("type"));
+                    }
+                    object.insert(key, value);
+                }
+                other(object)
+            }
+        };
+        if value.repeats_type() {
+            return Err(de::Error::duplicate_field("type"));
         }
+        Ok(value)
     }
 }
 
-fn unexpected(v: &Value) -> de::Unexpected<'_> {
-    match v {
-        Value::Null => de::Unexpected::Unit,
-        Value::Bool(b) => de::Unexpected::Bool(*b),
-        Value::Number(_) => de::Unexpected::Other("a number"),
-        Value::String(s) => de::Unexpected::Str(s),
-        Value::Array(_) => de::Unexpected::Seq,
-        Value::Object(_) => de::Unexpected::Map,
+/// A key before `type`: `type` itself, or another (kept, to be read with the variant's fields).
+enum Key {
+    Type,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key, E> {
+                Ok(if s == "type" {
+                    Key::Type
+                } else {
+                    Key::Other(s.to_owned())
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The rest of an object after its `type`, preceded by the keys read before it.
+struct Rest<A> {
+    before: std::vec::IntoIter<(String, Value)>,
+    value: Option<Value>,
+    map: A,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Rest<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        if let Some((key, value)) = self.before.next() {
+            self.value = Some(value);
+            return seed.deserialize(key.into_deserializer()).map(Some);
+        }
+        self.map.next_key_seed(seed)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        match self.value.take() {
+            Some(value) => seed.deserialize(value).map_err(de::Error::custom),
+            None => self.map.next_value_seed(seed),
+        }
     }
 }
 
@@ -188,6 +248,30 @@ mod tests {
                     "{case}"
                 );
             }
+        }
+        // A repeated `type`: the first one is the tag, wherever it is (the derive refuses it).
+        for case in [
+            r#"{"type":"ping","type":"message_stop"}"#,
+            r#"{"x":1,"type":"ping","type":"message_stop"}"#,
+        ] {
+            let event = serde_json::from_str::<StreamEvent>(case).unwrap();
+            assert!(matches!(event, StreamEvent::Ping), "{case}");
+        }
+        // Keys before `type` are read with the variant's fields, from text and from a tree.
+        let case =
+            r#"{"index":3,"delta":{"text":"a","type":"text_delta"},"type":"content_block_delta"}"#;
+        for event in [
+            serde_json::from_str::<StreamEvent>(case).unwrap(),
+            serde_json::from_value::<StreamEvent>(serde_json::from_str(case).unwrap()).unwrap(),
+        ] {
+            let StreamEvent::ContentBlockDelta {
+                index: 3,
+                delta: Delta::TextDelta { text },
+            } = event
+            else {
+                panic!("{event:?}");
+            };
+            assert_eq!(text, "a");
         }
         // The variant is named in the error of an unknown type.
         let e = serde_json::from_str::<StreamEvent>(r#"{"type":"nope"}"#).unwrap_err();
