@@ -1,4 +1,5 @@
-//! `cargo xtask soak --minutes N [--rate R] [--concurrency C]`: bedrock-sim and proxy-server (release
+//! `cargo xtask soak --minutes N [--rate R] [--concurrency C] [--disk-pressure GB]`: bedrock-sim and
+//! proxy-server (release
 //! builds, the embedded store, the response cache on) under a mixed load for N minutes (default 2),
 //! then checks what a long run would show first:
 //!
@@ -14,6 +15,12 @@
 //! The load is a weighted list of traffic classes ([`CLASSES`]) on the three routes (native,
 //! Converse, Messages API); upstream faults are the emulator's directives ([`FAULTS`]: add a line
 //! to inject another). Exits non-zero on any failed check.
+//!
+//! `--disk-pressure GB` keeps the disk busy meanwhile: a thread rewrites two scratch files of GB
+//! gigabytes, never synced, so gigabytes wait to be written back while the gateway serves (as after
+//! a release, or beside a busy neighbour); the summary gives the peak of `Dirty` in /proc/meminfo.
+//! The embedded store must answer its key lookups anyway (docs/RELIABILITY.md, "The embedded store
+//! on a busy disk").
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -214,6 +221,7 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
     let mut minutes = 2.0_f64;
     let mut rate = 150.0_f64;
     let mut concurrency = 24_usize;
+    let mut pressure_gb = 0_u64;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().with_context(|| format!("{a} needs a value"));
@@ -221,8 +229,9 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
             "--minutes" => minutes = value()?.parse().context("--minutes")?,
             "--rate" => rate = value()?.parse().context("--rate")?,
             "--concurrency" => concurrency = value()?.parse().context("--concurrency")?,
+            "--disk-pressure" => pressure_gb = value()?.parse().context("--disk-pressure")?,
             other => bail!(
-                "unknown argument {other}: cargo xtask soak [--minutes N] [--rate R] [--concurrency C]"
+                "unknown argument {other}: cargo xtask soak [--minutes N] [--rate R] [--concurrency C] [--disk-pressure GB]"
             ),
         }
     }
@@ -287,8 +296,17 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
         .enable_all()
         .build()?;
     let duration = Duration::from_secs_f64(minutes * 60.0);
+    let pressure = (pressure_gb > 0).then(|| DiskPressure::start(&dir, pressure_gb));
     let (seen, samples) =
         runtime.block_on(drive(url.clone(), keys, duration, rate, concurrency, pid))?;
+    if let Some(pressure) = pressure {
+        let (written, dirty) = pressure.stop()?;
+        println!(
+            "disk pressure: {:.1} GB written beside the load, never synced; Dirty peaked at {:.0} MB",
+            written as f64 / 1e9,
+            dirty as f64 / 1e6
+        );
+    }
     let mut problems: Vec<String> = Vec::new();
 
     // Streams: none left open once the load is over.
@@ -374,6 +392,59 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
     }
     println!("\nsoak passed");
     Ok(())
+}
+
+/// A thread that keeps gigabytes waiting for writeback (see the module's docs).
+struct DiskPressure {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<std::io::Result<(u64, u64)>>,
+}
+
+impl DiskPressure {
+    fn start(dir: &Path, gb: u64) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let files = [dir.join("pressure.0"), dir.join("pressure.1")];
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            use std::io::Write;
+            let block = vec![0_u8; 1 << 20];
+            let (mut written, mut dirty_peak) = (0_u64, 0_u64);
+            'files: for turn in 0.. {
+                let mut f = std::fs::File::create(&files[turn % 2])?;
+                for i in 0..gb << 10 {
+                    if stopped.load(Ordering::Relaxed) {
+                        break 'files;
+                    }
+                    f.write_all(&block)?;
+                    written += block.len() as u64;
+                    if i % 64 == 0 {
+                        dirty_peak = dirty_peak.max(dirty_bytes().unwrap_or(0));
+                    }
+                }
+            }
+            for f in &files {
+                let _ = std::fs::remove_file(f);
+            }
+            Ok((written, dirty_peak))
+        });
+        DiskPressure { stop, thread }
+    }
+
+    /// Stops the writer: (bytes written, the peak of `Dirty`).
+    fn stop(self) -> Result<(u64, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        let joined = self.thread.join();
+        let result = joined.map_err(|_| anyhow::anyhow!("the disk pressure thread panicked"))?;
+        result.context("disk pressure")
+    }
+}
+
+/// `Dirty` of /proc/meminfo, in bytes.
+fn dirty_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Dirty:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// One sample of the server's process.
