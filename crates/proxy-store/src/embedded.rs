@@ -1,5 +1,6 @@
 //! The embedded backend: one SQLite file (bundled library, WAL journal, busy timeout), used by the
-//! server and the admin CLI at the same time. Calls run on tokio's blocking pool.
+//! server and the admin CLI at the same time. Calls run on tokio's blocking pool; reads, writes and
+//! WAL checkpoints each on a connection of their own (see [`EmbeddedStore`]).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -163,6 +164,7 @@ fn checkpoint_thread(path: &Path) -> Result<std::sync::mpsc::Sender<()>, StoreEr
         .map_err(|e| backend(format!("cannot start the checkpoint thread: {e}")))?;
     Ok(stop)
 }
+
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
     let json = |i: usize, row: &Row<'_>| -> rusqlite::Result<Option<String>> { row.get(i) };
     let limits: KeyLimits =
@@ -220,7 +222,7 @@ impl EmbeddedStore {
         })
     }
 
-    /// Runs a write (or a read that must see it in the same transaction) on the writer.
+    /// Runs a write on the writer, after the writes before it.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
