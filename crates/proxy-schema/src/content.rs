@@ -448,16 +448,7 @@ pub(crate) mod fast {
 /// sends the body to the precise pass.
 impl crate::tagged::TypeFirst for ContentBlock {
     const NAME: &'static str = "ContentBlock";
-    const VARIANTS: &'static [&'static str] = &[
-        "text",
-        "image",
-        "document",
-        "search_result",
-        "tool_use",
-        "tool_result",
-        "thinking",
-        "redacted_thinking",
-    ];
+    const VARIANTS: &'static [&'static str] = KNOWN_BLOCK_TYPES;
     const OTHER: Option<fn(Map<String, Value>) -> Self> =
         Some(|object| ContentBlock::Other(Value::Object(object)));
 
