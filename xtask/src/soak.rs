@@ -1,7 +1,6 @@
 //! `cargo xtask soak --minutes N [--rate R] [--concurrency C] [--disk-pressure GB]`: bedrock-sim and
-//! proxy-server (release
-//! builds, the embedded store, the response cache on) under a mixed load for N minutes (default 2),
-//! then checks what a long run would show first:
+//! proxy-server (release builds, the embedded store, the response cache on) under a mixed load for N
+//! minutes (default 2), then checks what a long run would show first:
 //!
 //! - no panic (`gateway_panics_total` 0, no `panicked` in the server's log);
 //! - the server's RSS and open descriptors flat after warm-up (the last third of the samples against
