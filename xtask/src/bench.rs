@@ -1083,14 +1083,7 @@ fn clock_ticks() -> f64 {
 fn rss_mb(pid: u32) -> Option<f64> {
     let mut kb = 0.0;
     for p in family(pid) {
-        let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
-        kb += status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .split_whitespace()
-            .next()?
-            .parse::<f64>()
-            .ok()?;
+        kb += crate::proc_kb(&format!("/proc/{p}/status"), "VmRSS")?;
     }
     Some(kb / 1024.0)
 }

@@ -523,6 +523,18 @@ fn terminate(child: &mut KillOnDrop) {
 }
 
 /// Release builds of bedrock-sim, proxy-server and proxy-admin (in `target/release`).
+/// The number of a `Field:   N kB` line of a /proc file (`/proc/meminfo`, `/proc/PID/status`), in kB.
+fn proc_kb(path: &str, field: &str) -> Option<f64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 pub(crate) fn build_gateway_bins() -> Result<()> {
     run(cargo().args([
         "build",
@@ -684,6 +696,17 @@ fn demo(root: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_fields_are_read_by_their_whole_name() {
+        let rss = proc_kb("/proc/self/status", "VmRSS").unwrap();
+        assert!(rss > 100.0, "VmRSS {rss} kB");
+        assert!(proc_kb("/proc/meminfo", "MemTotal").unwrap() >= rss);
+        assert!(proc_kb("/proc/meminfo", "Dirty").is_some());
+        // A prefix of a field's name is not that field.
+        assert_eq!(proc_kb("/proc/meminfo", "Mem"), None);
+        assert_eq!(proc_kb("/proc/no-such-file", "VmRSS"), None);
+    }
 
     #[test]
     fn nothing_reads_outside_the_repository() {

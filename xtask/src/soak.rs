@@ -440,10 +440,7 @@ impl DiskPressure {
 
 /// `Dirty` of /proc/meminfo, in bytes.
 fn dirty_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("Dirty:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    Some((crate::proc_kb("/proc/meminfo", "Dirty")? * 1024.0) as u64)
 }
 
 /// One sample of the server's process.
@@ -1100,15 +1097,7 @@ fn metric_sum(text: &str, name: &str) -> Option<f64> {
 }
 
 fn rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
+    Some(crate::proc_kb(&format!("/proc/{pid}/status"), "VmRSS")? / 1024.0)
 }
 
 fn fd_count(pid: u32) -> Option<usize> {
