@@ -76,14 +76,14 @@ impl Plan {
 
 /// One HTTP request, ready to send on a keep-alive connection.
 #[derive(Clone)]
-struct Req {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
+pub(crate) struct Req {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
 }
 
 impl Req {
-    fn bytes(&self, addr: &str) -> Vec<u8> {
+    pub(crate) fn bytes(&self, addr: &str) -> Vec<u8> {
         let mut head = format!(
             "POST {} HTTP/1.1\r\nHost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
             self.path,
@@ -197,7 +197,15 @@ fn overhead_quantiles(metrics: &str, stream: &str) -> Option<(f64, f64)> {
 struct Memory {
     idle_mb: Option<f64>,
     open_mb: Option<f64>,
+    /// Of the idle RSS, the binary's own code (Rust systems).
+    code_mb: Option<f64>,
 }
+
+/// Resident code beyond what the link order lists, above which `symbol-order.txt` is stale: a
+/// fresh list leaves about 0.7 MB (the kernel's fault-around reads 64 KB around each function it
+/// faults in, and the list's last functions are the ones that ran once); twelve functions that run
+/// and are not listed add as much again.
+const STALE_ORDER_MB: f64 = 1.5;
 
 pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let quick = match args {
@@ -266,10 +274,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         ]),
     )?;
     let config = scratch.0.join("gateway.toml");
-    std::fs::write(
-        &config,
-        "[[models]]\nname = \"claude-opus-4-8\"\nbedrock_id = \"anthropic.claude-opus-4-8\"\napi = \"messages\"\nendpoint = \"mantle\"\n",
-    )?;
+    std::fs::write(&config, crate::MANTLE_MODEL)?;
     let mut gateways = Vec::new();
     let mut keys = Vec::new();
     for route in ["converse", "native", "messages"] {
@@ -421,11 +426,34 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let mut usable = vec![true; systems.len()];
     for (i, s) in systems.iter().enumerate() {
         match warm_up(s) {
-            Ok(()) => memory[i].idle_mb = rss_mb(s.pid),
+            Ok(()) => {
+                memory[i].idle_mb = rss_mb(s.pid);
+                if !s.is_litellm {
+                    memory[i].code_mb = code_mb(s.pid);
+                }
+            }
             Err(e) => {
                 problems.push(format!("{}: does not answer: {e:#}", s.name));
                 usable[i] = false;
             }
+        }
+    }
+    // The link order's functions, against the code proxy-server holds (xtask/src/order.rs).
+    let listed_mb = listed_mb(root, &bins.join("proxy-server"));
+    for (i, s) in systems.iter().enumerate() {
+        if let (true, Some(code), Some(listed)) = (
+            s.name.starts_with("proxy-server"),
+            memory[i].code_mb,
+            listed_mb,
+        ) && code - listed > STALE_ORDER_MB
+        {
+            problems.push(format!(
+                "{}: {code:.1} MB of code resident at idle, {:.1} MB more than its link order \
+                 lists: bins/proxy-server/symbol-order.txt is stale (`cargo xtask symbol-order`, \
+                 then bench again)",
+                s.name,
+                code - listed
+            ));
         }
     }
     if !usable[..5].iter().all(|u| *u) {
@@ -494,7 +522,8 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     let elapsed = started.elapsed();
     let summary: Vec<Round> = rounds.iter().map(|r| median_round(r)).collect();
     let doc = report(
-        &plan, &machine, &systems, &usable, &summary, &memory, &overheads, &problems, elapsed,
+        &plan, &machine, &systems, &usable, &summary, &memory, listed_mb, &overheads, &problems,
+        elapsed,
     )?;
     let path = root.join("docs/BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
@@ -672,14 +701,14 @@ fn start_litellm(
 }
 
 /// A keep-alive HTTP/1.1 client connection that reads whole responses (length or chunked).
-struct Conn {
+pub(crate) struct Conn {
     addr: String,
     stream: Option<TcpStream>,
     buf: Vec<u8>,
 }
 
 impl Conn {
-    fn new(addr: &str) -> Self {
+    pub(crate) fn new(addr: &str) -> Self {
         Conn {
             addr: addr.to_owned(),
             stream: None,
@@ -700,7 +729,11 @@ impl Conn {
 
     /// Sends `req` and reads the whole 200 response; returns the time to the first `marker` in
     /// the body (or to the end when none) and the time to the end.
-    fn exchange(&mut self, req: &[u8], marker: Option<&[u8]>) -> Result<(Duration, Duration)> {
+    pub(crate) fn exchange(
+        &mut self,
+        req: &[u8],
+        marker: Option<&[u8]>,
+    ) -> Result<(Duration, Duration)> {
         if self.stream.is_none() {
             let s = TcpStream::connect(&self.addr)?;
             s.set_nodelay(true)?;
@@ -1079,6 +1112,52 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// The resident part of the process's own code (its executable's `r-xp` mapping), in MB.
+fn code_mb(pid: u32) -> Option<f64> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let exe = exe.to_str()?;
+    let mut in_code = false;
+    let mut kb = 0.0;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(first), Some(second)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if first.contains('-') && second.len() == 4 {
+            // A mapping's first line: range, permissions, offset, device, inode, path.
+            in_code = second == "r-xp" && fields.nth(3) == Some(exe);
+        } else if in_code && first == "Rss:" {
+            kb += second.parse::<f64>().ok()?;
+        }
+    }
+    Some(kb / 1024.0)
+}
+
+/// The size of the functions `bins/proxy-server/symbol-order.txt` lists that `binary` defines
+/// (`nm -S`), in MB; `None` without binutils' `nm`.
+fn listed_mb(root: &Path, binary: &Path) -> Option<f64> {
+    let list = std::fs::read_to_string(root.join("bins/proxy-server/symbol-order.txt")).ok()?;
+    let listed: std::collections::HashSet<&str> = list.lines().map(str::trim).collect();
+    let out = Command::new("nm")
+        .args(["-S", "--defined-only"])
+        .arg(binary)
+        .output()
+        .ok()?;
+    let nm = String::from_utf8_lossy(&out.stdout);
+    let bytes: u64 = nm
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f[..] {
+                [_, size, _, name] if listed.contains(name) => u64::from_str_radix(size, 16).ok(),
+                _ => None,
+            }
+        })
+        .sum();
+    Some(bytes as f64 / (1024.0 * 1024.0))
+}
+
 /// VmRSS of the process and its descendants, in MB.
 fn rss_mb(pid: u32) -> Option<f64> {
     let mut kb = 0.0;
@@ -1167,6 +1246,7 @@ fn report(
     usable: &[bool],
     r: &[Round],
     memory: &[Memory],
+    listed_mb: Option<f64>,
     overheads: &[Overhead],
     problems: &[String],
     elapsed: Duration,
@@ -1274,6 +1354,19 @@ fn report(
             ratio(memory[i].open_mb, memory[1].open_mb),
         )?;
     }
+    let code: Vec<String> = systems
+        .iter()
+        .zip(memory)
+        .filter_map(|(s, m)| Some(format!("{} {:.1} MB", s.short, m.code_mb?)))
+        .collect();
+    writeln!(
+        d,
+        "\nOf the idle RSS, each binary's own code (the resident part of its executable mapping): \
+         {}. proxy-server's link order (`bins/proxy-server/symbol-order.txt`, `cargo xtask \
+         symbol-order`) lists {} MB of functions.",
+        code.join(", "),
+        opt(listed_mb, 1)
+    )?;
     writeln!(
         d,
         "\n### The gateway's own time (`gateway_overhead_seconds`)\n\n\
@@ -1571,6 +1664,15 @@ fn chart(systems: &[System], usable: &[bool], r: &[Round]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_code_of_a_running_binary_is_found_in_its_mappings() {
+        // This test's own binary: its code is mapped and some of it has run.
+        let mb = code_mb(std::process::id()).expect("smaps readable");
+        assert!(mb > 0.0, "no resident code found");
+        let rss = rss_mb(std::process::id()).unwrap();
+        assert!(mb < rss, "code {mb} MB is not part of the RSS {rss} MB");
+    }
 
     #[test]
     fn splice_replaces_only_the_generated_part() {

@@ -8,8 +8,8 @@
 //!   LiteLLM, in one run; writes docs/BENCHMARKS.md and docs/bench-latency.svg (`bench.rs`).
 //! - `cargo xtask image [--no-check]`: the container images of the gateway and the emulator, built with
 //!   buildah from the release binaries and checked end to end with podman (`image.rs`).
-//! - `cargo xtask symbol-order CALLGRIND_OUT`: proxy-server's link order, the functions that run
-//!   packed together, from a callgrind profile (`order.rs`).
+//! - `cargo xtask symbol-order [CALLGRIND_OUT]`: proxy-server's link order, the functions that run
+//!   packed together, from a callgrind profile it takes itself or is given (`order.rs`).
 //! - `cargo xtask release`: binaries, images, SBOMs, notes and checksums in `release-dist/` under the
 //!   target directory, then checked as a user gets them (`release.rs`).
 
@@ -47,7 +47,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  test [--rust-only|--python-only]  fmt, clippy, Rust tests, Python SDK suites\n  demo                              run bedrock-sim and proxy-server (no AWS account) and print a request\n  bench [--quick]                   gateway vs the floor, the emulator and LiteLLM; writes docs/BENCHMARKS.md\n  image [--no-check]                build the container images (buildah) and check them with podman\n  release                           binaries, images, SBOM, checksums and notes in target/release-dist/\n  fuzz [--minutes N] [--target T]   the coverage-guided fuzz targets of fuzz/ (cargo-fuzz), N minutes in all\n  soak [--minutes N]                a mixed load with faults on release builds; checks panics, leaks, usage records\n  dashboard-snapshot [SECONDS]      the dashboard's main panels under a demo load, from a real Prometheus: docs/dashboard.svg
-  symbol-order CALLGRIND_OUT        proxy-server's link order from a callgrind profile (xtask/src/order.rs)
+  symbol-order [CALLGRIND_OUT]      proxy-server's link order from a callgrind profile (xtask/src/order.rs)
   venv                              create/update the Python venvs (.venv, .venv-sdk0) the tests use\n  setup-tables                      create the DynamoDB tables (proxy-admin setup-tables; AWS env as usual)"
             );
             std::process::exit(2);
@@ -522,7 +522,6 @@ fn terminate(child: &mut KillOnDrop) {
     }
 }
 
-/// Release builds of bedrock-sim, proxy-server and proxy-admin (in `target/release`).
 /// The number of a `Field:   N kB` line of a /proc file (`/proc/meminfo`, `/proc/PID/status`), in kB.
 fn proc_kb(path: &str, field: &str) -> Option<f64> {
     std::fs::read_to_string(path)
@@ -535,6 +534,7 @@ fn proc_kb(path: &str, field: &str) -> Option<f64> {
         .ok()
 }
 
+/// Release builds of bedrock-sim, proxy-server and proxy-admin (in `target/release`).
 pub(crate) fn build_gateway_bins() -> Result<()> {
     run(cargo().args([
         "build",
@@ -547,6 +547,10 @@ pub(crate) fn build_gateway_bins() -> Result<()> {
         "proxy-admin",
     ]))
 }
+
+/// The gateway configuration of the bench and the link-order profile: Claude Opus 4.8 on Bedrock's
+/// Messages API (Mantle), the route the built-in table does not give a model.
+pub(crate) const MANTLE_MODEL: &str = "[[models]]\nname = \"claude-opus-4-8\"\nbedrock_id = \"anthropic.claude-opus-4-8\"\napi = \"messages\"\nendpoint = \"mantle\"\n";
 
 /// Key limits far above what the bench and the soak send: checked on every request, never refusing
 /// one.

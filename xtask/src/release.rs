@@ -131,7 +131,7 @@ fn check_symbol_order(root: &Path, binary: &Path) -> Result<()> {
     if share < MIN_ORDERED_SHARE {
         bail!(
             "bins/proxy-server/symbol-order.txt is stale ({:.0}% of its names are in the binary, \
-             {:.0}% needed): regenerate it as xtask/src/order.rs says",
+             {:.0}% needed): regenerate it (`cargo xtask symbol-order`)",
             share * 100.0,
             MIN_ORDERED_SHARE * 100.0
         );
