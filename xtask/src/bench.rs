@@ -202,9 +202,9 @@ struct Memory {
 }
 
 /// Resident code beyond what the link order lists, above which `symbol-order.txt` is stale: a
-/// fresh list leaves about 0.7 MB (the kernel's fault-around reads 64 KB around each function it
-/// faults in, and the list's last functions are the ones that ran once); twelve functions that run
-/// and are not listed add as much again.
+/// fresh list leaves 0.3 to 0.8 MB (the kernel maps 64 KB around each page of code it faults in,
+/// and the list's last functions are the ones that ran once); a dozen functions that run and are
+/// not listed add as much again.
 const STALE_ORDER_MB: f64 = 1.5;
 
 pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
