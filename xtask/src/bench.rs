@@ -439,7 +439,9 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         }
     }
     // The link order's functions, against the code proxy-server holds (xtask/src/order.rs).
-    let listed_mb = listed_mb(root, &bins.join("proxy-server"));
+    let listed_mb = std::fs::read_to_string(root.join("bins/proxy-server/symbol-order.txt"))
+        .ok()
+        .and_then(|list| listed_mb(&list, &bins.join("proxy-server")));
     for (i, s) in systems.iter().enumerate() {
         if let (true, Some(code), Some(listed)) = (
             s.name.starts_with("proxy-server"),
@@ -1134,10 +1136,9 @@ fn code_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// The size of the functions `bins/proxy-server/symbol-order.txt` lists that `binary` defines
+/// The size of the functions `list` (a link order, a name per line) names that `binary` defines
 /// (`nm -S`), in MB; `None` without binutils' `nm`.
-fn listed_mb(root: &Path, binary: &Path) -> Option<f64> {
-    let list = std::fs::read_to_string(root.join("bins/proxy-server/symbol-order.txt")).ok()?;
+fn listed_mb(list: &str, binary: &Path) -> Option<f64> {
     let listed: std::collections::HashSet<&str> = list.lines().map(str::trim).collect();
     let out = Command::new("nm")
         .args(["-S", "--defined-only"])
@@ -1672,6 +1673,15 @@ mod tests {
         assert!(mb > 0.0, "no resident code found");
         let rss = rss_mb(std::process::id()).unwrap();
         assert!(mb < rss, "code {mb} MB is not part of the RSS {rss} MB");
+    }
+
+    #[test]
+    fn a_link_order_is_sized_by_the_functions_the_binary_defines() {
+        let me = std::env::current_exe().unwrap();
+        let one = listed_mb("main\n", &me).expect("nm (binutils) runs");
+        assert!(one > 0.0 && one < 0.01, "main alone: {one} MB");
+        let none = listed_mb("no_such_function_anywhere\n\n", &me).unwrap();
+        assert_eq!(none, 0.0);
     }
 
     #[test]
