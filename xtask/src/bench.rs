@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{KillOnDrop, Scratch, cargo, describe, run, start_server, target_dir, venv};
+use crate::{KillOnDrop, Scratch, describe, run, start_server, target_dir, venv};
 
 /// The LiteLLM release the bench installs (requirements file beside this one).
 const LITELLM_REQUIREMENTS: &str = "xtask/bench-requirements.txt";
@@ -219,19 +219,10 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
     eprintln!(
         "Building bedrock-sim, floor-proxy, proxy-server and proxy-admin (the dist profile)."
     );
-    run(cargo().args([
-        "build",
-        "--profile",
+    crate::build_bins(
         "dist",
-        "--bin",
-        "bedrock-sim",
-        "--bin",
-        "floor-proxy",
-        "--bin",
-        "proxy-server",
-        "--bin",
-        "proxy-admin",
-    ]))?;
+        &["bedrock-sim", "floor-proxy", "proxy-server", "proxy-admin"],
+    )?;
     let litellm = venv(root, ".venv-bench", LITELLM_REQUIREMENTS);
     let started = Instant::now();
     // The machine as a whole, read before this process is pinned to one CPU.
@@ -611,20 +602,14 @@ fn start_gateway(
 ) -> Result<(KillOnDrop, String)> {
     start_server(
         "proxy-server",
-        pinned(binary, cpu)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
-            .env(
-                "AWS_ENDPOINT_URL_BEDROCK_MANTLE",
-                format!("{sim_url}/mantle"),
-            )
-            .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "bench")
-            .env("AWS_SECRET_ACCESS_KEY", "bench")
-            .env("STORE_PATH", store)
-            .env("PROXY_CONFIG", config)
-            .env("LOG_LEVEL", "warn"),
+        crate::at_emulator(
+            pinned(binary, cpu).args(["--listen", "127.0.0.1:0"]),
+            sim_url,
+            "bench",
+        )
+        .env("STORE_PATH", store)
+        .env("PROXY_CONFIG", config)
+        .env("LOG_LEVEL", "warn"),
     )
 }
 

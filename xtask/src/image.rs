@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::{Scratch, cargo, describe, run, target_dir};
+use crate::{Scratch, describe, run, target_dir};
 
 /// The gateway image's name (the tag is the workspace version).
 pub const GATEWAY: &str = "localhost/bedrock-gateway";
@@ -75,17 +75,7 @@ pub fn build(root: &Path, version: &str) -> Result<()> {
         }
     }
     // The `dist` profile (Cargo.toml): what ships is optimized across crates.
-    run(cargo().args([
-        "build",
-        "--profile",
-        "dist",
-        "--bin",
-        "proxy-server",
-        "--bin",
-        "proxy-admin",
-        "--bin",
-        "bedrock-sim",
-    ]))?;
+    crate::build_bins("dist", crate::GATEWAY_BINS)?;
     let bins = target_dir(root).join("dist");
     let scratch = Scratch::new(root, "image-rootfs")?;
     assemble(

@@ -450,24 +450,18 @@ fn start_proxy(
 ) -> Result<(KillOnDrop, String)> {
     start_server(
         "proxy-server",
-        child_command(binary)
-            .args(["--listen", listen])
-            .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
-            .env(
-                "AWS_ENDPOINT_URL_BEDROCK_MANTLE",
-                format!("{sim_url}/mantle"),
-            )
-            .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "demo")
-            .env("AWS_SECRET_ACCESS_KEY", "demo")
-            .env("MASTER_API_KEY", key)
-            .env("STORE_PATH", store)
-            .env(
-                "LOG_LEVEL",
-                std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
-            )
-            .envs(extra_env.iter().copied()),
+        at_emulator(
+            child_command(binary).args(["--listen", listen]),
+            sim_url,
+            "demo",
+        )
+        .env("MASTER_API_KEY", key)
+        .env("STORE_PATH", store)
+        .env(
+            "LOG_LEVEL",
+            std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+        )
+        .envs(extra_env.iter().copied()),
     )
 }
 
@@ -534,18 +528,40 @@ fn proc_kb(path: &str, field: &str) -> Option<f64> {
         .ok()
 }
 
+/// `cargo build --profile PROFILE` of `bins` (in `target/PROFILE`).
+pub(crate) fn build_bins(profile: &str, bins: &[&str]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--profile", profile]);
+    for bin in bins {
+        cmd.args(["--bin", bin]);
+    }
+    run(&mut cmd)
+}
+
+/// bedrock-sim, proxy-server and proxy-admin: what a gateway in front of the emulator needs.
+pub(crate) const GATEWAY_BINS: &[&str] = &["bedrock-sim", "proxy-server", "proxy-admin"];
+
 /// Release builds of bedrock-sim, proxy-server and proxy-admin (in `target/release`).
 pub(crate) fn build_gateway_bins() -> Result<()> {
-    run(cargo().args([
-        "build",
-        "--release",
-        "--bin",
-        "bedrock-sim",
-        "--bin",
-        "proxy-server",
-        "--bin",
-        "proxy-admin",
-    ]))
+    build_bins("release", GATEWAY_BINS)
+}
+
+/// `cmd` (proxy-server) with every Bedrock endpoint at the emulator at `sim_url`, in us-east-1,
+/// with static credentials whose key id and secret are `credentials`.
+pub(crate) fn at_emulator<'a>(
+    cmd: &'a mut Command,
+    sim_url: &str,
+    credentials: &str,
+) -> &'a mut Command {
+    cmd.env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", sim_url)
+        .env(
+            "AWS_ENDPOINT_URL_BEDROCK_MANTLE",
+            format!("{sim_url}/mantle"),
+        )
+        .env("AWS_ENDPOINT_URL_BEDROCK", sim_url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", credentials)
+        .env("AWS_SECRET_ACCESS_KEY", credentials)
 }
 
 /// The gateway configuration of the bench and the link-order profile: Claude Opus 4.8 on Bedrock's
@@ -612,16 +628,7 @@ fn demo(root: &Path) -> Result<()> {
         "Building bedrock-sim, proxy-server and proxy-admin (release). The first build compiles the AWS SDK\n\
          and takes about 6 minutes on 2 cores; later ones take seconds."
     );
-    run(cargo().args([
-        "build",
-        "--release",
-        "--bin",
-        "bedrock-sim",
-        "--bin",
-        "proxy-server",
-        "--bin",
-        "proxy-admin",
-    ]))?;
+    build_gateway_bins()?;
     // SIGINT, SIGTERM and SIGHUP (Ctrl-C, `kill PID`, a closed terminal) stop both servers and remove
     // the store; SIGKILL stops them too (setpriv, above) and leaves only target/demo behind, which the
     // next run empties.

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::bench::{Conn, Req};
-use crate::{KillOnDrop, Scratch, cargo, child_command, run, start_server, target_dir};
+use crate::{KillOnDrop, Scratch, child_command, start_server, target_dir};
 
 pub fn symbol_order(root: &Path, args: &[String]) -> Result<()> {
     let (text, profile) = match args {
@@ -56,17 +56,7 @@ fn take_profile(root: &Path) -> Result<String> {
     if crate::image::which("valgrind").is_none() {
         bail!("valgrind not found: apt-get install -y valgrind");
     }
-    run(cargo().args([
-        "build",
-        "--profile",
-        "dist",
-        "--bin",
-        "bedrock-sim",
-        "--bin",
-        "proxy-server",
-        "--bin",
-        "proxy-admin",
-    ]))?;
+    crate::build_bins("dist", crate::GATEWAY_BINS)?;
     let bins = target_dir(root).join("dist");
     let scratch = Scratch::new(root, "symbol-order")?;
     let (_sim, sim_url) = start_server(
@@ -86,29 +76,24 @@ fn take_profile(root: &Path) -> Result<String> {
     eprintln!("proxy-server under callgrind (about a minute)");
     let (mut gateway, url) = start_server(
         "proxy-server",
-        child_command(Path::new("valgrind"))
-            .args([
-                "--tool=callgrind",
-                "--demangle=no",
-                "--compress-strings=no",
-                "--compress-pos=no",
-            ])
-            .arg(format!("--callgrind-out-file={}", out.display()))
-            .arg(bins.join("proxy-server"))
-            .args(["--listen", "127.0.0.1:0"])
-            .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", &sim_url)
-            .env(
-                "AWS_ENDPOINT_URL_BEDROCK_MANTLE",
-                format!("{sim_url}/mantle"),
-            )
-            .env("AWS_ENDPOINT_URL_BEDROCK", &sim_url)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "order")
-            .env("AWS_SECRET_ACCESS_KEY", "order")
-            .env("STORE_PATH", &store)
-            .env("PROXY_CONFIG", &config)
-            .env("LOG_LEVEL", "warn")
-            .stderr(Stdio::null()),
+        crate::at_emulator(
+            child_command(Path::new("valgrind"))
+                .args([
+                    "--tool=callgrind",
+                    "--demangle=no",
+                    "--compress-strings=no",
+                    "--compress-pos=no",
+                ])
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .arg(bins.join("proxy-server"))
+                .args(["--listen", "127.0.0.1:0"]),
+            &sim_url,
+            "order",
+        )
+        .env("STORE_PATH", &store)
+        .env("PROXY_CONFIG", &config)
+        .env("LOG_LEVEL", "warn")
+        .stderr(Stdio::null()),
     )?;
     let addr = url
         .trim_start_matches("http://")

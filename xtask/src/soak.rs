@@ -268,23 +268,17 @@ pub fn soak(root: &Path, args: &[String]) -> Result<()> {
     let log = std::fs::File::create(&log_path)?;
     let (mut proxy, url) = start_server(
         "proxy-server",
-        child_command(&release.join("proxy-server"))
-            .args(["--listen", "127.0.0.1:0"])
-            .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", &sim_url)
-            .env(
-                "AWS_ENDPOINT_URL_BEDROCK_MANTLE",
-                format!("{sim_url}/mantle"),
-            )
-            .env("AWS_ENDPOINT_URL_BEDROCK", &sim_url)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "soak")
-            .env("AWS_SECRET_ACCESS_KEY", "soak")
-            .env("STORE_PATH", &store)
-            .env("PROXY_CONFIG", &config)
-            .env("CACHE_ENABLED", "true")
-            .env("LOG_LEVEL", "warn")
-            .env("RUST_BACKTRACE", "1")
-            .stderr(log),
+        crate::at_emulator(
+            child_command(&release.join("proxy-server")).args(["--listen", "127.0.0.1:0"]),
+            &sim_url,
+            "soak",
+        )
+        .env("STORE_PATH", &store)
+        .env("PROXY_CONFIG", &config)
+        .env("CACHE_ENABLED", "true")
+        .env("LOG_LEVEL", "warn")
+        .env("RUST_BACKTRACE", "1")
+        .stderr(log),
     )?;
     let pid = proxy.0.id();
     println!(
