@@ -8,7 +8,11 @@
 //!   (`AWS_BEARER_TOKEN_BEDROCK`) sent as `Authorization: Bearer`, with no signature.
 //! - Transport: one pooled hyper-util client over rustls with the crypto provider (aws-lc-rs) and
 //!   the platform's root certificates, as the SDK's default HTTPS client uses; plain `http://` too,
-//!   for local endpoints; TCP_NODELAY; a connect timeout; HTTP/1.1 or HTTP/2 as ALPN decides.
+//!   for local endpoints; TCP_NODELAY; a connect timeout. HTTP/1.1 only, each call in flight on a
+//!   connection of its own: Bedrock's runtime endpoint also speaks HTTP/2, but hyper-util's pool
+//!   puts every HTTP/2 call to a host on one connection and opens no second one at the server's
+//!   limit of concurrent streams (hyperium/hyper#3623), where the gateway's calls, streams open
+//!   for minutes, would wait and time out (`tests/tls_streams.rs`).
 //! - [`SignedClient::sign_and_send`] resolves when the response head arrives, within the client's
 //!   timeout (`BEDROCK_TIMEOUT`); the body is the caller's to read, and dropping it closes the stream.
 
@@ -154,8 +158,8 @@ fn http_client(settings: &ClientSettings) -> Result<HttpClient, SendError> {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
+        // Not HTTP/2: see the module's documentation.
         .enable_http1()
-        .enable_http2()
         .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
