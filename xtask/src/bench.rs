@@ -430,9 +430,9 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         }
     }
     // The link order's functions, against the code proxy-server holds (xtask/src/order.rs).
-    let listed_mb = std::fs::read_to_string(root.join("bins/proxy-server/symbol-order.txt"))
+    let listed_mb = std::fs::read_to_string(root.join(crate::SYMBOL_ORDER))
         .ok()
-        .and_then(|list| listed_mb(&list, &bins.join("proxy-server")));
+        .and_then(|list| listed_mb(&list, &crate::nm_defined(&bins.join("proxy-server")).ok()?));
     for (i, s) in systems.iter().enumerate() {
         if let (true, Some(code), Some(listed)) = (
             s.name.starts_with("proxy-server"),
@@ -442,10 +442,10 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<()> {
         {
             problems.push(format!(
                 "{}: {code:.1} MB of code resident at idle, {:.1} MB more than its link order \
-                 lists: bins/proxy-server/symbol-order.txt is stale (`cargo xtask symbol-order`, \
-                 then bench again)",
+                 lists: {} is stale (`cargo xtask symbol-order`, then bench again)",
                 s.name,
-                code - listed
+                code - listed,
+                crate::SYMBOL_ORDER
             ));
         }
     }
@@ -1121,16 +1121,11 @@ fn code_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// The size of the functions `list` (a link order, a name per line) names that `binary` defines
-/// (`nm -S`), in MB; `None` without binutils' `nm`.
-fn listed_mb(list: &str, binary: &Path) -> Option<f64> {
+/// The size of the functions `list` (a link order, a name per line) names that `nm` (the binary's
+/// `nm -S --defined-only`) defines, in MB; `None` when it defines none of them (a binary without
+/// symbols: nothing to compare the resident code with).
+fn listed_mb(list: &str, nm: &str) -> Option<f64> {
     let listed: std::collections::HashSet<&str> = list.lines().map(str::trim).collect();
-    let out = Command::new("nm")
-        .args(["-S", "--defined-only"])
-        .arg(binary)
-        .output()
-        .ok()?;
-    let nm = String::from_utf8_lossy(&out.stdout);
     let bytes: u64 = nm
         .lines()
         .filter_map(|l| {
@@ -1141,7 +1136,7 @@ fn listed_mb(list: &str, binary: &Path) -> Option<f64> {
             }
         })
         .sum();
-    Some(bytes as f64 / (1024.0 * 1024.0))
+    (bytes > 0).then(|| bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// VmRSS of the process and its descendants, in MB.
@@ -1348,9 +1343,10 @@ fn report(
     writeln!(
         d,
         "\nOf the idle RSS, each binary's own code (the resident part of its executable mapping): \
-         {}. proxy-server's link order (`bins/proxy-server/symbol-order.txt`, `cargo xtask \
-         symbol-order`) lists {} MB of functions.",
+         {}. proxy-server's link order (`{}`, `cargo xtask symbol-order`) lists {} MB of \
+         functions.",
         code.join(", "),
+        crate::SYMBOL_ORDER,
         opt(listed_mb, 1)
     )?;
     writeln!(
@@ -1663,10 +1659,12 @@ mod tests {
     #[test]
     fn a_link_order_is_sized_by_the_functions_the_binary_defines() {
         let me = std::env::current_exe().unwrap();
-        let one = listed_mb("main\n", &me).expect("nm (binutils) runs");
+        let nm = crate::nm_defined(&me).expect("nm (binutils) runs");
+        let one = listed_mb("main\n", &nm).expect("the test binary defines main");
         assert!(one > 0.0 && one < 0.01, "main alone: {one} MB");
-        let none = listed_mb("no_such_function_anywhere\n\n", &me).unwrap();
-        assert_eq!(none, 0.0);
+        // Nothing to size: no figure, rather than 0 MB that would call any list stale.
+        assert_eq!(listed_mb("no_such_function_anywhere\n\n", &nm), None);
+        assert_eq!(listed_mb("main\n", ""), None);
     }
 
     #[test]

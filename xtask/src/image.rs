@@ -68,7 +68,7 @@ pub fn build(root: &Path, version: &str) -> Result<()> {
         bail!("cargo xtask image runs buildah and podman as root (vfs storage); run it as root");
     }
     for tool in ["buildah", "ldd", "strip"] {
-        if which(tool).is_none() {
+        if crate::which(tool).is_none() {
             bail!(
                 "`{tool}` not found: install it (Debian: apt-get install buildah podman runc binutils)"
             );
@@ -499,14 +499,6 @@ fn output(cmd: &mut Command) -> Result<String> {
         bail!("`{}` failed ({})", describe(cmd), out.status);
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-pub(crate) fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(tool))
-            .find(|p| p.is_file())
-    })
 }
 
 fn is_root() -> bool {

@@ -539,6 +539,42 @@ pub(crate) fn build_bins(profile: &str, bins: &[&str]) -> Result<()> {
 }
 
 /// bedrock-sim, proxy-server and proxy-admin: what a gateway in front of the emulator needs.
+/// proxy-server's link order (bins/proxy-server/build.rs): written by `cargo xtask symbol-order`,
+/// checked by `cargo xtask release`, measured against the resident code by `cargo xtask bench`.
+pub(crate) const SYMBOL_ORDER: &str = "bins/proxy-server/symbol-order.txt";
+
+/// `nm -S --defined-only BINARY` (binutils): a line per symbol, the name last.
+pub(crate) fn nm_defined(binary: &Path) -> Result<String> {
+    let out = Command::new("nm")
+        .args(["-S", "--defined-only"])
+        .arg(binary)
+        .output()
+        .context("nm (binutils) is needed to read the binary's symbols")?;
+    if !out.status.success() {
+        bail!(
+            "nm {}: {}",
+            binary.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Where `tool` is: on `PATH`, or in cargo's `bin` directory (`cargo install` puts tools there,
+/// and it is not always on `PATH`).
+pub(crate) fn which(tool: &str) -> Option<PathBuf> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(home.map(|h| h.join("bin")))
+        .map(|p| p.join(tool))
+        .find(|p| p.is_file())
+}
+
 pub(crate) const GATEWAY_BINS: &[&str] = &["bedrock-sim", "proxy-server", "proxy-admin"];
 
 /// Release builds of bedrock-sim, proxy-server and proxy-admin (in `target/release`).

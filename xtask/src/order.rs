@@ -41,7 +41,7 @@ pub fn symbol_order(root: &Path, args: &[String]) -> Result<()> {
     if names.is_empty() {
         bail!("{profile} has no function of proxy-server: was it made with --compress-strings=no?");
     }
-    let out = root.join("bins/proxy-server/symbol-order.txt");
+    let out = root.join(crate::SYMBOL_ORDER);
     std::fs::write(&out, names.join("\n") + "\n")?;
     eprintln!(
         "{} functions written to {}; rebuild the dist profile to link in that order",
@@ -53,7 +53,7 @@ pub fn symbol_order(root: &Path, args: &[String]) -> Result<()> {
 
 /// The profile the module's doc describes, taken on a fresh `dist` build; its text.
 fn take_profile(root: &Path) -> Result<String> {
-    if crate::image::which("valgrind").is_none() {
+    if crate::which("valgrind").is_none() {
         bail!("valgrind not found: apt-get install -y valgrind");
     }
     crate::build_bins("dist", crate::GATEWAY_BINS)?;
@@ -73,7 +73,7 @@ fn take_profile(root: &Path) -> Result<String> {
     let config = scratch.0.join("gateway.toml");
     std::fs::write(&config, crate::MANTLE_MODEL)?;
     let out = scratch.0.join("callgrind.out");
-    eprintln!("proxy-server under callgrind (about a minute)");
+    eprintln!("proxy-server under callgrind (about 20 s)");
     let (mut gateway, url) = start_server(
         "proxy-server",
         crate::at_emulator(

@@ -35,7 +35,7 @@ pub fn release(root: &Path) -> Result<()> {
         &version,
     )
     .with_context(|| format!("CHANGELOG.md has no section `## [{version}]`: write it first"))?;
-    if which("cargo-cyclonedx").is_none() {
+    if crate::which("cargo-cyclonedx").is_none() {
         bail!("cargo-cyclonedx not found: cargo install cargo-cyclonedx --locked");
     }
     image::build(root, &version)?;
@@ -110,28 +110,17 @@ const MIN_ORDERED_SHARE: f64 = 0.9;
 
 /// Refuses a release whose link order has gone stale (bins/proxy-server/build.rs).
 fn check_symbol_order(root: &Path, binary: &Path) -> Result<()> {
-    let list = std::fs::read_to_string(root.join("bins/proxy-server/symbol-order.txt"))?;
-    let out = Command::new("nm")
-        .arg("--defined-only")
-        .arg(binary)
-        .output()
-        .context("nm (binutils) is needed to check the link order")?;
-    if !out.status.success() {
-        bail!(
-            "nm {}: {}",
-            binary.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let share = ordered_share(&list, &String::from_utf8_lossy(&out.stdout));
+    let list = std::fs::read_to_string(root.join(crate::SYMBOL_ORDER))?;
+    let share = ordered_share(&list, &crate::nm_defined(binary)?);
     eprintln!(
         "link order: {:.0}% of symbol-order.txt's names are in proxy-server",
         share * 100.0
     );
     if share < MIN_ORDERED_SHARE {
         bail!(
-            "bins/proxy-server/symbol-order.txt is stale ({:.0}% of its names are in the binary, \
-             {:.0}% needed): regenerate it (`cargo xtask symbol-order`)",
+            "{} is stale ({:.0}% of its names are in the binary, {:.0}% needed): regenerate it \
+             (`cargo xtask symbol-order`)",
+            crate::SYMBOL_ORDER,
             share * 100.0,
             MIN_ORDERED_SHARE * 100.0
         );
@@ -360,19 +349,6 @@ pub fn verify(root: &Path, dist: &Path, gateway_tar: &Path, version: &str) -> Re
         "release check: SHA256SUMS verified; the packaged proxy-server {version} answered /health"
     );
     Ok(())
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(home.map(|h| h.join("bin")))
-        .map(|p| p.join(tool))
-        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
