@@ -538,7 +538,6 @@ pub(crate) fn build_bins(profile: &str, bins: &[&str]) -> Result<()> {
     run(&mut cmd)
 }
 
-/// bedrock-sim, proxy-server and proxy-admin: what a gateway in front of the emulator needs.
 /// proxy-server's link order (bins/proxy-server/build.rs): written by `cargo xtask symbol-order`,
 /// checked by `cargo xtask release`, measured against the resident code by `cargo xtask bench`.
 pub(crate) const SYMBOL_ORDER: &str = "bins/proxy-server/symbol-order.txt";
@@ -575,6 +574,7 @@ pub(crate) fn which(tool: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// bedrock-sim, proxy-server and proxy-admin: what a gateway in front of the emulator needs.
 pub(crate) const GATEWAY_BINS: &[&str] = &["bedrock-sim", "proxy-server", "proxy-admin"];
 
 /// Release builds of bedrock-sim, proxy-server and proxy-admin (in `target/release`).
