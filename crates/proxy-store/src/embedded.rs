@@ -96,6 +96,10 @@ struct Lane {
 /// See [`Lane::gate`].
 const BLOCKING_OPERATIONS: usize = 2;
 
+/// Rows of a usage batch written between two offers of the CPU to other threads (see
+/// `EmbeddedStore::insert_usage`).
+const YIELD_EVERY: usize = 16;
+
 /// How often the checkpoint thread copies the WAL's pages into the database file. SQLite's own
 /// automatic checkpoint (on the writer, at 1,000 pages) is switched off.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -351,7 +355,16 @@ impl EmbeddedStore {
             // The daily aggregates of the records stored now, summed per (key, day, model) before
             // they are written: one upsert per group instead of one per record.
             let mut daily: Vec<(&UsageRecord, String, [i64; 5])> = Vec::new();
-            for r in records.iter() {
+            for (i, r) in records.iter().enumerate() {
+                if i % YIELD_EVERY == 0 {
+                    // A batch takes a few hundred µs. Where the gateway's threads share a CPU, a
+                    // request that arrives meanwhile waited for all of it: the scheduler lets the
+                    // writer run on (and the writer, just woken, may even have taken the CPU from a
+                    // request). Offering the CPU first and then every few rows bounds that wait to
+                    // a few rows' time (the p99 at c=1: docs/BENCHMARKS.md, seventeenth pass).
+                    // With nothing else runnable, it returns at once.
+                    std::thread::yield_now();
+                }
                 // Cached statements: parsing the SQL again for every record cost more than running it.
                 let new = tx
                     .prepare_cached(
